@@ -1,0 +1,732 @@
+"""Stack configuration → a validated, typed ClusterSpec.
+
+This module is the start of the data flow: nothing else reads Pulumi config. Every rule of
+SPEC §2 is checked here, before any resource is registered; all problems are collected and
+reported together as one ConfigError whose lines name the key path, the bad value and what
+is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import pulumi
+
+PROJECT = "kubeadm-cluster"
+
+SUPPORTED_MINORS = (35, 36, 37)
+DEFAULT_KUBERNETES_VERSION = "1.36.4"
+ROLES = ("control-plane", "worker", "etcd")
+LOAD_BALANCER_TYPES = ("external", "kube-vip", "haproxy-keepalived", "none")
+ETCD_TOPOLOGIES = ("stacked", "external")
+KUBE_PROXY_MODES = ("iptables", "nftables", "ipvs")
+RUNTIMES = ("containerd", "cri-o")
+CNI_TYPES = ("flannel",)
+FLANNEL_VERSION = "v0.28.9"
+CNI_BACKENDS = ("vxlan", "host-gw")
+INGRESS_CONTROLLERS = ("ingress-nginx", "traefik", "none")
+INGRESS_NGINX_CHART_VERSION = "4.15.1"
+TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+CONTROL_PLANE_TAINT_KEY = "node-role.kubernetes.io/control-plane"
+API_SERVER_PORT = 6443
+HAPROXY_DEFAULT_PORT = 8443
+
+VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
+DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$")
+LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
+IMAGE_REPO_RE = re.compile(r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._/]*[a-z0-9])?)*$")
+
+
+class ConfigError(pulumi.RunError):
+    """Invalid stack configuration. A RunError so Pulumi prints the message without a traceback."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid stack configuration ({len(problems)} problem(s)):\n{lines}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The spec
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Bastion:
+    host: str
+    user: str
+    port: int
+
+
+@dataclass(frozen=True)
+class SshSettings:
+    user: str = "root"
+    port: int = 22
+    bastion: Bastion | None = None
+    agent: bool = False
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str
+
+    def kubeadm(self) -> dict[str, str]:
+        out = {"key": self.key, "effect": self.effect}
+        if self.value:
+            out["value"] = self.value
+        return out
+
+    def kubectl(self) -> str:
+        return f"{self.key}={self.value}:{self.effect}" if self.value else f"{self.key}:{self.effect}"
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    address: str
+    internal_address: str
+    roles: tuple[str, ...]
+    user: str
+    port: int
+    host_key: str | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+
+    @property
+    def is_control_plane(self) -> bool:
+        return "control-plane" in self.roles
+
+    @property
+    def is_worker(self) -> bool:
+        return "worker" in self.roles and not self.is_control_plane
+
+    @property
+    def is_etcd(self) -> bool:
+        return "etcd" in self.roles
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    type: str
+    vip: str | None = None
+    interface: str | None = None
+
+
+@dataclass(frozen=True)
+class ControlPlane:
+    endpoint_host: str
+    endpoint_port: int
+    load_balancer: LoadBalancer
+    cert_sans: tuple[str, ...]
+    schedulable: bool
+
+    @property
+    def endpoint(self) -> str:
+        host = f"[{self.endpoint_host}]" if ":" in self.endpoint_host else self.endpoint_host
+        return f"{host}:{self.endpoint_port}"
+
+
+@dataclass(frozen=True)
+class Networking:
+    pod_subnet: str = "10.244.0.0/16"
+    service_subnet: str = "10.96.0.0/12"
+    dns_domain: str = "cluster.local"
+    kube_proxy_mode: str = "iptables"
+
+
+@dataclass(frozen=True)
+class Cni:
+    type: str = "flannel"
+    version: str = FLANNEL_VERSION
+    backend: str = "vxlan"
+    iface: str | None = None
+
+
+@dataclass(frozen=True)
+class Ingress:
+    controller: str = "ingress-nginx"
+    chart_version: str = INGRESS_NGINX_CHART_VERSION
+    host_network: bool = True
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HelmRelease:
+    name: str
+    chart: str
+    version: str
+    repo: str | None = None
+    namespace: str = "default"
+    values: Mapping[str, Any] = field(default_factory=dict)
+    timeout: int | None = None
+    skip_await: bool = False
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    kubernetes_version: str
+    cluster_name: str
+    ssh: SshSettings
+    nodes: tuple[Node, ...]
+    control_plane: ControlPlane
+    etcd_topology: str
+    networking: Networking
+    container_runtime: str
+    image_repository: str
+    package_repositories: Mapping[str, str]
+    cni: Cni
+    ingress: Ingress
+    max_unavailable_workers: int
+    join_material_epoch: str
+    certificates_renew: str
+    helm_releases: tuple[HelmRelease, ...]
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def minor(self) -> str:
+        major, minor, _ = self.kubernetes_version.split(".")
+        return f"{major}.{minor}"
+
+    @property
+    def control_planes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.is_control_plane)
+
+    @property
+    def first_control_plane(self) -> Node:
+        return self.control_planes[0]
+
+    @property
+    def workers(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.is_worker)
+
+    @property
+    def etcd_nodes(self) -> tuple[Node, ...]:
+        return tuple(n for n in self.nodes if n.is_etcd)
+
+    @property
+    def cluster_nodes(self) -> tuple[Node, ...]:
+        """Nodes that run a kubelet registered with the API server (not dedicated etcd hosts)."""
+        return tuple(n for n in self.nodes if n.is_control_plane or n.is_worker)
+
+    def package_repository(self, name: str, default: str) -> str:
+        """The mirror for `name` if configured (with `{minor}` substituted), else `default`."""
+        return self.package_repositories.get(name, default).replace("{minor}", self.minor)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Collects problems while reading a raw config tree, so all of them are reported at once."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def fail(self, path: str, value: Any, allowed: str) -> None:
+        self.problems.append(f"{path}: {value!r} is not valid; {allowed}")
+
+    def mapping(self, path: str, value: Any, known: tuple[str, ...]) -> dict[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.fail(path, value, "expected a mapping")
+            return {}
+        for key in value:
+            if key not in known:
+                self.fail(f"{path}.{key}" if path else str(key), value[key], f"unknown key; known keys: {', '.join(known)}")
+        return dict(value)
+
+    def string(self, path: str, value: Any, default: str | None = None, *, required: bool = False,
+               check: Callable[[str], bool] | None = None, allowed: str = "") -> str | None:
+        if value is None or value == "":
+            if required:
+                self.problems.append(f"{path}: is required; {allowed}" if allowed else f"{path}: is required")
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            self.fail(path, value, allowed or "expected a string")
+            return default
+        text = str(value)
+        if check is not None and not check(text):
+            self.fail(path, value, allowed)
+            return default
+        return text
+
+    def choice(self, path: str, value: Any, choices: tuple[str, ...], default: str) -> str:
+        return self.string(path, value, default, check=lambda v: v in choices,
+                           allowed=f"allowed: {', '.join(choices)}") or default
+
+    def boolean(self, path: str, value: Any, default: bool) -> bool:
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        self.fail(path, value, "expected true or false")
+        return default
+
+    def integer(self, path: str, value: Any, default: int, lo: int, hi: int) -> int:
+        if value is None:
+            return default
+        try:
+            number = int(value) if not isinstance(value, bool) and str(value).strip().lstrip("-").isdigit() else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not lo <= number <= hi:
+            self.fail(path, value, f"expected an integer from {lo} to {hi}")
+            return default
+        return number
+
+    def string_list(self, path: str, value: Any, check: Callable[[str], bool], allowed: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.fail(path, value, "expected a list")
+            return ()
+        out = []
+        for i, item in enumerate(value):
+            text = self.string(f"{path}[{i}]", item, check=check, allowed=allowed, required=True)
+            if text is not None:
+                out.append(text)
+        return tuple(out)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_hostname(text: str) -> bool:
+    return len(text) <= 253 and all(DNS_LABEL_RE.match(part) for part in text.lower().split("."))
+
+
+def _is_host(text: str) -> bool:
+    return _is_ip(text) or _is_hostname(text)
+
+
+def _is_cidr(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=True)
+        return True
+    except ValueError:
+        return False
+
+
+def _is_label_key(key: str) -> bool:
+    prefix, _, name = key.rpartition("/")
+    return bool(LABEL_NAME_RE.match(name)) and (not prefix or _is_hostname(prefix))
+
+
+def _split_endpoint(text: str) -> tuple[str, int | None] | None:
+    """`host`, `host:port`, `[v6]:port` → (host, port or None); None when malformed."""
+    match = re.match(r"^\[([0-9a-fA-F:]+)\](?::(\d+))?$", text) or re.match(r"^([^:\[\]]+)(?::(\d+))?$", text)
+    if not match or not _is_host(match.group(1)):
+        return None
+    port = int(match.group(2)) if match.group(2) else None
+    if port is not None and not 1 <= port <= 65535:
+        return None
+    return match.group(1), port
+
+
+def _read_version(r: _Reader, value: Any) -> str:
+    text = r.string("kubernetesVersion", value, DEFAULT_KUBERNETES_VERSION,
+                    check=lambda v: bool(VERSION_RE.match(v)),
+                    allowed="expected a full version x.y.z such as 1.36.4") or DEFAULT_KUBERNETES_VERSION
+    major, minor, patch = (int(p) for p in VERSION_RE.match(text).groups())  # type: ignore[union-attr]
+    if major != 1 or minor < SUPPORTED_MINORS[0]:
+        r.fail("kubernetesVersion", value, "supported minors: " + ", ".join(f"1.{m}" for m in SUPPORTED_MINORS))
+    return f"{major}.{minor}.{patch}"
+
+
+def _read_taints(r: _Reader, path: str, value: Any) -> tuple[Taint, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        r.fail(path, value, "expected a list of {key, value, effect}")
+        return ()
+    taints = []
+    for i, raw in enumerate(value):
+        p = f"{path}[{i}]"
+        item = r.mapping(p, raw, ("key", "value", "effect"))
+        key = r.string(f"{p}.key", item.get("key"), required=True, check=_is_label_key,
+                       allowed="expected a label-style key such as dedicated or example.com/role")
+        val = r.string(f"{p}.value", item.get("value"), "", check=lambda v: bool(LABEL_VALUE_RE.match(v)),
+                       allowed="expected a label-style value") or ""
+        effect = r.choice(f"{p}.effect", item.get("effect"), TAINT_EFFECTS, "NoSchedule")
+        if item.get("effect") is None:
+            r.problems.append(f"{p}.effect: is required; allowed: {', '.join(TAINT_EFFECTS)}")
+        if key:
+            taints.append(Taint(key, val, effect))
+    return tuple(taints)
+
+
+def _read_labels(r: _Reader, path: str, value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        r.fail(path, value, "expected a mapping of label keys to values")
+        return {}
+    labels = {}
+    for key, val in value.items():
+        if not _is_label_key(str(key)):
+            r.fail(f"{path}.{key}", key, "expected a label key such as disk or example.com/tier")
+            continue
+        text = r.string(f"{path}.{key}", "" if val is None else val, "",
+                        check=lambda v: bool(LABEL_VALUE_RE.match(v)),
+                        allowed="expected a label value: up to 63 of A-Z a-z 0-9 - _ .")
+        labels[str(key)] = text or ""
+    return labels
+
+
+def _read_ssh(r: _Reader, value: Any) -> SshSettings:
+    raw = r.mapping("ssh", value, ("user", "port", "bastion", "agent"))
+    bastion = None
+    if raw.get("bastion") is not None:
+        b = r.mapping("ssh.bastion", raw["bastion"], ("host", "user", "port"))
+        host = r.string("ssh.bastion.host", b.get("host"), required=True, check=_is_host,
+                        allowed="expected an IP address or hostname")
+        bastion = Bastion(
+            host=host or "",
+            user=r.string("ssh.bastion.user", b.get("user"), "root") or "root",
+            port=r.integer("ssh.bastion.port", b.get("port"), 22, 1, 65535),
+        )
+    return SshSettings(
+        user=r.string("ssh.user", raw.get("user"), "root", check=lambda v: bool(re.match(r"^[a-z_][a-z0-9_.-]*$", v)),
+                      allowed="expected a Unix user name") or "root",
+        port=r.integer("ssh.port", raw.get("port"), 22, 1, 65535),
+        bastion=bastion,
+        agent=r.boolean("ssh.agent", raw.get("agent"), False),
+    )
+
+
+NODE_KEYS = ("name", "address", "internalAddress", "roles", "hostKey", "labels", "taints", "user", "port")
+
+
+def _read_nodes(r: _Reader, value: Any, ssh: SshSettings) -> tuple[Node, ...]:
+    if not isinstance(value, list) or not value:
+        r.fail("nodes", value, "expected a non-empty list of nodes, each with name, address and roles")
+        return ()
+    nodes = []
+    for i, raw in enumerate(value):
+        p = f"nodes[{i}]"
+        item = r.mapping(p, raw, NODE_KEYS)
+        name = r.string(f"{p}.name", item.get("name"), required=True,
+                        check=lambda v: bool(DNS_LABEL_RE.match(v)),
+                        allowed="expected a lowercase DNS label (a-z, 0-9, '-'), it becomes the node name")
+        address = r.string(f"{p}.address", item.get("address"), required=True, check=_is_host,
+                           allowed="expected an IP address or hostname reachable over SSH")
+        internal = r.string(f"{p}.internalAddress", item.get("internalAddress"), check=_is_ip,
+                            allowed="expected an IP address (it is the advertise and node IP)")
+        if internal is None and address is not None and not _is_ip(address):
+            r.problems.append(f"{p}.internalAddress: is required when address {address!r} is a hostname "
+                              "(the advertise address must be an IP)")
+        roles_raw = item.get("roles")
+        if not isinstance(roles_raw, list) or not roles_raw:
+            r.fail(f"{p}.roles", roles_raw, f"expected a non-empty list of: {', '.join(ROLES)}")
+            roles: tuple[str, ...] = ()
+        else:
+            roles = tuple(r.choice(f"{p}.roles[{j}]", role, ROLES, "") for j, role in enumerate(roles_raw))
+            roles = tuple(x for x in roles if x)
+        host_key = r.string(f"{p}.hostKey", item.get("hostKey"), check=lambda v: bool(HOST_KEY_RE.match(v.strip())),
+                            allowed="expected an authorized_keys-style line such as 'ssh-ed25519 AAAA…'")
+        if name and address:
+            nodes.append(Node(
+                name=name,
+                address=address,
+                internal_address=internal or address,
+                roles=roles,
+                user=r.string(f"{p}.user", item.get("user"), ssh.user) or ssh.user,
+                port=r.integer(f"{p}.port", item.get("port"), ssh.port, 1, 65535),
+                host_key=host_key.strip() if host_key else None,
+                labels=_read_labels(r, f"{p}.labels", item.get("labels")),
+                taints=_read_taints(r, f"{p}.taints", item.get("taints")),
+            ))
+    return tuple(nodes)
+
+
+def _check_inventory(r: _Reader, nodes: tuple[Node, ...], etcd_topology: str, warnings: list[str]) -> None:
+    seen_names: dict[str, int] = {}
+    seen_addresses: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        if node.name in seen_names:
+            r.fail(f"nodes[{i}].name", node.name, f"node names must be unique (also nodes[{seen_names[node.name]}])")
+        seen_names.setdefault(node.name, i)
+        for addr in {node.address, node.internal_address}:
+            if addr in seen_addresses and seen_addresses[addr] != i:
+                r.fail(f"nodes[{i}].address", addr,
+                       f"node addresses must be unique (also nodes[{seen_addresses[addr]}])")
+            seen_addresses.setdefault(addr, i)
+        if node.is_etcd and etcd_topology != "external":
+            r.fail(f"nodes[{i}].roles", list(node.roles), "role etcd needs etcd.topology: external")
+        if node.is_etcd and len(node.roles) > 1:
+            r.fail(f"nodes[{i}].roles", list(node.roles),
+                   "external etcd members are dedicated hosts: role etcd cannot be combined with other roles")
+    control_planes = [n for n in nodes if n.is_control_plane]
+    if nodes and not control_planes:
+        r.problems.append("nodes: no node has role control-plane; at least one is required")
+    if len(control_planes) > 1 and len(control_planes) % 2 == 0:
+        warnings.append(f"{len(control_planes)} control planes: an even number adds no etcd fault tolerance "
+                        f"over {len(control_planes) - 1} (quorum needs a majority)")
+    etcd_count = sum(n.is_etcd for n in nodes)
+    if etcd_topology == "external" and (etcd_count == 0 or etcd_count % 2 == 0):
+        r.fail("etcd.topology", "external",
+               f"external etcd needs an odd number of nodes with role etcd (found {etcd_count})")
+
+
+def _read_control_plane(r: _Reader, value: Any, nodes: tuple[Node, ...]) -> ControlPlane:
+    raw = r.mapping("controlPlane", value, ("endpoint", "loadBalancer", "certSANs", "schedulable"))
+    lb_raw = r.mapping("controlPlane.loadBalancer", raw.get("loadBalancer"), ("type", "vip", "interface"))
+    control_planes = [n for n in nodes if n.is_control_plane]
+    endpoint_text = r.string("controlPlane.endpoint", raw.get("endpoint"),
+                             check=lambda v: _split_endpoint(v) is not None,
+                             allowed="expected host:port, e.g. k8s-api.internal:6443")
+    lb_default = "external" if endpoint_text else "none"
+    lb_type = r.choice("controlPlane.loadBalancer.type", lb_raw.get("type"), LOAD_BALANCER_TYPES, lb_default)
+    vip = r.string("controlPlane.loadBalancer.vip", lb_raw.get("vip"), check=_is_ip, allowed="expected an IP address")
+    interface = r.string("controlPlane.loadBalancer.interface", lb_raw.get("interface"),
+                         check=lambda v: bool(re.match(r"^[A-Za-z0-9_.:@-]{1,15}$", v)),
+                         allowed="expected a network interface name such as eth0")
+    if lb_type in ("kube-vip", "haproxy-keepalived") and vip is None and lb_raw.get("vip") is None:
+        r.problems.append(f"controlPlane.loadBalancer.vip: is required with type {lb_type}")
+    if vip and any(vip in (n.address, n.internal_address) for n in nodes):
+        r.fail("controlPlane.loadBalancer.vip", vip, "the VIP must be a free address, not a node's address")
+    if len(control_planes) > 1 and not endpoint_text and raw.get("endpoint") is None:
+        r.problems.append(f"controlPlane.endpoint: is required with more than one control plane "
+                          f"({len(control_planes)} found); e.g. k8s-api.internal:6443")
+    if lb_type == "none" and len(control_planes) > 1:
+        r.fail("controlPlane.loadBalancer.type", "none",
+               "type none serves a single control plane; use external, kube-vip or haproxy-keepalived")
+
+    default_port = HAPROXY_DEFAULT_PORT if lb_type == "haproxy-keepalived" else API_SERVER_PORT
+    if endpoint_text and _split_endpoint(endpoint_text):
+        host, port = _split_endpoint(endpoint_text)  # type: ignore[misc]
+        port = port or default_port
+    elif vip:
+        host, port = vip, default_port
+    elif control_planes:
+        host, port = control_planes[0].internal_address, API_SERVER_PORT
+    else:
+        host, port = "", API_SERVER_PORT
+    if lb_type in ("kube-vip", "haproxy-keepalived") and vip and endpoint_text and host != vip:
+        r.fail("controlPlane.endpoint", endpoint_text, f"with {lb_type} the endpoint host must be the VIP {vip}")
+    if lb_type == "haproxy-keepalived" and port == API_SERVER_PORT:
+        r.fail("controlPlane.endpoint", endpoint_text or f"{host}:{port}",
+               f"haproxy runs beside the API server (port {API_SERVER_PORT}) and needs another port, e.g. {HAPROXY_DEFAULT_PORT}")
+    if lb_type == "kube-vip" and port != API_SERVER_PORT:
+        r.fail("controlPlane.endpoint", endpoint_text, f"kube-vip forwards the API server port: use port {API_SERVER_PORT}")
+
+    sans = r.string_list("controlPlane.certSANs", raw.get("certSANs"), _is_host,
+                         "expected IP addresses or DNS names")
+    automatic = [host] + ([vip] if vip else [])
+    cert_sans = tuple(dict.fromkeys([*sans, *(a for a in automatic if a)]))
+    return ControlPlane(
+        endpoint_host=host,
+        endpoint_port=port,
+        load_balancer=LoadBalancer(lb_type, vip, interface),
+        cert_sans=cert_sans,
+        schedulable=r.boolean("controlPlane.schedulable", raw.get("schedulable"), False),
+    )
+
+
+def _read_networking(r: _Reader, value: Any, nodes: tuple[Node, ...], warnings: list[str]) -> Networking:
+    raw = r.mapping("networking", value, ("podSubnet", "serviceSubnet", "dnsDomain", "kubeProxyMode"))
+    cidr_allowed = "expected a CIDR such as 10.244.0.0/16 (network address, no host bits)"
+    pod = r.string("networking.podSubnet", raw.get("podSubnet"), Networking.pod_subnet, check=_is_cidr,
+                   allowed=cidr_allowed) or Networking.pod_subnet
+    svc = r.string("networking.serviceSubnet", raw.get("serviceSubnet"), Networking.service_subnet,
+                   check=_is_cidr, allowed=cidr_allowed) or Networking.service_subnet
+    pod_net, svc_net = ipaddress.ip_network(pod), ipaddress.ip_network(svc)
+    if pod_net.version == svc_net.version and pod_net.overlaps(svc_net):
+        r.fail("networking.serviceSubnet", svc, f"it overlaps networking.podSubnet {pod}; choose disjoint ranges")
+    for i, node in enumerate(nodes):
+        for key, addr in (("address", node.address), ("internalAddress", node.internal_address)):
+            if _is_ip(addr):
+                ip = ipaddress.ip_address(addr)
+                for subnet_key, net in (("podSubnet", pod_net), ("serviceSubnet", svc_net)):
+                    if ip.version == net.version and ip in net:
+                        r.fail(f"networking.{subnet_key}", str(net),
+                               f"it contains nodes[{i}].{key} {addr}; node addresses must lie outside it")
+    mode = r.choice("networking.kubeProxyMode", raw.get("kubeProxyMode"), KUBE_PROXY_MODES, "iptables")
+    if mode == "ipvs":
+        warnings.append("networking.kubeProxyMode ipvs is deprecated upstream since Kubernetes 1.35; "
+                        "prefer nftables or iptables")
+    domain = r.string("networking.dnsDomain", raw.get("dnsDomain"), "cluster.local", check=_is_hostname,
+                      allowed="expected a DNS domain such as cluster.local") or "cluster.local"
+    return Networking(pod, svc, domain, mode)
+
+
+def _read_cni(r: _Reader, value: Any) -> Cni:
+    raw = r.mapping("cni", value, ("type", "version", "backend", "iface"))
+    return Cni(
+        type=r.choice("cni.type", raw.get("type"), CNI_TYPES, "flannel"),
+        version=r.string("cni.version", raw.get("version"), FLANNEL_VERSION,
+                         check=lambda v: v == FLANNEL_VERSION,
+                         allowed=f"the vendored flannel manifest is {FLANNEL_VERSION}") or FLANNEL_VERSION,
+        backend=r.choice("cni.backend", raw.get("backend"), CNI_BACKENDS, "vxlan"),
+        iface=r.string("cni.iface", raw.get("iface"), check=lambda v: bool(re.match(r"^[A-Za-z0-9_.:@-]{1,45}$", v)),
+                       allowed="expected an interface name or IP address"),
+    )
+
+
+def _default_ingress_chart(controller: str) -> str:
+    if controller == "traefik":
+        from components.ingress import TRAEFIK_CHART_VERSION  # the chart pin lives with its values
+
+        return TRAEFIK_CHART_VERSION
+    return INGRESS_NGINX_CHART_VERSION
+
+
+def _read_ingress(r: _Reader, value: Any, warnings: list[str]) -> Ingress:
+    raw = r.mapping("ingress", value, ("controller", "chartVersion", "hostNetwork", "values"))
+    controller = r.choice("ingress.controller", raw.get("controller"), INGRESS_CONTROLLERS, "ingress-nginx")
+    values = raw.get("values") or {}
+    if not isinstance(values, Mapping):
+        r.fail("ingress.values", values, "expected a mapping of chart values")
+        values = {}
+    if controller == "ingress-nginx":
+        warnings.append("ingress-nginx was retired upstream in March 2026 and gets no more security fixes; "
+                        "consider ingress.controller: traefik")
+    return Ingress(
+        controller=controller,
+        chart_version=r.string("ingress.chartVersion", raw.get("chartVersion"), _default_ingress_chart(controller),
+                               check=lambda v: bool(re.match(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", v)),
+                               allowed="expected an exact chart version such as 4.15.1")
+        or _default_ingress_chart(controller),
+        host_network=r.boolean("ingress.hostNetwork", raw.get("hostNetwork"), True),
+        values=dict(values),
+    )
+
+
+def _read_helm_releases(r: _Reader, value: Any) -> tuple[HelmRelease, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        r.fail("helmReleases", value, "expected a list of releases")
+        return ()
+    releases, names = [], set()
+    for i, raw in enumerate(value):
+        p = f"helmReleases[{i}]"
+        item = r.mapping(p, raw, ("name", "chart", "repo", "version", "namespace", "values", "timeout", "skipAwait"))
+        name = r.string(f"{p}.name", item.get("name"), required=True, check=lambda v: bool(DNS_LABEL_RE.match(v)),
+                        allowed="expected a lowercase DNS label")
+        if name in names:
+            r.fail(f"{p}.name", name, "release names must be unique")
+        names.add(name)
+        chart = r.string(f"{p}.chart", item.get("chart"), required=True, allowed="the chart name, e.g. metrics-server")
+        version = r.string(f"{p}.version", item.get("version"), required=True,
+                           check=lambda v: bool(re.match(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", v)),
+                           allowed="an exact chart version such as 3.13.0 (ranges are not pinned)")
+        repo = r.string(f"{p}.repo", item.get("repo"), check=lambda v: bool(re.match(r"^(https?|oci)://\S+$", v)),
+                        allowed="expected an http(s):// or oci:// chart repository URL")
+        values = item.get("values") or {}
+        if not isinstance(values, Mapping):
+            r.fail(f"{p}.values", values, "expected a mapping of chart values")
+            values = {}
+        namespace = r.string(f"{p}.namespace", item.get("namespace"), "default",
+                             check=lambda v: bool(DNS_LABEL_RE.match(v)), allowed="expected a namespace name")
+        timeout = item.get("timeout")
+        if name and chart and version:
+            releases.append(HelmRelease(
+                name=name, chart=chart, version=version, repo=repo, namespace=namespace or "default",
+                values=dict(values),
+                timeout=None if timeout is None else r.integer(f"{p}.timeout", timeout, 300, 1, 86400),
+                skip_await=r.boolean(f"{p}.skipAwait", item.get("skipAwait"), False),
+            ))
+    return tuple(releases)
+
+
+TOP_LEVEL_KEYS = (
+    "kubernetesVersion", "clusterName", "sshPrivateKey", "ssh", "nodes", "controlPlane", "etcd", "networking",
+    "containerRuntime", "imageRepository", "packageRepositories", "cni", "ingress", "upgrade",
+    "joinMaterialEpoch", "certificates", "helmReleases", "keepalivedAuthPass",
+)
+
+
+def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool = True) -> ClusterSpec:
+    """Validate raw config values (keys without the project prefix) into a ClusterSpec.
+
+    Raises ConfigError listing every problem found.
+    """
+    r = _Reader()
+    warnings: list[str] = []
+    version = _read_version(r, raw.get("kubernetesVersion"))
+    cluster_name = r.string("clusterName", raw.get("clusterName"), stack, check=lambda v: bool(DNS_LABEL_RE.match(v)),
+                            allowed="expected a lowercase DNS label") or stack
+    ssh = _read_ssh(r, raw.get("ssh"))
+    if not has_private_key and not ssh.agent:
+        r.problems.append("sshPrivateKey: is required unless ssh.agent is true; set it with "
+                          "`pulumi config set --secret kubeadm-cluster:sshPrivateKey < ~/.ssh/id_ed25519`")
+    etcd_raw = r.mapping("etcd", raw.get("etcd"), ("topology",))
+    etcd_topology = r.choice("etcd.topology", etcd_raw.get("topology"), ETCD_TOPOLOGIES, "stacked")
+    nodes = _read_nodes(r, raw.get("nodes"), ssh)
+    _check_inventory(r, nodes, etcd_topology, warnings)
+    control_plane = _read_control_plane(r, raw.get("controlPlane"), nodes)
+    networking = _read_networking(r, raw.get("networking"), nodes, warnings)
+    runtime_raw = r.mapping("containerRuntime", raw.get("containerRuntime"), ("type",))
+    runtime = r.choice("containerRuntime.type", runtime_raw.get("type"), RUNTIMES, "containerd")
+    image_repository = r.string("imageRepository", raw.get("imageRepository"), "registry.k8s.io",
+                                check=lambda v: bool(IMAGE_REPO_RE.match(v)),
+                                allowed="expected a registry path such as registry.k8s.io") or "registry.k8s.io"
+    repos_raw = r.mapping("packageRepositories", raw.get("packageRepositories"), ("kubernetes", "containerd", "cri-o"))
+    package_repositories = {
+        key: url for key in repos_raw
+        if (url := r.string(f"packageRepositories.{key}", repos_raw[key], check=lambda v: bool(URL_RE.match(v)),
+                            allowed="expected an http(s) URL ending in /; '{minor}' is replaced by e.g. 1.36"))
+    }
+    upgrade_raw = r.mapping("upgrade", raw.get("upgrade"), ("maxUnavailableWorkers",))
+    certs_raw = r.mapping("certificates", raw.get("certificates"), ("renew",))
+    spec = ClusterSpec(
+        kubernetes_version=version,
+        cluster_name=cluster_name,
+        ssh=ssh,
+        nodes=nodes,
+        control_plane=control_plane,
+        etcd_topology=etcd_topology,
+        networking=networking,
+        container_runtime=runtime,
+        image_repository=image_repository,
+        package_repositories=package_repositories,
+        cni=_read_cni(r, raw.get("cni")),
+        ingress=_read_ingress(r, raw.get("ingress"), warnings),
+        max_unavailable_workers=r.integer("upgrade.maxUnavailableWorkers", upgrade_raw.get("maxUnavailableWorkers"),
+                                          1, 1, 1000),
+        join_material_epoch=r.string("joinMaterialEpoch", raw.get("joinMaterialEpoch"), "1") or "1",
+        certificates_renew=r.string("certificates.renew", certs_raw.get("renew"), "") or "",
+        helm_releases=_read_helm_releases(r, raw.get("helmReleases")),
+        warnings=tuple(warnings),
+    )
+    if r.problems:
+        raise ConfigError(r.problems)
+    return spec
+
+
+def load_spec() -> tuple[ClusterSpec, pulumi.Output[str] | None]:
+    """Read this stack's config; return the spec and the secret SSH private key (None with ssh.agent)."""
+    config = pulumi.Config(PROJECT)
+    raw: dict[str, Any] = {}
+    for key in TOP_LEVEL_KEYS:
+        if key in ("sshPrivateKey", "keepalivedAuthPass"):
+            continue
+        try:
+            value = config.get_object(key)
+        except pulumi.config.ConfigTypeError:  # a plain string that is not JSON, e.g. 1.36.4
+            value = config.get(key)
+        raw[key] = value
+    private_key = config.get_secret("sshPrivateKey")
+    spec = parse_spec(raw, pulumi.get_stack(), has_private_key=private_key is not None)
+    for warning in spec.warnings:
+        pulumi.log.warn(warning)
+    return spec, private_key
