@@ -8,6 +8,7 @@ is allowed.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass, field
@@ -310,7 +311,11 @@ def _is_ip(text: str) -> bool:
 
 
 def _is_hostname(text: str) -> bool:
-    return len(text) <= 253 and all(DNS_LABEL_RE.match(part) for part in text.lower().split("."))
+    labels = text.lower().split(".")
+    # All-numeric dotted text is a mistyped IPv4 address, not a name.
+    if all(label.isdigit() for label in labels):
+        return False
+    return len(text) <= 253 and all(DNS_LABEL_RE.match(label) for label in labels)
 
 
 def _is_host(text: str) -> bool:
@@ -653,11 +658,14 @@ TOP_LEVEL_KEYS = (
     "containerRuntime", "imageRepository", "packageRepositories", "cni", "ingress", "upgrade",
     "joinMaterialEpoch", "certificates", "helmReleases", "keepalivedAuthPass",
 )
+SECRET_KEYS = ("sshPrivateKey", "keepalivedAuthPass")
 
 
-def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool = True) -> ClusterSpec:
+def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool = True,
+               has_keepalived_auth_pass: bool = False) -> ClusterSpec:
     """Validate raw config values (keys without the project prefix) into a ClusterSpec.
 
+    The secrets are not part of the spec; only whether they are set matters here.
     Raises ConfigError listing every problem found.
     """
     r = _Reader()
@@ -674,6 +682,9 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
     nodes = _read_nodes(r, raw.get("nodes"), ssh)
     _check_inventory(r, nodes, etcd_topology, warnings)
     control_plane = _read_control_plane(r, raw.get("controlPlane"), nodes)
+    if control_plane.load_balancer.type == "haproxy-keepalived" and not has_private_key and not has_keepalived_auth_pass:
+        r.problems.append("keepalivedAuthPass: is required with haproxy-keepalived and ssh.agent (it is otherwise "
+                          "derived from sshPrivateKey); set it with `pulumi config set --secret kubeadm-cluster:keepalivedAuthPass`")
     networking = _read_networking(r, raw.get("networking"), nodes, warnings)
     runtime_raw = r.mapping("containerRuntime", raw.get("containerRuntime"), ("type",))
     runtime = r.choice("containerRuntime.type", runtime_raw.get("type"), RUNTIMES, "containerd")
@@ -713,20 +724,37 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
     return spec
 
 
-def load_spec() -> tuple[ClusterSpec, pulumi.Output[str] | None]:
-    """Read this stack's config; return the spec and the secret SSH private key (None with ssh.agent)."""
+@dataclass(frozen=True)
+class Secrets:
+    """Secret config, kept apart from the spec so it only ever travels as secret Outputs."""
+
+    private_key: pulumi.Output[str] | None
+    keepalived_auth_pass: pulumi.Output[str] | None
+
+
+def derive_keepalived_auth_pass(private_key: pulumi.Output[str], cluster_name: str) -> pulumi.Output[str]:
+    """A VRRP password derived from the SSH key: stable, secret, and never in plaintext state."""
+    return pulumi.Output.secret(private_key.apply(
+        lambda key: hashlib.sha256(f"keepalived:{cluster_name}:{key}".encode()).hexdigest()[:8]))
+
+
+def load_spec() -> tuple[ClusterSpec, Secrets]:
+    """Read this stack's config: the validated spec and the secrets."""
     config = pulumi.Config(PROJECT)
     raw: dict[str, Any] = {}
     for key in TOP_LEVEL_KEYS:
-        if key in ("sshPrivateKey", "keepalivedAuthPass"):
+        if key in SECRET_KEYS:
             continue
         try:
-            value = config.get_object(key)
+            raw[key] = config.get_object(key)
         except pulumi.config.ConfigTypeError:  # a plain string that is not JSON, e.g. 1.36.4
-            value = config.get(key)
-        raw[key] = value
+            raw[key] = config.get(key)
     private_key = config.get_secret("sshPrivateKey")
-    spec = parse_spec(raw, pulumi.get_stack(), has_private_key=private_key is not None)
+    auth_pass = config.get_secret("keepalivedAuthPass")
+    spec = parse_spec(raw, pulumi.get_stack(), has_private_key=private_key is not None,
+                      has_keepalived_auth_pass=auth_pass is not None)
     for warning in spec.warnings:
         pulumi.log.warn(warning)
-    return spec, private_key
+    if auth_pass is None and private_key is not None:
+        auth_pass = derive_keepalived_auth_pass(private_key, spec.cluster_name)
+    return spec, Secrets(private_key, auth_pass)

@@ -1,0 +1,47 @@
+"""Day 2: certificate renewal on every control plane (one at a time) and the expiry report."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+
+from components.config import Node
+from components.remote import Context, node_command, node_script
+
+
+class CertificateRenewal(pulumi.ComponentResource):
+    """Renews when certificates.renew takes a new value; a no-op otherwise."""
+
+    def __init__(self, ctx: Context, node: Node, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubeadm-cluster:index:CertificateRenewal", node.name, None, opts)
+        self.command = node_command(
+            f"{node.name}-certs-renew", ctx, node,
+            create=node_script("certs-renew.sh", {"NODE_NAME": node.name, "RENEWAL": ctx.spec.certificates_renew}, node),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({})
+
+
+def summarize_expiry(report: str) -> list[dict[str, str]]:
+    """kubeadm's CertificateExpirationInfo JSON → [{name, expires, authority}] for the stack output."""
+    document = json.loads(report)
+    entries = document.get("certificates", []) + document.get("certificateAuthorities", [])
+    return [{"name": e.get("name", ""), "expires": e.get("expirationDate", ""),
+             "authority": e.get("certificateAuthority", "")} for e in entries]
+
+
+class CertificateExpiry(pulumi.ComponentResource):
+    """`kubeadm certs check-expiration` on the first control plane, re-read after renewals and upgrades."""
+
+    def __init__(self, ctx: Context, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubeadm-cluster:index:CertificateExpiry", "certificate-expiry", None, opts)
+        node = ctx.spec.first_control_plane
+        params = {"RENEWAL": ctx.spec.certificates_renew, "K8S_VERSION": ctx.spec.kubernetes_version}
+        self.command = node_command(
+            "certificate-expiry", ctx, node,
+            create=node_script("certs-expiry.sh", params, node),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.expiry = self.command.stdout.apply(summarize_expiry)
+        self.register_outputs({"expiry": self.expiry})

@@ -1,0 +1,90 @@
+"""The phase runner: wires the phases into the dependency graph of SPEC §4 and §6.
+
+1. every node prepared, in parallel
+2. HA endpoint static pods (haproxy-keepalived on every control plane, kube-vip on the init node)
+3. external etcd formed and healthy (if chosen)
+4. kubeadm init on the first control plane; then the upgrade preflight and the first control
+   plane's upgrade step (no-ops unless kubernetesVersion changed)
+5. join material minted
+6. control-plane joins one at a time, worker joins in parallel; node registrations (labels, taints,
+   and the drain/delete path); the other control planes' upgrade steps one at a time, then the
+   workers' in batches of upgrade.maxUnavailableWorkers
+7. certificate renewal chain, kubeconfig read back, certificate expiry report
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.certificates import CertificateExpiry, CertificateRenewal
+from components.config import ClusterSpec, Node
+from components.control_plane_init import ControlPlaneInit
+from components.etcd import ExternalEtcd
+from components.join import NodeJoin
+from components.join_material import JoinMaterial
+from components.kubeconfig import Kubeconfig
+from components.loadbalancer import ControlPlaneEndpoint, endpoint_stages
+from components.prepare import NodePreparation
+from components.registration import NodeRegistration
+from components.remote import Context
+from components.upgrade import ControlPlaneUpgrade, UpgradePreflight, WorkerUpgrade
+
+
+def batches(nodes: tuple[Node, ...], size: int) -> list[tuple[Node, ...]]:
+    return [nodes[i:i + size] for i in range(0, len(nodes), size)]
+
+
+class KubeadmCluster(pulumi.ComponentResource):
+    def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubeadm-cluster:index:KubeadmCluster", name, None, opts)
+        spec: ClusterSpec = ctx.spec
+        first = spec.first_control_plane
+
+        def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
+
+        prepared = {node.name: NodePreparation(ctx, node, child()).command for node in spec.nodes}
+        etcd = ExternalEtcd(ctx, prepared, child()) if spec.etcd_topology == "external" else None
+
+        def endpoint(node: Node, stage: str, after: pulumi.Resource) -> list[pulumi.Resource]:
+            if stage not in endpoint_stages(spec, node):
+                return []
+            return [ControlPlaneEndpoint(ctx, node, stage, child(after)).command]
+
+        def before_kubeadm(node: Node) -> list[pulumi.Resource]:
+            """What must be in place on a control plane before its kubeadm init/join."""
+            needs = [prepared[node.name], *endpoint(node, "before-kubeadm", prepared[node.name])]
+            return needs + ([etcd.client_certificates] if etcd is not None else [])
+
+        init = ControlPlaneInit(ctx, child(*before_kubeadm(first))).command
+        ready = [init, *endpoint(first, "after-kubeadm", init)]
+
+        preflight = UpgradePreflight(ctx, child(init)).command
+        upgraded = ControlPlaneUpgrade(ctx, first, child(preflight, *ready)).command
+        material = JoinMaterial(ctx, [n.name for n in spec.cluster_nodes if n != first], child(upgraded))
+
+        joins: dict[str, pulumi.Resource] = {first.name: init}
+        previous_join: pulumi.Resource = material.command
+        previous_upgrade = upgraded
+        renewal = first_renewal = CertificateRenewal(ctx, first, child(upgraded)).command
+        for node in spec.control_planes[1:]:
+            join = NodeJoin(ctx, node, material.material, child(previous_join, *before_kubeadm(node))).command
+            joins[node.name] = previous_join = join
+            joined = [join, *endpoint(node, "after-kubeadm", join)]
+            previous_upgrade = ControlPlaneUpgrade(ctx, node, child(previous_upgrade, *joined)).command
+            renewal = CertificateRenewal(ctx, node, child(renewal, join)).command
+        for node in spec.workers:
+            joins[node.name] = NodeJoin(ctx, node, material.material,
+                                        child(material.command, prepared[node.name])).command
+
+        registrations = {node.name: NodeRegistration(ctx, node, child(joins[node.name], *ready)).command
+                         for node in spec.cluster_nodes}
+
+        previous_batch: list[pulumi.Resource] = [previous_upgrade]
+        for batch in batches(spec.workers, spec.max_unavailable_workers):
+            previous_batch = [WorkerUpgrade(ctx, node, child(*previous_batch, registrations[node.name])).uncordon
+                              for node in batch]
+
+        self.kubeconfig = Kubeconfig(ctx, child(first_renewal)).kubeconfig
+        self.certificate_expiry = CertificateExpiry(ctx, child(renewal, previous_upgrade)).expiry
+        self.register_outputs({"kubeconfig": self.kubeconfig, "certificateExpiry": self.certificate_expiry})

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Helpers shared by every rendered script. Progress goes to stderr (streamed to `pulumi up`);
+# stdout is reserved for the one JSON document (or file) a later step reads.
+set -euo pipefail
+
+log() { printf '[kubeadm-cluster %s] %s\n' "$(hostname)" "$*" >&2; }
+
+die() {
+  log "ERROR: $*"
+  exit 1
+}
+
+# retry ATTEMPTS DELAY_SECONDS COMMAND... — returns the command's success, quietly between tries.
+retry() {
+  local attempts=$1 delay=$2 i
+  shift 2
+  for ((i = 1; ; i++)); do
+    if "$@"; then return 0; fi
+    if ((i >= attempts)); then return 1; fi
+    sleep "$delay"
+  done
+}
+
+package_manager() {
+  if command -v apt-get >/dev/null 2>&1; then
+    echo apt
+  elif command -v dnf >/dev/null 2>&1; then
+    echo dnf
+  else
+    die "neither apt-get nor dnf found; supported: Debian 12/13, Ubuntu 22.04/24.04, RHEL/Rocky/Alma 9"
+  fi
+}
+
+# Writes stdin to FILE only when the content differs; returns 0 when it changed the file.
+write_if_changed() {
+  local file=$1 tmp
+  tmp=$(mktemp)
+  cat >"$tmp"
+  if [[ -f $file ]] && cmp -s "$tmp" "$file"; then
+    rm -f "$tmp"
+    return 1
+  fi
+  install -D -m 0644 "$tmp" "$file"
+  rm -f "$tmp"
+  return 0
+}
+
+# The interface that carries the VIP: the configured one, else the one that routes to it.
+vip_interface() {
+  local vip=$1 configured=$2 found
+  found=${configured:-$(ip -o route get "$vip" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p')}
+  [[ -n $found ]] || die "no interface routes to the VIP $vip on $(hostname); set controlPlane.loadBalancer.interface"
+  ip link show "$found" >/dev/null 2>&1 || die "interface $found does not exist on $(hostname)"
+  echo "$found"
+}
+
+admin_kubectl() { kubectl --kubeconfig /etc/kubernetes/admin.conf "$@"; }
+
+wait_for_apiserver() {
+  retry 60 5 admin_kubectl get --raw=/readyz >/dev/null 2>&1 \
+    || die "the API server did not become ready within 5 minutes"
+}
+
+# The version kubeadm on this node reports, without the leading v (e.g. 1.36.4), or empty.
+installed_kubeadm_version() {
+  if command -v kubeadm >/dev/null 2>&1; then
+    kubeadm version -o short 2>/dev/null | sed 's/^v//'
+  fi
+}

@@ -1,0 +1,24 @@
+"""Phase 4: `kubeadm init --upload-certs` on the first control plane."""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.kubeadm_config import init_configuration
+from components.remote import Context, node_command, node_script
+
+
+class ControlPlaneInit(pulumi.ComponentResource):
+    def __init__(self, ctx: Context, opts: pulumi.ResourceOptions | None = None):
+        node = ctx.spec.first_control_plane
+        super().__init__("kubeadm-cluster:index:ControlPlaneInit", node.name, None, opts)
+        self.node = node
+        self.command = node_command(
+            f"{node.name}-init", ctx, node,
+            create=node_script("init.sh", {"NODE_NAME": node.name, "KUBEADM_CONFIG": init_configuration(ctx.spec)}, node),
+            delete=node_script("reset.sh", {"NODE_NAME": node.name}, node),
+            triggers=[node.address],
+            # A running cluster is changed by upgrades, never by a second init.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["create"], delete_before_replace=True),
+        )
+        self.register_outputs({})

@@ -1,0 +1,151 @@
+"""Phase 3: an external etcd cluster on the nodes with role etcd (kubeadm's HA etcd procedure).
+
+The etcd CA is made once on the first etcd node; its key reaches the other members only as secret
+stdin. Control planes get the CA certificate and the API server's client pair (secret stdin), never
+the CA key. The first control plane's init waits for every member to report healthy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Mapping
+
+import pulumi
+
+from components.config import ClusterSpec, Node
+from components.kubeadm_config import CRI_SOCKETS, KUBEADM_API
+from components.remote import Context, node_command, node_script
+from components.scripts import yaml_documents
+
+ETCD_CA_KEYS = ("caCert", "caKey", "clientCert", "clientKey")
+KUBELET_DROPIN = (
+    "[Service]\n"
+    "ExecStart=\n"
+    "ExecStart=/usr/bin/kubelet --config=/etc/systemd/system/kubelet.service.d/kubelet.conf\n"
+    "Restart=always\n"
+)
+
+
+def initial_cluster(spec: ClusterSpec) -> str:
+    return ",".join(f"{n.name}=https://{n.internal_address}:2380" for n in spec.etcd_nodes)
+
+
+def member_configuration(spec: ClusterSpec, node: Node) -> str:
+    ip = node.internal_address
+    args = {
+        "initial-cluster": initial_cluster(spec),
+        "initial-cluster-state": "new",
+        "name": node.name,
+        "listen-peer-urls": f"https://{ip}:2380",
+        "listen-client-urls": f"https://{ip}:2379",
+        "advertise-client-urls": f"https://{ip}:2379",
+        "initial-advertise-peer-urls": f"https://{ip}:2380",
+    }
+    return yaml_documents(
+        {
+            "apiVersion": KUBEADM_API,
+            "kind": "InitConfiguration",
+            "nodeRegistration": {"name": node.name, "criSocket": CRI_SOCKETS[spec.container_runtime]},
+            "localAPIEndpoint": {"advertiseAddress": ip},
+        },
+        {
+            "apiVersion": KUBEADM_API,
+            "kind": "ClusterConfiguration",
+            "clusterName": spec.cluster_name,
+            "kubernetesVersion": f"v{spec.kubernetes_version}",
+            "imageRepository": spec.image_repository,
+            "etcd": {"local": {
+                "serverCertSANs": [ip],
+                "peerCertSANs": [ip],
+                "extraArgs": [{"name": k, "value": v} for k, v in args.items()],
+            }},
+        },
+    )
+
+
+def kubelet_configuration(spec: ClusterSpec) -> str:
+    """The standalone kubelet of an etcd host: static pods only, no API server."""
+    return yaml_documents({
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": False}},
+        "authorization": {"mode": "AlwaysAllow"},
+        "cgroupDriver": "systemd",
+        "address": "127.0.0.1",
+        "containerRuntimeEndpoint": CRI_SOCKETS[spec.container_runtime],
+        "staticPodPath": "/etc/kubernetes/manifests",
+    })
+
+
+def parse_etcd_ca(stdout: str) -> dict[str, str]:
+    try:
+        document = json.loads(stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise ValueError("the etcd CA step did not print its JSON document") from None
+    missing = [k for k in ETCD_CA_KEYS if not document.get(k)]
+    if missing:
+        raise ValueError(f"the etcd CA document lacks {', '.join(missing)}")
+    return {k: document[k] for k in ETCD_CA_KEYS}
+
+
+def pem_bundle(files: Mapping[str, str]) -> str:
+    """The stdin format pem-bundle.sh unpacks: '# file: NAME' then the PEM."""
+    return "".join(f"# file: {name}\n{content.rstrip()}\n" for name, content in files.items())
+
+
+class ExternalEtcd(pulumi.ComponentResource):
+    def __init__(self, ctx: Context, prepared: Mapping[str, pulumi.Resource],
+                 opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubeadm-cluster:index:ExternalEtcd", "etcd", None, opts)
+        spec = ctx.spec
+        first = spec.etcd_nodes[0]
+        ca = node_command(
+            "etcd-ca", ctx, first,
+            create=node_script("etcd-ca.sh", {"KUBEADM_CONFIG": member_configuration(spec, first)}, first),
+            secret_stdout=True,
+            triggers=[first.address],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[first.name]], ignore_changes=["create"]),
+        )
+        material = pulumi.Output.secret(ca.stdout.apply(parse_etcd_ca))
+        ca_bundle = pulumi.Output.secret(material.apply(
+            lambda m: pem_bundle({"ca.crt": m["caCert"], "ca.key": m["caKey"]})))
+        members = [
+            node_command(
+                f"{node.name}-etcd-member", ctx, node,
+                create=node_script("etcd-member.sh", {
+                    "NODE_NAME": node.name,
+                    "KUBEADM_CONFIG": member_configuration(spec, node),
+                    "KUBELET_CONFIG": kubelet_configuration(spec),
+                    "KUBELET_DROPIN": KUBELET_DROPIN,
+                }, node, includes=("pem-bundle.sh",)),
+                stdin=ca_bundle,
+                delete=node_script("etcd-reset.sh", {"NODE_NAME": node.name}, node),
+                triggers=[node.address],
+                # kubeadm does not upgrade or reconfigure external etcd members.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[node.name], ca],
+                                            ignore_changes=["create", "stdin"], delete_before_replace=True),
+            )
+            for node in spec.etcd_nodes
+        ]
+        endpoints = "\n".join(f"https://{n.internal_address}:2379" for n in spec.etcd_nodes)
+        healthy = node_command(
+            "etcd-health", ctx, first,
+            create=node_script("etcd-health.sh", {"ENDPOINTS": endpoints}, first),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=members),
+        )
+        client_bundle = pulumi.Output.secret(material.apply(lambda m: pem_bundle({
+            "ca.crt": m["caCert"],
+            "apiserver-etcd-client.crt": m["clientCert"],
+            "apiserver-etcd-client.key": m["clientKey"],
+        })))
+        # Only the init node needs them: joining control planes download them with the other
+        # control-plane certificates (kubeadm upload-certs includes the external etcd client pair).
+        cp = spec.first_control_plane
+        self.client_certificates = node_command(
+            f"{cp.name}-etcd-client-certs", ctx, cp,
+            create=node_script("etcd-client-certs.sh", {}, cp, includes=("pem-bundle.sh",)),
+            stdin=client_bundle,
+            triggers=[cp.address],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[healthy, prepared[cp.name]]),
+        )
+        self.register_outputs({})

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# kubeadm join with the JoinConfiguration read from stdin (it holds the token and certificate key).
+# Parameters: NODE_NAME ROLE
+# Idempotent: a joined node does nothing; a half-finished join is reset and redone.
+set -euo pipefail
+
+STATE_DIR=/etc/kubernetes/kubeadm-cluster
+config=$(mktemp)
+trap 'rm -f "$config"' EXIT
+chmod 0600 "$config"
+cat >"$config"
+if [[ -f $STATE_DIR/joined || -f $STATE_DIR/initialized ]]; then
+  log "$NODE_NAME is already a member of the cluster"
+  exit 0
+fi
+[[ -s $config ]] || die "no JoinConfiguration on stdin"
+if [[ -f /etc/kubernetes/kubelet.conf ]]; then
+  log "an earlier kubeadm join did not finish; resetting before trying again"
+  kubeadm reset -f
+fi
+log "kubeadm join as $ROLE"
+if ! kubeadm join --config "$config" >&2; then
+  die "kubeadm join failed. If the join material is older than 24 h (token) or 2 h (control-plane certificates), set a new kubeadm-cluster:joinMaterialEpoch and run pulumi up again"
+fi
+install -d -m 0700 "$STATE_DIR"
+touch "$STATE_DIR/joined"
+log "$NODE_NAME joined as $ROLE"

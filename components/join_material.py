@@ -1,0 +1,45 @@
+"""Phase 5: join material minted on the first control plane, secret, fresh for every new joiner."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+
+from components.remote import Context, node_command, node_script
+
+JOIN_MATERIAL_KEYS = ("token", "caCertHash", "certificateKey")
+
+
+def parse_join_material(stdout: str) -> dict[str, str]:
+    """The JSON document join-material.sh prints last; a clear error (without the secret) otherwise."""
+    try:
+        material = json.loads(stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise ValueError("the join-material step did not print its JSON document") from None
+    missing = [key for key in JOIN_MATERIAL_KEYS if not material.get(key)]
+    if missing:
+        raise ValueError(f"the join-material document lacks {', '.join(missing)}")
+    return {key: material[key] for key in JOIN_MATERIAL_KEYS}
+
+
+class JoinMaterial(pulumi.ComponentResource):
+    """A bootstrap token, a certificate-key upload and the CA hash.
+
+    Replaced (so re-minted) whenever the set of joining nodes or joinMaterialEpoch changes; joins of
+    nodes already in the cluster ignore the new material.
+    """
+
+    def __init__(self, ctx: Context, joining: list[str], opts: pulumi.ResourceOptions | None = None):
+        node = ctx.spec.first_control_plane
+        super().__init__("kubeadm-cluster:index:JoinMaterial", "join-material", None, opts)
+        self.command = node_command(
+            "join-material", ctx, node,
+            create=node_script("join-material.sh", {}, node),
+            secret_stdout=True,
+            triggers=[node.address, ",".join(sorted(joining)), ctx.spec.join_material_epoch],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.material: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
+            self.command.stdout.apply(parse_join_material))
+        self.register_outputs({"material": self.material})

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Package helpers shared by node preparation and upgrades.
+# Parameters: K8S_VERSION K8S_MINOR K8S_REPO_URL ('' = pkgs.k8s.io for K8S_MINOR)
+set -euo pipefail
+
+KEYRINGS=/etc/apt/keyrings
+
+# apt_repository NAME URL: a flat repository (`deb URL /`) signed by URL/Release.key, as pkgs.k8s.io is.
+apt_repository() {
+  local name=$1 url=$2 key
+  key=$(mktemp)
+  curl -fsSL --retry 3 "${url}Release.key" | gpg --dearmor >"$key"
+  install -d -m 0755 "$KEYRINGS"
+  cmp -s "$key" "$KEYRINGS/$name-apt-keyring.gpg" || install -m 0644 "$key" "$KEYRINGS/$name-apt-keyring.gpg"
+  rm -f "$key"
+  echo "deb [signed-by=$KEYRINGS/$name-apt-keyring.gpg] $url /" \
+    | write_if_changed "/etc/apt/sources.list.d/$name.list" || true
+}
+
+# The Kubernetes package repository for K8S_MINOR (or the configured mirror); sets K8S_REPO.
+kubernetes_repository() {
+  case $(package_manager) in
+    apt)
+      K8S_REPO=${K8S_REPO_URL:-https://pkgs.k8s.io/core:/stable:/v${K8S_MINOR}/deb/}
+      apt_repository kubernetes "$K8S_REPO"
+      ;;
+    dnf)
+      K8S_REPO=${K8S_REPO_URL:-https://pkgs.k8s.io/core:/stable:/v${K8S_MINOR}/rpm/}
+      printf '[kubernetes]\nname=Kubernetes\nbaseurl=%s\nenabled=1\ngpgcheck=1\ngpgkey=%srepodata/repomd.xml.key\nexclude=kubelet kubeadm kubectl cri-tools kubernetes-cni\n' \
+        "$K8S_REPO" "$K8S_REPO" | write_if_changed /etc/yum.repos.d/kubernetes.repo || true
+      ;;
+  esac
+}
+
+refresh_package_index() {
+  case $(package_manager) in
+    apt) apt-get update -q >&2 ;;
+    dnf) dnf makecache -q >&2 ;;
+  esac
+}
+
+# pkgs.k8s.io versions look like 1.36.4-1.1: the one for K8S_VERSION.
+apt_k8s_version() {
+  local pkg=$1 version
+  version=$(apt-cache madison "$pkg" 2>/dev/null | awk '{print $3}' | grep -E "^${K8S_VERSION//./\\.}-" | head -n1 || true)
+  [[ -n $version ]] || die "$pkg $K8S_VERSION is not in $K8S_REPO (it has: $(apt-cache madison "$pkg" 2>/dev/null | awk '{print $3}' | head -n5 | xargs))"
+  echo "$version"
+}
+
+# install_kubernetes_packages PKG... — exactly K8S_VERSION, held against unattended upgrades.
+install_kubernetes_packages() {
+  local pkg version want=()
+  case $(package_manager) in
+    apt)
+      for pkg in "$@"; do
+        version=$(apt_k8s_version "$pkg")
+        [[ $(dpkg-query -W -f='${Version}' "$pkg" 2>/dev/null || true) == "$version" ]] || want+=("$pkg=$version")
+      done
+      if ((${#want[@]})); then
+        log "installing ${want[*]}"
+        apt-mark unhold "$@" >/dev/null 2>&1 || true
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-change-held-packages --allow-downgrades "${want[@]}"
+      fi
+      apt-mark hold "$@" >/dev/null
+      ;;
+    dnf)
+      for pkg in "$@"; do
+        [[ $(rpm -q --qf '%{VERSION}' "$pkg" 2>/dev/null || true) == "$K8S_VERSION" ]] || want+=("$pkg-$K8S_VERSION")
+      done
+      if ((${#want[@]})); then
+        log "installing ${want[*]}"
+        dnf install -y -q --disableexcludes=kubernetes "${want[@]}"
+      fi
+      ;;
+  esac
+}

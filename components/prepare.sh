@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# Prepare a node for kubeadm: kernel settings, container runtime, pinned kubeadm/kubelet/kubectl.
+# Parameters: K8S_VERSION K8S_MINOR RUNTIME IMAGE_REPOSITORY K8S_REPO_URL CONTAINERD_REPO_URL CRIO_REPO_URL
+# Uses packages.sh.
+# Idempotent: every step checks before it changes anything.
+set -euo pipefail
+
+check_cgroup_v2() {
+  local fs
+  fs=$(stat -fc %T /sys/fs/cgroup 2>/dev/null || true)
+  [[ $fs == cgroup2fs ]] || die "cgroup v2 is required (kubelet >= 1.35 refuses cgroup v1); /sys/fs/cgroup is '$fs'. Boot with systemd.unified_cgroup_hierarchy=1"
+}
+
+disable_swap() {
+  swapoff -a
+  # Comment out swap entries so the change survives a reboot.
+  if grep -Eq '^[^#]\S*\s+\S+\s+swap\s' /etc/fstab 2>/dev/null; then
+    sed -ri 's/^([^#]\S*\s+\S+\s+swap\s.*)$/# disabled by kubeadm-cluster: \1/' /etc/fstab
+    log "swap entries commented out in /etc/fstab"
+  fi
+  local unit
+  for unit in $(systemctl list-units --type=swap --all --plain --no-legend 2>/dev/null | awk '{print $1}'); do
+    systemctl mask "$unit" >/dev/null
+  done
+}
+
+load_kernel_modules() {
+  printf 'overlay\nbr_netfilter\n' | write_if_changed /etc/modules-load.d/kubernetes.conf || true
+  # A module may be built into the kernel: then modprobe has nothing to load but the feature is there.
+  modprobe overlay 2>/dev/null || [[ -d /sys/module/overlay ]] || grep -qw overlay /proc/filesystems \
+    || die "kernel module overlay is not available"
+  modprobe br_netfilter 2>/dev/null || [[ -e /proc/sys/net/bridge/bridge-nf-call-iptables ]] \
+    || die "kernel module br_netfilter is not available (needed for Service traffic on the pod bridge)"
+}
+
+apply_sysctls() {
+  printf '%s\n' 'net.bridge.bridge-nf-call-iptables = 1' 'net.bridge.bridge-nf-call-ip6tables = 1' \
+    'net.ipv4.ip_forward = 1' | write_if_changed /etc/sysctl.d/99-kubernetes.conf || true
+  # Only our file: `sysctl --system` would also re-apply unrelated distribution defaults.
+  sysctl -q -p /etc/sysctl.d/99-kubernetes.conf
+}
+
+apt_install_prerequisites() {
+  local missing=()
+  local pkg
+  for pkg in apt-transport-https ca-certificates curl gpg; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  fi
+}
+
+# Docker's repository carries containerd 2.x as containerd.io for Debian and Ubuntu.
+apt_docker_repository() {
+  local key
+  # shellcheck source=/dev/null
+  . /etc/os-release
+  key=$(mktemp)
+  curl -fsSL --retry 3 "https://download.docker.com/linux/${ID}/gpg" | gpg --dearmor >"$key"
+  install -d -m 0755 "$KEYRINGS"
+  cmp -s "$key" "$KEYRINGS/docker-apt-keyring.gpg" || install -m 0644 "$key" "$KEYRINGS/docker-apt-keyring.gpg"
+  rm -f "$key"
+  echo "deb [signed-by=$KEYRINGS/docker-apt-keyring.gpg] https://download.docker.com/linux/${ID} ${VERSION_CODENAME} stable" \
+    | write_if_changed /etc/apt/sources.list.d/docker.list || true
+}
+
+# The newest candidate version of an apt package, or empty when no configured repository has it.
+apt_candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}' | grep -v '(none)' || true; }
+
+# Repositories for the runtime; sets RUNTIME_PACKAGE.
+runtime_repository() {
+  case $(package_manager)/$RUNTIME in
+    apt/containerd)
+      if [[ -n $CONTAINERD_REPO_URL ]]; then apt_repository containerd "$CONTAINERD_REPO_URL"; else apt_docker_repository; fi
+      ;;
+    apt/cri-o)
+      apt_repository cri-o "${CRIO_REPO_URL:-https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v${K8S_MINOR}/deb/}"
+      ;;
+    dnf/containerd)
+      if [[ -n $CONTAINERD_REPO_URL ]]; then
+        printf '[containerd]\nname=containerd\nbaseurl=%s\nenabled=1\ngpgcheck=1\ngpgkey=%srepodata/repomd.xml.key\n' \
+          "$CONTAINERD_REPO_URL" "$CONTAINERD_REPO_URL" | write_if_changed /etc/yum.repos.d/containerd.repo || true
+      else
+        curl -fsSL --retry 3 https://download.docker.com/linux/rhel/docker-ce.repo \
+          | write_if_changed /etc/yum.repos.d/docker-ce.repo || true
+      fi
+      ;;
+    dnf/cri-o)
+      local url=${CRIO_REPO_URL:-https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v${K8S_MINOR}/rpm/}
+      printf '[cri-o]\nname=CRI-O\nbaseurl=%s\nenabled=1\ngpgcheck=1\ngpgkey=%srepodata/repomd.xml.key\n' "$url" "$url" \
+        | write_if_changed /etc/yum.repos.d/cri-o.repo || true
+      ;;
+  esac
+}
+
+install_runtime() {
+  case $(package_manager) in
+    apt)
+      if [[ $RUNTIME == cri-o ]]; then
+        RUNTIME_PACKAGE=cri-o
+      elif [[ -n $(apt-cache policy containerd.io 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}') ]]; then
+        RUNTIME_PACKAGE=containerd.io
+      else
+        RUNTIME_PACKAGE=containerd
+      fi
+      dpkg -s "$RUNTIME_PACKAGE" >/dev/null 2>&1 \
+        || DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$RUNTIME_PACKAGE"
+      ;;
+    dnf)
+      if [[ $RUNTIME == cri-o ]]; then RUNTIME_PACKAGE=cri-o; else RUNTIME_PACKAGE=containerd.io; fi
+      rpm -q "$RUNTIME_PACKAGE" >/dev/null 2>&1 || dnf install -y -q "$RUNTIME_PACKAGE"
+      ;;
+  esac
+}
+
+pause_image() {
+  kubeadm config images list --kubernetes-version "v$K8S_VERSION" --image-repository "$IMAGE_REPOSITORY" 2>/dev/null \
+    | grep '/pause:' | head -n1
+}
+
+configure_containerd() {
+  local version sandbox config
+  version=$(containerd --version | grep -oE ' v?[0-9]+\.[0-9]+' | head -n1 | tr -d ' v')
+  [[ ${version%%.*} -ge 2 ]] || die "containerd $version is installed; 2.x is required (RuntimeConfig CRI call). Remove it or provide a repository with containerd 2.x (packageRepositories.containerd)"
+  sandbox=$(pause_image)
+  [[ -n $sandbox ]] || die "could not determine the pause image from kubeadm config images list"
+  config=$(containerd config default \
+    | sed -E "s/^([[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*).*/\1true/" \
+    | sed -E "s|^([[:space:]]*sandbox[[:space:]]*=[[:space:]]*).*|\1'${sandbox}'|")
+  grep -q 'SystemdCgroup = true' <<<"$config" || die "containerd config default has no SystemdCgroup option to set"
+  if printf '%s\n' "$config" | write_if_changed /etc/containerd/config.toml; then
+    log "containerd configured (systemd cgroups, sandbox $sandbox)"
+    systemctl restart containerd
+  fi
+  systemctl enable --now containerd >/dev/null 2>&1
+  printf 'runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\n' \
+    | write_if_changed /etc/crictl.yaml || true
+}
+
+configure_crio() {
+  local sandbox
+  sandbox=$(pause_image)
+  [[ -n $sandbox ]] || die "could not determine the pause image from kubeadm config images list"
+  if printf '[crio.image]\npause_image = "%s"\n' "$sandbox" | write_if_changed /etc/crio/crio.conf.d/10-kubeadm-cluster.conf; then
+    systemctl restart crio
+  fi
+  systemctl enable --now crio >/dev/null 2>&1
+}
+
+log "preparing for Kubernetes $K8S_VERSION with $RUNTIME"
+check_cgroup_v2
+disable_swap
+load_kernel_modules
+apply_sysctls
+if [[ $(package_manager) == apt ]]; then apt_install_prerequisites; fi
+kubernetes_repository
+runtime_repository
+refresh_package_index
+RUNTIME_PACKAGE=""
+install_runtime
+install_kubernetes_packages kubelet kubeadm kubectl
+case $RUNTIME in
+  containerd) configure_containerd ;;
+  cri-o) configure_crio ;;
+esac
+systemctl enable kubelet >/dev/null 2>&1
+log "node prepared: $(installed_kubeadm_version) with $RUNTIME_PACKAGE"

@@ -1,0 +1,83 @@
+"""Building `pulumi_command.remote.Command`s for a node: connection, sudo wrapper, secret handling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import pulumi
+from pulumi_command import remote
+
+from components.config import ClusterSpec, Node
+from components.scripts import ParamValue, remote_command, render
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every phase needs besides its own inputs."""
+
+    spec: ClusterSpec
+    private_key: pulumi.Output[str] | None
+    keepalived_auth_pass: pulumi.Output[str] | None = None
+
+    def connection(self, node: Node) -> remote.ConnectionArgs:
+        ssh = self.spec.ssh
+        proxy = None
+        if ssh.bastion is not None:
+            proxy = remote.ProxyConnectionArgs(
+                host=ssh.bastion.host,
+                user=ssh.bastion.user,
+                port=ssh.bastion.port,
+                private_key=self.private_key,
+                agent_socket_path=None,
+            )
+        return remote.ConnectionArgs(
+            host=node.address,
+            port=node.port,
+            user=node.user,
+            private_key=self.private_key,
+            host_key=node.host_key,
+            proxy=proxy,
+            # A node that is rebooting or slow to accept SSH gets about two minutes.
+            dial_error_limit=8,
+            per_dial_timeout=15,
+        )
+
+
+def node_script(template: str, params: Mapping[str, ParamValue], node: Node, includes: Sequence[str] = ()) -> str:
+    """The command line for `template` on `node`, with sudo for non-root users."""
+    return remote_command(render(template, params, includes), use_sudo=node.user != "root")
+
+
+def node_command(
+    name: str,
+    ctx: Context,
+    node: Node,
+    *,
+    create: str,
+    delete: str | None = None,
+    stdin: pulumi.Input[str] | None = None,
+    secret_stdout: bool = False,
+    triggers: Sequence[pulumi.Input] | None = None,
+    opts: pulumi.ResourceOptions,
+) -> remote.Command:
+    """One step on one machine.
+
+    `secret_stdout`: the script prints a secret (as its last action): stdout and stderr become
+    secret outputs and stdout is not streamed to the CLI.
+    """
+    if secret_stdout:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["stdout", "stderr"]))
+    return remote.Command(
+        name,
+        connection=ctx.connection(node),
+        create=create,
+        delete=delete,
+        stdin=stdin,
+        triggers=list(triggers) if triggers is not None else None,
+        logging=remote.Logging.STDERR if secret_stdout else remote.Logging.STDOUT_AND_STDERR,
+        # The previous stdout may hold a secret; never hand it to the next run's environment.
+        add_previous_output_in_env=False,
+        opts=opts,
+    )

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Remove this machine from Kubernetes: kubeadm reset plus what reset leaves behind
+# (CNI config, pod network links, KUBE-* and flannel firewall rules). Parameters: NODE_NAME
+set -euo pipefail
+
+log "resetting $NODE_NAME"
+if command -v kubeadm >/dev/null 2>&1; then
+  kubeadm reset -f >&2
+fi
+rm -rf /etc/cni/net.d /etc/kubernetes/kubeadm-cluster /root/.kube/config
+for link in cni0 flannel.1 kube-ipvs0; do
+  if ip link show "$link" >/dev/null 2>&1; then ip link delete "$link"; fi
+done
+# Only the rules Kubernetes and flannel made: the machine's own firewall stays.
+for tool in iptables ip6tables; do
+  if command -v "$tool-save" >/dev/null 2>&1; then
+    "$tool-save" | grep -v -e 'KUBE-' -e 'FLANNEL' -e 'CNI-' | "$tool-restore"
+  fi
+done
+if command -v ipvsadm >/dev/null 2>&1; then ipvsadm -C; fi
+log "$NODE_NAME reset"

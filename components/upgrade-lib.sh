@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Version helpers for the upgrade steps. Parameters: K8S_VERSION (the target)
+set -euo pipefail
+
+# The control-plane version this node runs (from its kube-apiserver manifest), or empty.
+local_control_plane_version() {
+  sed -n 's/.*kube-apiserver:v\([0-9][0-9.]*\).*/\1/p' /etc/kubernetes/manifests/kube-apiserver.yaml 2>/dev/null | head -n1
+}
+
+local_kubelet_version() {
+  kubelet --version 2>/dev/null | sed -n 's/^Kubernetes v//p'
+}
+
+# check_upgrade_path FROM TO — refuses downgrades and minor skips, naming both versions.
+check_upgrade_path() {
+  local from=$1 to=$2 from_major from_minor from_patch to_major to_minor to_patch
+  IFS=. read -r from_major from_minor from_patch <<<"$from"
+  IFS=. read -r to_major to_minor to_patch <<<"$to"
+  if ((to_major != from_major || to_minor < from_minor || (to_minor == from_minor && to_patch < from_patch))); then
+    die "refusing to downgrade Kubernetes from $from to $to: kubeadm does not support downgrades"
+  fi
+  if ((to_minor > from_minor + 1)); then
+    die "refusing to upgrade Kubernetes from $from to $to: kubeadm upgrades one minor version at a time; set kubernetesVersion to the latest 1.$((from_minor + 1)).x patch first, run pulumi up, then go on to $to"
+  fi
+}
+
+drain_self() {
+  admin_kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --force --timeout=300s >&2
+}
+
+upgrade_kubelet() {
+  install_kubernetes_packages kubelet kubectl
+  systemctl daemon-reload
+  systemctl restart kubelet
+}

@@ -1,0 +1,80 @@
+"""Day 2: the rolling upgrade, modelled as permanent resources that are no-ops at the current version.
+
+A change of kubernetesVersion changes their scripts, so `pulumi up` re-runs them in this order:
+preflight + etcd snapshot (first control plane) → first control plane (`upgrade apply`) → other
+control planes one at a time (`upgrade node`) → workers in batches of upgrade.maxUnavailableWorkers,
+each worker drained (from the first control plane), upgraded, and uncordoned.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.config import Node
+from components.prepare import package_params
+from components.remote import Context, node_command, node_script
+
+UPGRADE_INCLUDES = ("packages.sh", "upgrade-lib.sh")
+
+
+class UpgradePreflight(pulumi.ComponentResource):
+    """Refuses unsupported version changes on the machine, then snapshots etcd."""
+
+    def __init__(self, ctx: Context, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubeadm-cluster:index:UpgradePreflight", "upgrade-preflight", None, opts)
+        spec = ctx.spec
+        first = spec.first_control_plane
+        params = {
+            "K8S_VERSION": spec.kubernetes_version,
+            "STACKED_ETCD": spec.etcd_topology == "stacked",
+            "ETCD_POD": f"etcd-{first.name}",
+        }
+        self.command = node_command(
+            "upgrade-preflight", ctx, first,
+            create=node_script("upgrade-preflight.sh", params, first, includes=UPGRADE_INCLUDES),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({})
+
+
+class ControlPlaneUpgrade(pulumi.ComponentResource):
+    def __init__(self, ctx: Context, node: Node, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubeadm-cluster:index:ControlPlaneUpgrade", node.name, None, opts)
+        params = {
+            **package_params(ctx.spec),
+            "NODE_NAME": node.name,
+            "FIRST": node == ctx.spec.first_control_plane,
+        }
+        self.command = node_command(
+            f"{node.name}-upgrade", ctx, node,
+            create=node_script("upgrade-control-plane.sh", params, node, includes=UPGRADE_INCLUDES),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.register_outputs({})
+
+
+class WorkerUpgrade(pulumi.ComponentResource):
+    """Drain (on the first control plane) → upgrade (on the worker) → uncordon (first control plane)."""
+
+    def __init__(self, ctx: Context, node: Node, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubeadm-cluster:index:WorkerUpgrade", node.name, None, opts)
+        spec = ctx.spec
+        first = spec.first_control_plane
+        target = {"NODE_NAME": node.name, "K8S_VERSION": spec.kubernetes_version}
+        drain = node_command(
+            f"{node.name}-upgrade-drain", ctx, first,
+            create=node_script("upgrade-drain.sh", target, first),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        upgrade = node_command(
+            f"{node.name}-upgrade", ctx, node,
+            create=node_script("upgrade-worker.sh", {**package_params(spec), **target}, node,
+                               includes=UPGRADE_INCLUDES),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[drain]),
+        )
+        self.uncordon = node_command(
+            f"{node.name}-upgrade-uncordon", ctx, first,
+            create=node_script("upgrade-uncordon.sh", target, first),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[upgrade]),
+        )
+        self.register_outputs({})

@@ -1,0 +1,303 @@
+"""Running the whole program under Pulumi mocks and recording what it registers.
+
+`run_program(config)` sets the stack config, runs `components.program.main()` with a recording
+monitor and returns every registered resource with what the engine would see: inputs, parent,
+dependencies (URNs, components expanded to their custom resources), ignore_changes,
+delete_before_replace, additional_secret_outputs and provider.
+
+Remote commands get canned stdout (join material, kubeconfig, etcd CA, expiry report) whose secret
+values are known, so tests can scan for them. In preview mode commands print nothing: their
+stdout is unknown, as in a real preview of a fresh stack.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import pulumi
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.sync_await import _sync_await
+
+from components.program import main
+
+COMMAND = "command:remote:Command"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"
+
+TOKEN = "abcdef.0123456789abcdef"
+CERTIFICATE_KEY = "f" * 63 + "1"
+CA_HASH = "sha256:" + "2" * 64
+CLIENT_KEY_PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIsecretclientkeyAAAA\n-----END RSA PRIVATE KEY-----"
+ETCD_CA_KEY_PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIsecretetcdcakeyBBBB\n-----END RSA PRIVATE KEY-----"
+ADMIN_KEY_DATA = "c2VjcmV0LWFkbWluLWtleS1kYXRh"
+SSH_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1zZWNyZXQta2V5\n-----END OPENSSH PRIVATE KEY-----\n"
+KEEPALIVED_AUTH_PASS = "vrrp5ecr"
+
+ADMIN_CONF = f"""apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    certificate-authority-data: Y2EtZGF0YQ==
+    server: https://10.0.0.11:6443
+  name: dev
+contexts:
+- context: {{cluster: dev, user: kubernetes-admin}}
+  name: kubernetes-admin@dev
+current-context: kubernetes-admin@dev
+users:
+- name: kubernetes-admin
+  user:
+    client-certificate-data: Y2xpZW50LWNlcnQ=
+    client-key-data: {ADMIN_KEY_DATA}
+"""
+
+CANNED_STDOUT = {
+    "join-material": json.dumps({"token": TOKEN, "caCertHash": CA_HASH, "certificateKey": CERTIFICATE_KEY}),
+    "kubeconfig": ADMIN_CONF,
+    "etcd-ca": json.dumps({"caCert": "-----BEGIN CERTIFICATE-----\nY2E=\n-----END CERTIFICATE-----",
+                           "caKey": ETCD_CA_KEY_PEM,
+                           "clientCert": "-----BEGIN CERTIFICATE-----\nY2xp\n-----END CERTIFICATE-----",
+                           "clientKey": CLIENT_KEY_PEM}),
+    "certificate-expiry": json.dumps({"kind": "CertificateExpirationInfo", "certificates": [
+        {"name": "admin.conf", "expirationDate": "2027-11-24T21:00:00Z", "certificateAuthority": "ca"}],
+        "certificateAuthorities": [{"name": "ca", "expirationDate": "2036-11-22T21:00:00Z"}]}),
+}
+
+# Plaintexts that must never appear outside a secret.
+SECRET_PLAINTEXTS = {
+    "bootstrap token": TOKEN,
+    "certificate key": CERTIFICATE_KEY,
+    "admin client key": ADMIN_KEY_DATA,
+    "etcd CA key": "MIIsecretetcdcakeyBBBB",
+    "etcd client key": "MIIsecretclientkeyAAAA",
+    "ssh private key": "b3BlbnNzaC1zZWNyZXQta2V5",
+    "keepalived password": KEEPALIVED_AUTH_PASS,
+}
+
+
+@dataclass
+class Registered:
+    typ: str
+    name: str
+    urn: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    parent: str
+    dependencies: set[str]
+    ignore_changes: list[str]
+    delete_before_replace: bool
+    additional_secret_outputs: list[str]
+    provider: str
+    custom: bool
+    order: int
+
+    @property
+    def is_command(self) -> bool:
+        return self.typ == COMMAND
+
+    def plain(self, key: str) -> Any:
+        """An input with the secret wrapper removed."""
+        return unwrap(self.inputs.get(key))
+
+    def is_secret(self, key: str) -> bool:
+        value = self.inputs.get(key)
+        return isinstance(value, dict) and value.get(SECRET_SIG) is not None
+
+    @property
+    def host(self) -> str:
+        return unwrap(self.inputs["connection"])["host"]
+
+
+def unwrap(value: Any) -> Any:
+    if isinstance(value, dict):
+        if SECRET_SIG in value:
+            return unwrap(value.get("value"))
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    return value
+
+
+class ClusterMocks(pulumi.runtime.Mocks):
+    def __init__(self, stdout: Callable[[str], str | None]):
+        self.stdout = stdout
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        outputs = dict(args.inputs)
+        if args.typ == COMMAND:
+            text = self.stdout(args.name)
+            if text is not None:
+                outputs.update(stdout=text, stderr="")
+        return f"{args.name}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.lock = threading.Lock()
+        self.records: list[Registered] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            with self.lock:
+                self.records.append(Registered(
+                    typ=request.type,
+                    name=request.name,
+                    urn=response.urn,
+                    inputs=pulumi.runtime.rpc.deserialize_properties(request.object, keep_unknowns=True),
+                    outputs=dict(self.resources[response.urn].state or {}),
+                    parent=request.parent,
+                    dependencies=set(request.dependencies),
+                    ignore_changes=list(request.ignoreChanges),
+                    delete_before_replace=request.deleteBeforeReplace,
+                    additional_secret_outputs=list(request.additionalSecretOutputs),
+                    provider=request.provider,
+                    custom=request.custom,
+                    order=len(self.records),
+                ))
+        return response
+
+
+@dataclass
+class Run:
+    resources: list[Registered]
+    outputs: dict[str, Any] = field(default_factory=dict)
+    output_objects: dict[str, pulumi.Output] = field(default_factory=dict)
+    secret_outputs: set[str] = field(default_factory=set)
+
+    def named(self, name: str) -> Registered:
+        """The custom resource called `name` (components that share the name are skipped)."""
+        matches = [r for r in self.resources if r.name == name and r.custom]
+        assert len(matches) == 1, f"expected one resource named {name!r}, found {len(matches)}"
+        return matches[0]
+
+    @property
+    def commands(self) -> list[Registered]:
+        return [r for r in self.resources if r.is_command]
+
+    def waits_for(self, urn: str) -> set[str]:
+        """What the engine makes `urn` wait for: its dependencies and its parent (which waits for its own)."""
+        record = next((r for r in self.resources if r.urn == urn), None)
+        if record is None:
+            return set()
+        return record.dependencies | ({record.parent} if record.parent else set())
+
+    def depends_on(self, later: str, earlier: str) -> bool:
+        """Whether `later` waits for `earlier`, directly or through other resources."""
+        seen, stack = set(), [self.named(later).urn]
+        target = self.named(earlier).urn
+        while stack:
+            for dep in self.waits_for(stack.pop()):
+                if dep == target:
+                    return True
+                if dep not in seen:
+                    seen.add(dep)
+                    stack.append(dep)
+        return False
+
+    def names(self) -> set[str]:
+        return {r.name for r in self.resources}
+
+
+BASE_NODES = [
+    {"name": "cp1", "address": "10.0.0.11", "roles": ["control-plane"]},
+    {"name": "cp2", "address": "10.0.0.12", "roles": ["control-plane"]},
+    {"name": "cp3", "address": "10.0.0.13", "roles": ["control-plane"]},
+    {"name": "w1", "address": "10.0.0.21", "roles": ["worker"], "labels": {"disk": "ssd"}},
+    {"name": "w2", "address": "10.0.0.22", "roles": ["worker"],
+     "taints": [{"key": "dedicated", "value": "infra", "effect": "NoSchedule"}]},
+]
+
+
+def base_config(**overrides: Any) -> dict[str, Any]:
+    """A 3 control plane + 2 worker stack config, as Pulumi.dev.yaml holds it."""
+    config: dict[str, Any] = {
+        "kubernetesVersion": "1.36.4",
+        "clusterName": "dev",
+        "sshPrivateKey": SSH_PRIVATE_KEY,
+        "ssh": {"user": "ubuntu"},
+        "nodes": [dict(n) for n in BASE_NODES],
+        "controlPlane": {"endpoint": "k8s-api.internal:6443"},
+    }
+    config.update(overrides)
+    return config
+
+
+def run_program(config: Mapping[str, Any], *, preview: bool = False, stack: str = "dev",
+                stdout: Mapping[str, str | None] | None = None) -> Run:
+    """Run the program once with `config` (keys without the project prefix)."""
+    values = {f"kubeadm-cluster:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+    pulumi.runtime.set_all_config(values, secret_keys=["kubeadm-cluster:sshPrivateKey",
+                                                       "kubeadm-cluster:keepalivedAuthPass"])
+    canned = {**CANNED_STDOUT, **(stdout or {})}
+    mocks = ClusterMocks(lambda name: None if preview else canned.get(name, ""))
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="kubeadm-cluster", stack=stack, preview=preview, monitor=monitor)
+    run = Run(monitor.records)
+
+    @pulumi.runtime.test
+    def program():
+        run.output_objects = main()
+
+        def collect(values: dict[str, Any]) -> None:
+            run.outputs.update(values)
+
+        return pulumi.Output.all(**run.output_objects).apply(collect, run_with_unknowns=True)
+
+    try:
+        program()
+    except Exception as error:
+        error.run = run  # type: ignore[attr-defined]  # what was registered before the failure
+        raise
+    run.secret_outputs = {key for key, output in run.output_objects.items()
+                          if _sync_await(pulumi.Output.from_input(output).is_secret())}
+    return run
+
+
+@dataclass
+class Plan:
+    """What `pulumi up` would do going from one run's registrations to another's."""
+
+    created: set[str]
+    deleted: set[str]
+    updated: set[str]
+    replaced: set[str]
+
+    @property
+    def touched(self) -> set[str]:
+        return self.created | self.deleted | self.updated | self.replaced
+
+
+def plan(before: Run, after: Run) -> Plan:
+    """Custom resources compared by URN; ignore_changes honoured; a trigger change is a replace."""
+    old = {r.urn: r for r in before.resources if r.custom}
+    new = {r.urn: r for r in after.resources if r.custom}
+    updated, replaced = set(), set()
+    for urn in old.keys() & new.keys():
+        a, b = old[urn], new[urn]
+        if unwrap(a.inputs.get("triggers")) != unwrap(b.inputs.get("triggers")):
+            replaced.add(b.name)
+            continue
+        keys = (a.inputs.keys() | b.inputs.keys()) - set(b.ignore_changes) - {"triggers"}
+        if any(unwrap(a.inputs.get(k)) != unwrap(b.inputs.get(k)) for k in keys):
+            updated.add(b.name)
+    return Plan(
+        created={new[u].name for u in new.keys() - old.keys()},
+        deleted={old[u].name for u in old.keys() - new.keys()},
+        updated=updated,
+        replaced=replaced,
+    )
+
+
+def inner_script(command_line: str) -> str:
+    """The bash script inside the sudo wrapper a Command's create/delete holds."""
+    from components.scripts import HEREDOC_MARK
+
+    start = command_line.index(f"<<'{HEREDOC_MARK}'\n") + len(f"<<'{HEREDOC_MARK}'\n")
+    return command_line[start:command_line.index(f"\n{HEREDOC_MARK}\n", start) + 1]
