@@ -35,6 +35,14 @@ def _quote(value: ParamValue) -> str:
     return shlex.quote(str(value))
 
 
+def _assignment(key: str, value: ParamValue) -> str:
+    line = f"{key}={_quote(value)}\n"
+    if "$" in str(value) or "`" in str(value):
+        # The value is data (a config file or script for the node), deliberately not expanded here.
+        line = "# shellcheck disable=SC2016\n" + line
+    return line
+
+
 def render(template: str, params: Mapping[str, ParamValue], includes: Sequence[str] = ()) -> str:
     """The full bash script for `template` (a path under components/) with `params` bound.
 
@@ -43,7 +51,7 @@ def render(template: str, params: Mapping[str, ParamValue], includes: Sequence[s
     for key in params:
         if not PARAM_NAME_RE.match(key):
             raise ValueError(f"script parameter {key!r} must be UPPER_CASE")
-    assignments = "".join(f"{key}={_quote(value)}\n" for key, value in sorted(params.items()))
+    assignments = "".join(_assignment(key, value) for key, value in sorted(params.items()))
     script = "#!/usr/bin/env bash\n" f"# kubeadm-cluster: {template}\n" "set -euo pipefail\n"
     script += assignments + "".join(_template(name) for name in ("common.sh", *includes, template))
     if HEREDOC_MARK in script:

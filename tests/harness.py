@@ -301,3 +301,12 @@ def inner_script(command_line: str) -> str:
 
     start = command_line.index(f"<<'{HEREDOC_MARK}'\n") + len(f"<<'{HEREDOC_MARK}'\n")
     return command_line[start:command_line.index(f"\n{HEREDOC_MARK}\n", start) + 1]
+
+
+def script_param(script: str, name: str) -> str:
+    """The value a rendered script assigns to parameter NAME, as bash itself reads it."""
+    import subprocess
+
+    header = script.split("set -euo pipefail\n", 1)[1].split("# Helpers shared by every rendered script", 1)[0]
+    result = subprocess.run(["bash", "-c", f'{header}\nprintf %s "${name}"'], capture_output=True, text=True, check=True)
+    return result.stdout

@@ -1,0 +1,105 @@
+"""SPEC §6/§7: what `pulumi up` changes when the config changes (and what it leaves alone)."""
+
+from __future__ import annotations
+
+import copy
+
+from harness import base_config, plan, run_program
+
+
+def with_worker(config: dict, name: str = "w3", address: str = "10.0.0.23") -> dict:
+    config = copy.deepcopy(config)
+    config["nodes"].append({"name": name, "address": address, "roles": ["worker"]})
+    return config
+
+
+def test_rerun_with_unchanged_config_changes_nothing():
+    result = plan(run_program(base_config()), run_program(base_config()))
+    assert result.touched == set()
+
+
+def test_adding_a_worker_creates_only_its_resources_and_remints_join_material():
+    result = plan(run_program(base_config()), run_program(with_worker(base_config())))
+    assert result.created == {"w3-prepare", "w3-join", "w3-register", "w3-upgrade-drain", "w3-upgrade",
+                              "w3-upgrade-uncordon"}
+    assert result.replaced == {"join-material"}
+    assert result.updated == set()
+    assert result.deleted == set()
+
+
+def test_new_join_material_does_not_rerun_existing_joins():
+    before, after = run_program(base_config()), run_program(with_worker(base_config()))
+    for node in ("cp2", "cp3", "w1", "w2"):
+        assert "stdin" in after.named(f"{node}-join").ignore_changes
+    assert plan(before, after).updated == set()
+
+
+def test_adding_a_control_plane_creates_only_its_resources():
+    config = copy.deepcopy(base_config())
+    config["nodes"].insert(3, {"name": "cp4", "address": "10.0.0.14", "roles": ["control-plane"]})
+    result = plan(run_program(base_config()), run_program(config))
+    assert result.created == {"cp4-prepare", "cp4-join", "cp4-register", "cp4-upgrade", "cp4-certs-renew"}
+    assert result.replaced == {"join-material"}
+    assert result.updated == set()
+
+
+def test_removing_a_worker_runs_only_its_delete_path():
+    config = base_config()
+    config["nodes"] = [n for n in config["nodes"] if n["name"] != "w2"]
+    result = plan(run_program(base_config()), run_program(config))
+    assert result.deleted == {"w2-prepare", "w2-join", "w2-register", "w2-upgrade-drain", "w2-upgrade",
+                              "w2-upgrade-uncordon"}
+    assert result.replaced == {"join-material"}
+    assert result.created == set() and result.updated == set()
+
+
+def test_minor_upgrade_changes_only_the_upgrade_chain_and_expiry():
+    before = run_program(base_config())
+    after = run_program(base_config(kubernetesVersion="1.37.2"))
+    result = plan(before, after)
+    assert result.updated == {"upgrade-preflight", "cp1-upgrade", "cp2-upgrade", "cp3-upgrade",
+                              "w1-upgrade-drain", "w1-upgrade", "w1-upgrade-uncordon",
+                              "w2-upgrade-drain", "w2-upgrade", "w2-upgrade-uncordon", "certificate-expiry"}
+    assert result.created == result.deleted == result.replaced == set()
+    assert "1.37.2" in after.named("cp1-upgrade").plain("create")
+    assert "K8S_MINOR=1.37\n" in after.named("cp1-upgrade").plain("create")
+
+
+def test_version_change_does_not_rerun_preparation_init_or_joins():
+    after = run_program(base_config(kubernetesVersion="1.37.2"))
+    for name in ("cp1-prepare", "w1-prepare", "cp1-init", "cp2-join", "w1-join"):
+        assert "create" in after.named(name).ignore_changes, name
+
+
+def test_epoch_change_remints_join_material_only():
+    result = plan(run_program(base_config()), run_program(base_config(joinMaterialEpoch="2")))
+    assert result.touched == {"join-material"}
+    assert result.replaced == {"join-material"}
+
+
+def test_certificate_renewal_reruns_renewals_kubeconfig_and_expiry():
+    result = plan(run_program(base_config()), run_program(base_config(certificates={"renew": "2026-11-24"})))
+    assert result.updated == {"cp1-certs-renew", "cp2-certs-renew", "cp3-certs-renew", "certificate-expiry"}
+    assert result.replaced == {"kubeconfig"}
+
+
+def test_label_change_reruns_only_that_nodes_registration():
+    config = base_config()
+    config["nodes"][3]["labels"] = {"disk": "hdd"}
+    assert plan(run_program(base_config()), run_program(config)).touched == {"w1-register"}
+
+
+def test_schedulable_control_planes_drop_the_taint_through_registration():
+    result = plan(run_program(base_config()), run_program(base_config(
+        controlPlane={"endpoint": "k8s-api.internal:6443", "schedulable": True})))
+    assert result.touched == {"cp1-register", "cp2-register", "cp3-register"}
+
+
+def test_address_change_replaces_that_nodes_commands_delete_first():
+    config = base_config()
+    config["nodes"][4]["address"] = "10.0.0.42"
+    after = run_program(config)
+    result = plan(run_program(base_config()), after)
+    assert {"w2-prepare", "w2-join", "w2-register"} <= result.replaced
+    assert after.named("w2-join").delete_before_replace
+    assert after.named("w2-register").delete_before_replace
