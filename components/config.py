@@ -53,6 +53,30 @@ class ConfigError(pulumi.RunError):
         super().__init__(f"invalid stack configuration ({len(problems)} problem(s)):\n{lines}")
 
 
+# Every key the config accepts, by the path of the mapping that holds it (the README's reference is
+# checked against this).
+KNOWN_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("kubernetesVersion", "clusterName", "sshPrivateKey", "ssh", "nodes", "controlPlane", "etcd", "networking",
+         "containerRuntime", "imageRepository", "packageRepositories", "cni", "ingress", "upgrade",
+         "joinMaterialEpoch", "certificates", "helmReleases", "keepalivedAuthPass"),
+    "ssh": ("user", "port", "bastion", "agent"),
+    "ssh.bastion": ("host", "user", "port"),
+    "nodes[]": ("name", "address", "internalAddress", "roles", "hostKey", "labels", "taints", "user", "port"),
+    "nodes[].taints[]": ("key", "value", "effect"),
+    "controlPlane": ("endpoint", "loadBalancer", "certSANs", "schedulable"),
+    "controlPlane.loadBalancer": ("type", "vip", "interface"),
+    "etcd": ("topology",),
+    "networking": ("podSubnet", "serviceSubnet", "dnsDomain", "kubeProxyMode"),
+    "containerRuntime": ("type",),
+    "packageRepositories": ("kubernetes", "containerd", "cri-o"),
+    "cni": ("type", "version", "backend", "iface"),
+    "ingress": ("controller", "chartVersion", "hostNetwork", "values"),
+    "upgrade": ("maxUnavailableWorkers",),
+    "certificates": ("renew",),
+    "helmReleases[]": ("name", "chart", "repo", "version", "namespace", "values", "timeout", "skipAwait"),
+}
+SECRET_KEYS = ("sshPrivateKey", "keepalivedAuthPass")
+
 # ---------------------------------------------------------------------------------------------
 # The spec
 # ---------------------------------------------------------------------------------------------
@@ -365,7 +389,7 @@ def _read_taints(r: _Reader, path: str, value: Any) -> tuple[Taint, ...]:
     taints = []
     for i, raw in enumerate(value):
         p = f"{path}[{i}]"
-        item = r.mapping(p, raw, ("key", "value", "effect"))
+        item = r.mapping(p, raw, KNOWN_KEYS["nodes[].taints[]"])
         key = r.string(f"{p}.key", item.get("key"), required=True, check=_is_label_key,
                        allowed="expected a label-style key such as dedicated or example.com/role")
         val = r.string(f"{p}.value", item.get("value"), "", check=lambda v: bool(LABEL_VALUE_RE.match(v)),
@@ -397,10 +421,10 @@ def _read_labels(r: _Reader, path: str, value: Any) -> dict[str, str]:
 
 
 def _read_ssh(r: _Reader, value: Any) -> SshSettings:
-    raw = r.mapping("ssh", value, ("user", "port", "bastion", "agent"))
+    raw = r.mapping("ssh", value, KNOWN_KEYS["ssh"])
     bastion = None
     if raw.get("bastion") is not None:
-        b = r.mapping("ssh.bastion", raw["bastion"], ("host", "user", "port"))
+        b = r.mapping("ssh.bastion", raw["bastion"], KNOWN_KEYS["ssh.bastion"])
         host = r.string("ssh.bastion.host", b.get("host"), required=True, check=_is_host,
                         allowed="expected an IP address or hostname")
         bastion = Bastion(
@@ -417,7 +441,6 @@ def _read_ssh(r: _Reader, value: Any) -> SshSettings:
     )
 
 
-NODE_KEYS = ("name", "address", "internalAddress", "roles", "hostKey", "labels", "taints", "user", "port")
 
 
 def _read_nodes(r: _Reader, value: Any, ssh: SshSettings) -> tuple[Node, ...]:
@@ -427,7 +450,7 @@ def _read_nodes(r: _Reader, value: Any, ssh: SshSettings) -> tuple[Node, ...]:
     nodes = []
     for i, raw in enumerate(value):
         p = f"nodes[{i}]"
-        item = r.mapping(p, raw, NODE_KEYS)
+        item = r.mapping(p, raw, KNOWN_KEYS["nodes[]"])
         name = r.string(f"{p}.name", item.get("name"), required=True,
                         check=lambda v: bool(DNS_LABEL_RE.match(v)),
                         allowed="expected a lowercase DNS label (a-z, 0-9, '-'), it becomes the node name")
@@ -492,8 +515,8 @@ def _check_inventory(r: _Reader, nodes: tuple[Node, ...], etcd_topology: str, wa
 
 
 def _read_control_plane(r: _Reader, value: Any, nodes: tuple[Node, ...]) -> ControlPlane:
-    raw = r.mapping("controlPlane", value, ("endpoint", "loadBalancer", "certSANs", "schedulable"))
-    lb_raw = r.mapping("controlPlane.loadBalancer", raw.get("loadBalancer"), ("type", "vip", "interface"))
+    raw = r.mapping("controlPlane", value, KNOWN_KEYS["controlPlane"])
+    lb_raw = r.mapping("controlPlane.loadBalancer", raw.get("loadBalancer"), KNOWN_KEYS["controlPlane.loadBalancer"])
     control_planes = [n for n in nodes if n.is_control_plane]
     endpoint_text = r.string("controlPlane.endpoint", raw.get("endpoint"),
                              check=lambda v: _split_endpoint(v) is not None,
@@ -547,7 +570,7 @@ def _read_control_plane(r: _Reader, value: Any, nodes: tuple[Node, ...]) -> Cont
 
 
 def _read_networking(r: _Reader, value: Any, nodes: tuple[Node, ...], warnings: list[str]) -> Networking:
-    raw = r.mapping("networking", value, ("podSubnet", "serviceSubnet", "dnsDomain", "kubeProxyMode"))
+    raw = r.mapping("networking", value, KNOWN_KEYS["networking"])
     cidr_allowed = "expected a CIDR such as 10.244.0.0/16 (network address, no host bits)"
     pod = r.string("networking.podSubnet", raw.get("podSubnet"), Networking.pod_subnet, check=_is_cidr,
                    allowed=cidr_allowed) or Networking.pod_subnet
@@ -574,7 +597,7 @@ def _read_networking(r: _Reader, value: Any, nodes: tuple[Node, ...], warnings: 
 
 
 def _read_cni(r: _Reader, value: Any) -> Cni:
-    raw = r.mapping("cni", value, ("type", "version", "backend", "iface"))
+    raw = r.mapping("cni", value, KNOWN_KEYS["cni"])
     return Cni(
         type=r.choice("cni.type", raw.get("type"), CNI_TYPES, "flannel"),
         version=r.string("cni.version", raw.get("version"), FLANNEL_VERSION,
@@ -595,7 +618,7 @@ def _default_ingress_chart(controller: str) -> str:
 
 
 def _read_ingress(r: _Reader, value: Any, warnings: list[str]) -> Ingress:
-    raw = r.mapping("ingress", value, ("controller", "chartVersion", "hostNetwork", "values"))
+    raw = r.mapping("ingress", value, KNOWN_KEYS["ingress"])
     controller = r.choice("ingress.controller", raw.get("controller"), INGRESS_CONTROLLERS, "ingress-nginx")
     values = raw.get("values") or {}
     if not isinstance(values, Mapping):
@@ -624,7 +647,7 @@ def _read_helm_releases(r: _Reader, value: Any) -> tuple[HelmRelease, ...]:
     releases, names = [], set()
     for i, raw in enumerate(value):
         p = f"helmReleases[{i}]"
-        item = r.mapping(p, raw, ("name", "chart", "repo", "version", "namespace", "values", "timeout", "skipAwait"))
+        item = r.mapping(p, raw, KNOWN_KEYS["helmReleases[]"])
         name = r.string(f"{p}.name", item.get("name"), required=True, check=lambda v: bool(DNS_LABEL_RE.match(v)),
                         allowed="expected a lowercase DNS label")
         if name in names:
@@ -653,14 +676,6 @@ def _read_helm_releases(r: _Reader, value: Any) -> tuple[HelmRelease, ...]:
     return tuple(releases)
 
 
-TOP_LEVEL_KEYS = (
-    "kubernetesVersion", "clusterName", "sshPrivateKey", "ssh", "nodes", "controlPlane", "etcd", "networking",
-    "containerRuntime", "imageRepository", "packageRepositories", "cni", "ingress", "upgrade",
-    "joinMaterialEpoch", "certificates", "helmReleases", "keepalivedAuthPass",
-)
-SECRET_KEYS = ("sshPrivateKey", "keepalivedAuthPass")
-
-
 def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool = True,
                has_keepalived_auth_pass: bool = False) -> ClusterSpec:
     """Validate raw config values (keys without the project prefix) into a ClusterSpec.
@@ -677,7 +692,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
     if not has_private_key and not ssh.agent:
         r.problems.append("sshPrivateKey: is required unless ssh.agent is true; set it with "
                           "`pulumi config set --secret kubeadm-cluster:sshPrivateKey < ~/.ssh/id_ed25519`")
-    etcd_raw = r.mapping("etcd", raw.get("etcd"), ("topology",))
+    etcd_raw = r.mapping("etcd", raw.get("etcd"), KNOWN_KEYS["etcd"])
     etcd_topology = r.choice("etcd.topology", etcd_raw.get("topology"), ETCD_TOPOLOGIES, "stacked")
     nodes = _read_nodes(r, raw.get("nodes"), ssh)
     _check_inventory(r, nodes, etcd_topology, warnings)
@@ -686,19 +701,19 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
         r.problems.append("keepalivedAuthPass: is required with haproxy-keepalived and ssh.agent (it is otherwise "
                           "derived from sshPrivateKey); set it with `pulumi config set --secret kubeadm-cluster:keepalivedAuthPass`")
     networking = _read_networking(r, raw.get("networking"), nodes, warnings)
-    runtime_raw = r.mapping("containerRuntime", raw.get("containerRuntime"), ("type",))
+    runtime_raw = r.mapping("containerRuntime", raw.get("containerRuntime"), KNOWN_KEYS["containerRuntime"])
     runtime = r.choice("containerRuntime.type", runtime_raw.get("type"), RUNTIMES, "containerd")
     image_repository = r.string("imageRepository", raw.get("imageRepository"), "registry.k8s.io",
                                 check=lambda v: bool(IMAGE_REPO_RE.match(v)),
                                 allowed="expected a registry path such as registry.k8s.io") or "registry.k8s.io"
-    repos_raw = r.mapping("packageRepositories", raw.get("packageRepositories"), ("kubernetes", "containerd", "cri-o"))
+    repos_raw = r.mapping("packageRepositories", raw.get("packageRepositories"), KNOWN_KEYS["packageRepositories"])
     package_repositories = {
         key: url for key in repos_raw
         if (url := r.string(f"packageRepositories.{key}", repos_raw[key], check=lambda v: bool(URL_RE.match(v)),
                             allowed="expected an http(s) URL ending in /; '{minor}' is replaced by e.g. 1.36"))
     }
-    upgrade_raw = r.mapping("upgrade", raw.get("upgrade"), ("maxUnavailableWorkers",))
-    certs_raw = r.mapping("certificates", raw.get("certificates"), ("renew",))
+    upgrade_raw = r.mapping("upgrade", raw.get("upgrade"), KNOWN_KEYS["upgrade"])
+    certs_raw = r.mapping("certificates", raw.get("certificates"), KNOWN_KEYS["certificates"])
     spec = ClusterSpec(
         kubernetes_version=version,
         cluster_name=cluster_name,
@@ -742,7 +757,7 @@ def load_spec() -> tuple[ClusterSpec, Secrets]:
     """Read this stack's config: the validated spec and the secrets."""
     config = pulumi.Config(PROJECT)
     raw: dict[str, Any] = {}
-    for key in TOP_LEVEL_KEYS:
+    for key in KNOWN_KEYS[""]:
         if key in SECRET_KEYS:
             continue
         try:
