@@ -4,10 +4,10 @@
 set -euo pipefail
 
 wait_for_apiserver
-token=$(kubeadm token create --ttl 24h0m0s --description "kubeadm-cluster join material" 2>/dev/null | tail -n1)
+token=$(kubeadm token create --ttl 24h0m0s --description "kubeadm-cluster join material" | tail -n1)
 [[ $token =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || die "kubeadm token create did not print a token"
 # Without --certificate-key kubeadm generates the key itself, so it never appears on a command line.
-certificate_key=$(kubeadm init phase upload-certs --upload-certs 2>/dev/null | tail -n1)
+certificate_key=$(kubeadm init phase upload-certs --upload-certs | tail -n1)
 [[ $certificate_key =~ ^[0-9a-f]{64}$ ]] || die "kubeadm init phase upload-certs did not print a certificate key"
 ca_hash=$(openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt | openssl pkey -pubin -outform der | sha256sum | cut -d' ' -f1)
 log "join material minted (token valid 24 h, certificate key 2 h)"

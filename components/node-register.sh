@@ -16,7 +16,8 @@ done <"$STATE/labels"
 while IFS= read -r taint; do
   [[ -n $taint ]] || continue
   if ! grep -qxF "$taint" <<<"$TAINTS"; then
-    admin_kubectl taint node "$NODE_NAME" "${taint%%=*}:${taint##*:}-" >/dev/null 2>&1 || true
+    key=${taint%%:*}
+    admin_kubectl taint node "$NODE_NAME" "${key%%=*}:${taint##*:}-" >/dev/null 2>&1 || true
   fi
 done <"$STATE/taints"
 while IFS= read -r label; do

@@ -43,7 +43,7 @@ apply_sysctls() {
 apt_install_prerequisites() {
   local missing=()
   local pkg
-  for pkg in apt-transport-https ca-certificates curl gpg; do
+  for pkg in apt-transport-https ca-certificates curl gpg openssl; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if ((${#missing[@]})); then

@@ -14,7 +14,7 @@ done
 # Only the rules Kubernetes and flannel made: the machine's own firewall stays.
 for tool in iptables ip6tables; do
   if command -v "$tool-save" >/dev/null 2>&1; then
-    "$tool-save" | grep -v -e 'KUBE-' -e 'FLANNEL' -e 'CNI-' | "$tool-restore"
+    "$tool-save" | { grep -v -e 'KUBE-' -e 'FLANNEL' -e 'CNI-' || true; } | "$tool-restore"
   fi
 done
 if command -v ipvsadm >/dev/null 2>&1; then ipvsadm -C; fi

@@ -15,7 +15,8 @@ log "upgrade $current → $K8S_VERSION accepted"
 if [[ $STACKED_ETCD == true ]]; then
   snapshot=/var/lib/etcd/kubeadm-cluster-snapshots/before-v$K8S_VERSION.db
   wait_for_apiserver
-  admin_kubectl -n kube-system exec "$ETCD_POD" -- sh -c "mkdir -p ${snapshot%/*}" >&2
+  # /var/lib/etcd is the etcd pod's data hostPath: the snapshot lands on this machine.
+  install -d -m 0700 "${snapshot%/*}"
   admin_kubectl -n kube-system exec "$ETCD_POD" -- etcdctl --endpoints=https://127.0.0.1:2379 \
     --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt \
     --key=/etc/kubernetes/pki/etcd/server.key snapshot save "$snapshot" >&2
