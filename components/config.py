@@ -29,7 +29,8 @@ CNI_TYPES = ("flannel",)
 FLANNEL_VERSION = "v0.28.9"
 CNI_BACKENDS = ("vxlan", "host-gw")
 INGRESS_CONTROLLERS = ("ingress-nginx", "traefik", "none")
-INGRESS_NGINX_CHART_VERSION = "4.15.1"
+INGRESS_NGINX_CHART_VERSION = "4.15.1"  # controller v1.15.1, the final release
+TRAEFIK_CHART_VERSION = "37.3.0"  # Traefik Proxy v3.6.0
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 CONTROL_PLANE_TAINT_KEY = "node-role.kubernetes.io/control-plane"
 API_SERVER_PORT = 6443
@@ -610,11 +611,7 @@ def _read_cni(r: _Reader, value: Any) -> Cni:
 
 
 def _default_ingress_chart(controller: str) -> str:
-    if controller == "traefik":
-        from components.ingress import TRAEFIK_CHART_VERSION  # the chart pin lives with its values
-
-        return TRAEFIK_CHART_VERSION
-    return INGRESS_NGINX_CHART_VERSION
+    return TRAEFIK_CHART_VERSION if controller == "traefik" else INGRESS_NGINX_CHART_VERSION
 
 
 def _read_ingress(r: _Reader, value: Any, warnings: list[str]) -> Ingress:

@@ -1,0 +1,43 @@
+"""The user's Helm releases (helmReleases), each pinned, in its own (created) namespace."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import HelmRelease
+
+BUILT_IN_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default")
+
+
+def chart_reference(release: HelmRelease) -> tuple[str, str | None]:
+    """(chart, repository): an oci:// repository is part of the chart reference in Helm."""
+    if release.repo and release.repo.startswith("oci://"):
+        return f"{release.repo.rstrip('/')}/{release.chart}", None
+    return release.chart, release.repo
+
+
+class HelmReleases(pulumi.ComponentResource):
+    def __init__(self, releases: tuple[HelmRelease, ...], opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubeadm-cluster:index:HelmReleases", "helm-releases", None, opts)
+        namespaces: dict[str, pulumi.Input[str]] = {}
+        self.releases = []
+        for release in releases:
+            if release.namespace not in BUILT_IN_NAMESPACES and release.namespace not in namespaces:
+                namespaces[release.namespace] = k8s.core.v1.Namespace(
+                    f"namespace-{release.namespace}", metadata={"name": release.namespace},
+                    opts=pulumi.ResourceOptions(parent=self)).metadata["name"]
+            chart, repo = chart_reference(release)
+            self.releases.append(k8s.helm.v3.Release(
+                release.name,
+                name=release.name,
+                chart=chart,
+                version=release.version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
+                namespace=namespaces.get(release.namespace, release.namespace),
+                values=dict(release.values),
+                timeout=release.timeout,
+                skip_await=release.skip_await,
+                opts=pulumi.ResourceOptions(parent=self),
+            ))
+        self.register_outputs({})

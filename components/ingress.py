@@ -1,0 +1,83 @@
+"""The ingress controller as a DaemonSet on the nodes' ports 80/443: ingress-nginx or Traefik."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.config import ClusterSpec  # its validation warns that ingress-nginx is retired
+
+INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
+TRAEFIK_REPO = "https://traefik.github.io/charts"
+NAMESPACES = {"ingress-nginx": "ingress-nginx", "traefik": "traefik"}
+CLASS_NAMES = {"ingress-nginx": "nginx", "traefik": "traefik", "none": None}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` over `base`, recursively for mappings; other values are replaced."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def ingress_nginx_values(host_network: bool) -> dict[str, Any]:
+    """Bare-metal DaemonSet (ingress-nginx docs/deploy/baremetal.md): node ports 80/443, no LoadBalancer."""
+    controller: dict[str, Any] = {
+        "kind": "DaemonSet",
+        "service": {"enabled": False},
+        "publishService": {"enabled": False},
+        "reportNodeInternalIp": True,
+        "ingressClassResource": {"default": True},
+    }
+    if host_network:
+        controller.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+    else:
+        controller["hostPort"] = {"enabled": True}
+    return {"controller": controller}
+
+
+def traefik_values() -> dict[str, Any]:
+    return {
+        "deployment": {"kind": "DaemonSet"},
+        # Host ports cannot be surged: replace pods one node at a time.
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}},
+        "ports": {"web": {"hostPort": 80}, "websecure": {"hostPort": 443}},
+        "service": {"enabled": False},
+        "ingressClass": {"enabled": True, "isDefaultClass": True},
+    }
+
+
+def controller_values(spec: ClusterSpec) -> dict[str, Any]:
+    ours = (ingress_nginx_values(spec.ingress.host_network) if spec.ingress.controller == "ingress-nginx"
+            else traefik_values())
+    return deep_merge(ours, spec.ingress.values)
+
+
+class Ingress(pulumi.ComponentResource):
+    def __init__(self, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("kubeadm-cluster:index:Ingress", "ingress", None, opts)
+        controller = spec.ingress.controller
+        self.class_name = CLASS_NAMES[controller]
+        if controller != "none":
+            namespace = k8s.core.v1.Namespace(
+                f"{controller}-namespace", metadata={"name": NAMESPACES[controller]},
+                opts=pulumi.ResourceOptions(parent=self))
+            self.release = k8s.helm.v3.Release(
+                controller,
+                name=controller,
+                chart=controller,
+                version=spec.ingress.chart_version,
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(
+                    repo=INGRESS_NGINX_REPO if controller == "ingress-nginx" else TRAEFIK_REPO),
+                namespace=namespace.metadata["name"],
+                values=controller_values(spec),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({"className": self.class_name})
