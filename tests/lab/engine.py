@@ -101,7 +101,7 @@ class SshRunner:
         key_file.write_text(connection["privateKey"])
         key_file.chmod(0o600)
         known = tmp / ("proxy_known_hosts" if jump else "known_hosts")
-        argv = ["ssh", "-i", str(key_file), "-p", str(connection.get("port") or 22),
+        argv = ["ssh", "-i", str(key_file), "-p", str(int(connection.get("port") or 22)),
                 "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=15",
                 "-o", "LogLevel=ERROR"]
         if connection.get("hostKey"):

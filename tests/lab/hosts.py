@@ -1,0 +1,409 @@
+"""The lab's hosts: one network namespace per node of a stack config, each a Debian machine.
+
+Each host has its own network namespace (a veth on the lab's bridge, at exactly the node's
+address), hostname (UTS namespace), mounts (a private mount namespace whose root is an overlay over
+a cached Debian bookworm debootstrap), PID namespace, and a stock OpenSSH server (Debian's
+sshd_config, so AcceptEnv is the distribution's) with a non-root user `kube` that has passwordless
+sudo. A client namespace holds the SSH client side and a signed apt repository with the stand-in
+Kubernetes packages, served over HTTP. No namespace has a default route: traffic cannot leave the
+lab, whatever addresses a config uses.
+
+    python tests/lab/hosts.py up CONFIG.yaml    # prints the derived config's path
+    python tests/lab/hosts.py down
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+LAB_DIR = Path(__file__).resolve().parent
+CACHE = LAB_DIR / ".cache"
+WORK = LAB_DIR / ".work"
+ROOTFS = CACHE / "rootfs-bookworm"
+STANDIN = LAB_DIR / "standins" / "standin.py"
+PREFIX = "kclab"
+SWITCH_NS = f"{PREFIX}-sw"
+CLIENT_NS = f"{PREFIX}-client"
+CLIENT_ADDRESS = "198.19.255.2"
+REPO_PORT = 8080
+USER = "kube"
+PACKAGES = ("openssh-server,sudo,curl,gnupg,ca-certificates,iproute2,kmod,procps,iptables,"
+            "apt-transport-https,openssl,python3,python3-yaml")
+DEFAULT_VERSIONS = ("1.35.9", "1.36.3", "1.36.4", "1.37.1", "1.37.2")
+CONTAINERD_VERSION = "2.1.4"
+
+
+def run(*argv: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess:
+    return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kwargs)
+
+
+def in_ns(ns: str, *argv: str, **kwargs: Any) -> subprocess.CompletedProcess:
+    return run("ip", "netns", "exec", ns, *argv, **kwargs)
+
+
+def lab_available() -> str | None:
+    """Why the lab cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces, mounts)"
+    for tool in ("ip", "debootstrap", "unshare", "dpkg-deb", "apt-ftparchive", "gpg", "ssh", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed (see .ci/run for the packages)"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# the base image and the package repository
+# ---------------------------------------------------------------------------------------------
+
+def ensure_rootfs() -> Path:
+    """A Debian bookworm debootstrap, made once and cached; offline (no apt sources) and with a sudo user."""
+    if (ROOTFS / ".complete").exists():
+        return ROOTFS
+    building = CACHE / "rootfs-building"
+    shutil.rmtree(building, ignore_errors=True)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    run("debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", str(building),
+        "http://deb.debian.org/debian")
+    (building / "etc/apt/sources.list").unlink(missing_ok=True)
+    for path in (building / "etc/apt/sources.list.d").glob("*"):
+        path.unlink()
+    run("chroot", str(building), "useradd", "--create-home", "--shell", "/bin/bash", USER)
+    sudoers = building / "etc/sudoers.d" / USER
+    sudoers.write_text(f"{USER} ALL=(ALL) NOPASSWD:ALL\n")
+    sudoers.chmod(0o440)
+    # No login session bookkeeping in a namespace host: pam_loginuid cannot write /proc/self/loginuid.
+    pam = building / "etc/pam.d/sshd"
+    pam.write_text(pam.read_text().replace("session    required     pam_loginuid.so", "# pam_loginuid: not in the lab"))
+    # systemd does not run in the lab; its stand-in does the bookkeeping the scripts need.
+    shutil.copy(STANDIN, building / "usr/bin/systemctl")
+    (building / "usr/bin/systemctl").chmod(0o755)
+    for key in (building / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (building / "var/lib/kclab").mkdir(parents=True, exist_ok=True)
+    (building / ".complete").touch()
+    shutil.rmtree(ROOTFS, ignore_errors=True)
+    building.rename(ROOTFS)
+    return ROOTFS
+
+
+def _deb(out_dir: Path, name: str, version: str, files: dict[str, str], depends: str = "") -> None:
+    root = Path(tempfile.mkdtemp(prefix=f"kclab-deb-{name}-"))
+    try:
+        (root / "DEBIAN").mkdir()
+        control = (f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: kubeadm-cluster lab\n"
+                   f"Description: lab stand-in for {name}\n")
+        if depends:
+            control += f"Depends: {depends}\n"
+        (root / "DEBIAN" / "control").write_text(control)
+        for path, content in files.items():
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+            target.chmod(0o755)
+        run("dpkg-deb", "--root-owner-group", "--build", str(root), str(out_dir / f"{name}_{version}_all.deb"))
+    finally:
+        shutil.rmtree(root)
+
+
+def _sign_flat_repo(directory: Path, gnupg_home: Path) -> None:
+    env = {**os.environ, "GNUPGHOME": str(gnupg_home)}
+    packages = run("apt-ftparchive", "packages", ".", cwd=directory).stdout
+    (directory / "Packages").write_text(packages)
+    release = run("apt-ftparchive", "release", ".", cwd=directory).stdout
+    (directory / "Release").write_text(release)
+    for target, mode in (("InRelease", "--clearsign"), ("Release.gpg", "--detach-sign")):
+        (directory / target).unlink(missing_ok=True)
+        run("gpg", "--batch", "--yes", "--armor" if target == "Release.gpg" else "--no-armor", mode,
+            "-o", str(directory / target), str(directory / "Release"), env=env)
+    (directory / "Release.key").write_text(run("gpg", "--batch", "--armor", "--export", env=env).stdout)
+
+
+def build_repository(repo: Path, versions: Iterable[str]) -> None:
+    """pkgs.k8s.io-shaped flat repositories, one per minor, plus one for containerd, all signed."""
+    shutil.rmtree(repo, ignore_errors=True)
+    repo.mkdir(parents=True)
+    gnupg_home = Path(tempfile.mkdtemp(prefix="kclab-gnupg-"))
+    env = {**os.environ, "GNUPGHOME": str(gnupg_home)}
+    try:
+        run("gpg", "--batch", "--passphrase", "", "--quick-gen-key", "kubeadm-cluster lab <lab@invalid>",
+            "rsa2048", "sign", "never", env=env)
+        _build_packages(repo, versions, gnupg_home)
+    finally:
+        run("gpgconf", "--kill", "gpg-agent", env=env, check=False)
+        shutil.rmtree(gnupg_home, ignore_errors=True)
+
+
+def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path) -> None:
+    standin = STANDIN.read_text()
+    by_minor: dict[str, list[str]] = {}
+    for version in versions:
+        by_minor.setdefault(".".join(version.split(".")[:2]), []).append(version)
+    for minor, minor_versions in by_minor.items():
+        directory = repo / "core" / "stable" / f"v{minor}" / "deb"
+        directory.mkdir(parents=True)
+        for version in minor_versions:
+            revision = f"{version}-1.1"
+            code = standin.replace("@VERSION@", version)
+            _deb(directory, "kubeadm", revision, {"/usr/bin/kubeadm": code}, "cri-tools")
+            _deb(directory, "kubelet", revision, {"/usr/bin/kubelet": code}, "kubernetes-cni")
+            _deb(directory, "kubectl", revision, {"/usr/bin/kubectl": code})
+        _deb(directory, "cri-tools", f"{minor}.0-1.1", {"/usr/bin/crictl": standin.replace("@VERSION@", f"{minor}.0")})
+        _deb(directory, "kubernetes-cni", "1.7.1-1.1", {"/opt/cni/bin/.lab": ""})
+        _sign_flat_repo(directory, gnupg_home)
+    directory = repo / "containerd" / "deb"
+    directory.mkdir(parents=True)
+    _deb(directory, "containerd", f"{CONTAINERD_VERSION}-1",
+         {"/usr/bin/containerd": standin.replace("@VERSION@", CONTAINERD_VERSION)})
+    _sign_flat_repo(directory, gnupg_home)
+
+
+# ---------------------------------------------------------------------------------------------
+# the lab
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Host:
+    name: str
+    addresses: list[str]
+    namespace: str
+    root: Path
+    process: subprocess.Popen | None = None
+    host_key: str = ""
+
+
+HOST_START = """set -e
+root={root}
+mount --rbind /dev "$root/dev"
+mount -t tmpfs tmpfs "$root/run"
+mount -t tmpfs tmpfs "$root/tmp"
+mount --bind {journal} "$root/var/lib/kclab"
+exec chroot "$root" /bin/sh -c '
+  mount -t proc proc /proc
+  mount -t sysfs sysfs /sys
+  mount -t cgroup2 cgroup2 /sys/fs/cgroup
+  hostname {name}
+  mkdir -p /run/sshd
+  exec /usr/sbin/sshd -D -e'
+"""
+
+
+@dataclass
+class Lab:
+    config: dict[str, Any]
+    work: Path = WORK
+    versions: tuple[str, ...] = DEFAULT_VERSIONS
+    hosts: dict[str, Host] = field(default_factory=dict)
+    repo_server: subprocess.Popen | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, **kwargs: Any) -> "Lab":
+        document = yaml.safe_load(Path(path).read_text())
+        return cls({k.split(":", 1)[1]: v for k, v in document["config"].items()}, **kwargs)
+
+    # -- addresses ------------------------------------------------------------------------------
+
+    @property
+    def repo_url(self) -> str:
+        return f"http://{CLIENT_ADDRESS}:{REPO_PORT}"
+
+    @property
+    def journal_dir(self) -> Path:
+        return self.work / "journal"
+
+    @property
+    def key_path(self) -> Path:
+        return self.work / "id_ed25519"
+
+    def _nodes(self) -> list[dict[str, Any]]:
+        nodes = list(self.config["nodes"])
+        bastion = (self.config.get("ssh") or {}).get("bastion")
+        if bastion:
+            nodes.append({"name": "bastion", "address": bastion["host"]})
+        return nodes
+
+    def _all_addresses(self) -> list[str]:
+        addresses = {CLIENT_ADDRESS}
+        for node in self._nodes():
+            addresses.update(a for a in (node["address"], node.get("internalAddress")) if a)
+        vip = ((self.config.get("controlPlane") or {}).get("loadBalancer") or {}).get("vip")
+        if vip:
+            addresses.add(vip)
+        for address in addresses:
+            ipaddress.ip_address(address)  # the lab only places IP addresses
+        return sorted(addresses)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def up(self) -> "Lab":
+        self.down()
+        ensure_rootfs()
+        self.work.mkdir(parents=True)
+        self.journal_dir.mkdir()
+        run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key_path))
+        build_repository(self.work / "repo", self.versions)
+        self._network()
+        self.repo_server = subprocess.Popen(
+            ["ip", "netns", "exec", CLIENT_NS, sys.executable, "-m", "http.server", str(REPO_PORT), "--bind",
+             CLIENT_ADDRESS, "--directory", str(self.work / "repo")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        for node in self._nodes():
+            self._make_host(node)
+        for host in self.hosts.values():
+            self.start_host(host.name)
+        return self
+
+    def _link(self, index: int, namespace: str, addresses: list[str]) -> None:
+        switch_end = f"{PREFIX}{index}"
+        run("ip", "netns", "add", namespace)
+        in_ns(namespace, "ip", "link", "set", "lo", "up")
+        run("ip", "link", "add", switch_end, "netns", SWITCH_NS, "type", "veth", "peer", "name", "eth0",
+            "netns", namespace)
+        in_ns(SWITCH_NS, "ip", "link", "set", switch_end, "master", "br0", "up")
+        for address in addresses:
+            in_ns(namespace, "ip", "addr", "add", f"{address}/32", "dev", "eth0")
+        in_ns(namespace, "ip", "link", "set", "eth0", "up")
+        # On-link routes to every other lab address, and nothing else: no default route.
+        for address in self._all_addresses():
+            if address not in addresses:
+                in_ns(namespace, "ip", "route", "add", f"{address}/32", "dev", "eth0")
+
+    def _network(self) -> None:
+        run("ip", "netns", "add", SWITCH_NS)
+        in_ns(SWITCH_NS, "ip", "link", "add", "br0", "type", "bridge")
+        in_ns(SWITCH_NS, "ip", "link", "set", "br0", "up")
+        self._link(0, CLIENT_NS, [CLIENT_ADDRESS])
+
+    def _make_host(self, node: dict[str, Any]) -> None:
+        name = node["name"]
+        addresses = list(dict.fromkeys(a for a in (node["address"], node.get("internalAddress")) if a))
+        base = self.work / "hosts" / name
+        for sub in ("upper", "work", "root"):
+            (base / sub).mkdir(parents=True)
+        run("mount", "-t", "overlay", "overlay", "-o",
+            f"lowerdir={ROOTFS},upperdir={base / 'upper'},workdir={base / 'work'}", str(base / "root"))
+        host = Host(name, addresses, f"{PREFIX}-{name}", base / "root")
+        self._link(len(self.hosts) + 1, host.namespace, addresses)
+        root = host.root
+        (root / "etc/hostname").write_text(name + "\n")
+        lines = [f"127.0.0.1 localhost"] + [f"{n.get('internalAddress') or n['address']} {n['name']}"
+                                           for n in self._nodes()]
+        (root / "etc/hosts").write_text("\n".join(lines) + "\n")
+        ssh_dir = root / "home" / USER / ".ssh"
+        ssh_dir.mkdir(mode=0o700, exist_ok=True)
+        (ssh_dir / "authorized_keys").write_text(self.key_path.with_suffix(".pub").read_text())
+        (ssh_dir / "authorized_keys").chmod(0o600)
+        run("chroot", str(root), "chown", "-R", f"{USER}:{USER}", f"/home/{USER}/.ssh")
+        run("chroot", str(root), "ssh-keygen", "-A")
+        host.host_key = " ".join((root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
+        self.hosts[name] = host
+
+    def start_host(self, name: str) -> None:
+        host = self.hosts[name]
+        script = HOST_START.format(root=host.root, journal=self.journal_dir, name=name)
+        in_ns(host.namespace, "ip", "link", "set", "eth0", "up")
+        host.process = subprocess.Popen(
+            ["ip", "netns", "exec", host.namespace, "unshare", "--uts", "--mount", "--pid", "--fork",
+             "--propagation", "private", "--kill-child", "sh", "-c", script],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while self.ssh(name, "true", check=False).returncode != 0:
+            if time.monotonic() > deadline or host.process.poll() is not None:
+                raise RuntimeError(f"lab host {name} did not start its SSH server")
+            time.sleep(0.2)
+
+    def stop_host(self, name: str) -> None:
+        """The machine goes away: its processes end and its link goes down (its disk stays)."""
+        host = self.hosts[name]
+        if host.process and host.process.poll() is None:
+            os.killpg(host.process.pid, signal.SIGKILL)
+            host.process.wait()
+        in_ns(host.namespace, "ip", "link", "set", "eth0", "down")
+
+    def ssh(self, name: str, command: str, check: bool = True, stdin: str = "") -> subprocess.CompletedProcess:
+        host = self.hosts[name]
+        known = self.work / "known_hosts"
+        known.write_text("".join(f"{a} {h.host_key}\n" for h in self.hosts.values() for a in h.addresses))
+        return run("ip", "netns", "exec", CLIENT_NS, "ssh", "-i", str(self.key_path), "-o", "BatchMode=yes",
+                   "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
+                   "-o", "ConnectTimeout=5", f"{USER}@{host.addresses[0]}", command, check=check, input=stdin)
+
+    def derived_config(self) -> dict[str, Any]:
+        """The stack config pointed at the lab: its key, user, host keys and package repositories."""
+        config = json.loads(json.dumps(self.config))
+        config["sshPrivateKey"] = self.key_path.read_text()
+        config["ssh"] = {**(config.get("ssh") or {}), "user": USER}
+        if config["ssh"].get("bastion"):
+            config["ssh"]["bastion"] = {**config["ssh"]["bastion"], "user": USER}
+        for node in config["nodes"]:
+            node["hostKey"] = self.hosts[node["name"]].host_key
+        config["packageRepositories"] = {
+            "kubernetes": f"{self.repo_url}/core/stable/v{{minor}}/deb/",
+            "containerd": f"{self.repo_url}/containerd/deb/",
+        }
+        return config
+
+    def journal(self) -> dict[str, Any]:
+        path = self.journal_dir / "journal.json"
+        return json.loads(path.read_text()) if path.exists() and path.stat().st_size else {}
+
+    def advance_clock(self, hours: float) -> None:
+        clock = self.journal_dir / "clock"
+        current = float(clock.read_text()) if clock.exists() else 0.0
+        clock.write_text(str(current + hours * 3600))
+
+    def down(self) -> None:
+        """Remove everything the lab made, also after a partial start."""
+        for host in self.hosts.values():
+            if host.process and host.process.poll() is None:
+                os.killpg(host.process.pid, signal.SIGKILL)
+                host.process.wait()
+        if self.repo_server and self.repo_server.poll() is None:
+            os.killpg(self.repo_server.pid, signal.SIGKILL)
+            self.repo_server.wait()
+        # Processes of an earlier run (another process's lab) are found by namespace.
+        namespaces = [ns.split()[0] for ns in run("ip", "netns", "list").stdout.splitlines()
+                      if ns.startswith(f"{PREFIX}-")]
+        for ns in namespaces:
+            for pid in run("ip", "netns", "pids", ns, check=False).stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        time.sleep(0.2)
+        for mount in reversed(run("findmnt", "-rn", "-o", "TARGET").stdout.splitlines()):
+            if mount.startswith(str(self.work)):
+                run("umount", "-l", mount, check=False)
+        for ns in namespaces:
+            run("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(self.work, ignore_errors=True)
+        self.hosts.clear()
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "up":
+        lab = Lab.from_file(argv[1]).up()
+        path = lab.work / "derived-config.json"
+        path.write_text(json.dumps(lab.derived_config(), indent=1))
+        print(path)
+        return 0
+    if argv[:1] == ["down"]:
+        Lab({"nodes": []}).down()
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

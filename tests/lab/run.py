@@ -1,0 +1,44 @@
+"""tests/lab/run CONFIG.yaml — bring up the stack config's cluster in the lab and check it.
+
+Exits 0 only when the stand-in cluster reports every node joined with the right role and version;
+prints a one-line summary last; removes the lab's hosts also on failure.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent), str(HERE)]
+
+from cluster import LabCluster  # noqa: E402
+from hosts import lab_available  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: tests/lab/run CONFIG.yaml", file=sys.stderr)
+        return 2
+    reason = lab_available()
+    if reason:
+        print(f"lab: cannot run: {reason}", file=sys.stderr)
+        return 2
+    started = time.monotonic()
+    with LabCluster(Path(argv[0])) as cluster:
+        config = cluster.config()
+        result = cluster.up(config)
+        problems = [f"pulumi up failed: {result.error}"] if result.error else cluster.problems(config)
+        for problem in problems:
+            print(f"lab: {problem}", file=sys.stderr)
+        nodes = len(config["nodes"])
+        seconds = time.monotonic() - started
+        verdict = "FAILED" if problems else "OK"
+        print(f"lab: {verdict}: {nodes - len(problems)}/{nodes} nodes as configured at v{config['kubernetesVersion']}, "
+              f"{len(result.ran())} commands in {seconds:.0f} s")
+        return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

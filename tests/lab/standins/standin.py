@@ -1,0 +1,1040 @@
+#!/usr/bin/python3
+"""Strict stand-ins for kubeadm, kubelet, kubectl, systemctl, containerd and crictl in lab hosts.
+
+One file, dispatched on the program name; the lab's packages install a copy per tool with its
+version baked in (@VERSION@). They share a cluster journal (/var/lib/kclab/journal.json, locked)
+and a lab clock (/var/lib/kclab/clock, an offset in seconds tests can move). They reject unknown
+flags and invalid kubeadm v1beta4 configuration like the real tools (stricter where noted), check
+kubeadm's preflight conditions, enforce the bootstrap token TTL and the 2 h certificate-key
+expiry, and record every call.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import yaml
+
+VERSION = "@VERSION@"
+LAB = Path("/var/lib/kclab")
+JOURNAL = LAB / "journal.json"
+CLOCK = LAB / "clock"
+K8S = Path("/etc/kubernetes")
+PKI = K8S / "pki"
+MANIFESTS = K8S / "manifests"
+STATE = Path("/var/lib/kclab-node")  # per-host state of the stand-ins (kubelet, units)
+HOST = socket.gethostname()
+
+
+# ---------------------------------------------------------------------------------------------
+# shared plumbing
+# ---------------------------------------------------------------------------------------------
+
+def now() -> float:
+    offset = float(CLOCK.read_text()) if CLOCK.exists() else 0.0
+    return time.time() + offset
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    print(message, file=sys.stderr)
+    sys.exit(code)
+
+
+@contextlib.contextmanager
+def journal():
+    """The shared cluster journal, locked for the block; written back on exit."""
+    LAB.mkdir(parents=True, exist_ok=True)
+    with open(LAB / "journal.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(JOURNAL.read_text()) if JOURNAL.exists() and JOURNAL.stat().st_size else {}
+        data.setdefault("calls", [])
+        data.setdefault("nodes", {})
+        data.setdefault("etcd", [])
+        data.setdefault("tokens", {})
+        data.setdefault("certificateKeys", {})
+        data.setdefault("externalEtcd", {})
+        yield data
+        tmp = JOURNAL.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        tmp.replace(JOURNAL)
+
+
+def record_call(tool: str, argv: list[str]) -> None:
+    with journal() as j:
+        j["calls"].append({"host": HOST, "tool": tool, "argv": argv, "time": now()})
+
+
+def parse_flags(argv: list[str], known: dict[str, bool], positional: int | tuple[int, int] = 0
+                ) -> tuple[dict[str, Any], list[str]]:
+    """cobra-like parsing: `known` maps flag name → takes a value. Unknown flags fail like cobra."""
+    flags: dict[str, Any] = {}
+    args: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            args.extend(argv[i + 1:])
+            break
+        if arg.startswith("-") and arg != "-":
+            name, eq, value = arg.lstrip("-").partition("=")
+            if name not in known:
+                fail(f"Error: unknown flag: {arg.split('=')[0]}\nSee '{os.path.basename(sys.argv[0])} --help' for usage.")
+            if known[name] and not eq:
+                i += 1
+                if i >= len(argv):
+                    fail(f"Error: flag needs an argument: {arg}")
+                value = argv[i]
+            flags[name] = value if known[name] else (value != "false" if eq else True)
+        else:
+            args.append(arg)
+        i += 1
+    low, high = positional if isinstance(positional, tuple) else (positional, positional)
+    if not low <= len(args) <= high:
+        fail(f"Error: accepts between {low} and {high} arg(s), received {len(args)}")
+    return flags, args
+
+
+# ---------------------------------------------------------------------------------------------
+# kubeadm configuration: strict v1beta4 decoding
+# ---------------------------------------------------------------------------------------------
+
+ARG = {"name": str, "value": str}
+ENV = {"name": str, "value": str, "valueFrom": dict}
+TAINT = {"key": str, "value": str, "effect": str, "timeAdded": str}
+API_ENDPOINT = {"advertiseAddress": str, "bindPort": int}
+NODE_REGISTRATION = {"name": str, "criSocket": str, "taints": [TAINT], "kubeletExtraArgs": [ARG],
+                     "ignorePreflightErrors": [str], "imagePullPolicy": str, "imagePullSerial": bool}
+TIMEOUTS = {k: str for k in ("controlPlaneComponentHealthCheck", "kubeletHealthCheck", "kubernetesAPICall",
+                             "etcdAPICall", "tlsBootstrap", "discovery", "upgradeManifests")}
+PATCHES = {"directory": str}
+BOOTSTRAP_TOKEN = {"token": str, "description": str, "ttl": str, "expires": str, "usages": [str], "groups": [str]}
+CONTROL_PLANE_COMPONENT = {"extraArgs": [ARG], "extraVolumes": [dict], "extraEnvs": [ENV]}
+SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
+    ("kubeadm.k8s.io/v1beta4", "InitConfiguration"): {
+        "apiVersion": str, "kind": str, "bootstrapTokens": [BOOTSTRAP_TOKEN], "dryRun": bool,
+        "nodeRegistration": NODE_REGISTRATION, "localAPIEndpoint": API_ENDPOINT, "certificateKey": str,
+        "skipPhases": [str], "patches": PATCHES, "timeouts": TIMEOUTS},
+    ("kubeadm.k8s.io/v1beta4", "ClusterConfiguration"): {
+        "apiVersion": str, "kind": str,
+        "etcd": {"local": {"imageRepository": str, "imageTag": str, "dataDir": str, "extraArgs": [ARG],
+                           "extraEnvs": [ENV], "serverCertSANs": [str], "peerCertSANs": [str]},
+                 "external": {"endpoints": [str], "caFile": str, "certFile": str, "keyFile": str,
+                              "httpEndpoints": [str]}},
+        "networking": {"serviceSubnet": str, "podSubnet": str, "dnsDomain": str},
+        "kubernetesVersion": str, "controlPlaneEndpoint": str,
+        "apiServer": {**CONTROL_PLANE_COMPONENT, "certSANs": [str]},
+        "controllerManager": CONTROL_PLANE_COMPONENT, "scheduler": CONTROL_PLANE_COMPONENT,
+        "dns": {"imageRepository": str, "imageTag": str, "disabled": bool},
+        "proxy": {"disabled": bool}, "certificatesDir": str, "imageRepository": str, "featureGates": dict,
+        "clusterName": str, "encryptionAlgorithm": str, "certificateValidityPeriod": str,
+        "caCertificateValidityPeriod": str},
+    ("kubeadm.k8s.io/v1beta4", "JoinConfiguration"): {
+        "apiVersion": str, "kind": str, "dryRun": bool, "nodeRegistration": NODE_REGISTRATION, "caCertPath": str,
+        "discovery": {"bootstrapToken": {"token": str, "apiServerEndpoint": str, "caCertHashes": [str],
+                                         "unsafeSkipCAVerification": bool},
+                      "file": {"kubeConfigPath": str}, "tlsBootstrapToken": str},
+        "controlPlane": {"localAPIEndpoint": API_ENDPOINT, "certificateKey": str},
+        "skipPhases": [str], "patches": PATCHES, "timeouts": TIMEOUTS},
+    ("kubeadm.k8s.io/v1beta4", "ResetConfiguration"): {
+        "apiVersion": str, "kind": str, "cleanupTmpDir": bool, "certificatesDir": str, "criSocket": str,
+        "force": bool, "ignorePreflightErrors": [str], "skipPhases": [str], "unmountFlags": [str],
+        "dryRun": bool, "timeouts": TIMEOUTS},
+    ("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"): {
+        "apiVersion": str, "kind": str, "cgroupDriver": str, "address": str, "port": int,
+        "authentication": {"anonymous": {"enabled": bool}, "webhook": {"enabled": bool, "cacheTTL": str},
+                           "x509": {"clientCAFile": str}},
+        "authorization": {"mode": str, "webhook": dict}, "containerRuntimeEndpoint": str, "staticPodPath": str,
+        "failSwapOn": bool, "memorySwap": dict, "clusterDNS": [str], "clusterDomain": str, "maxPods": int,
+        "rotateCertificates": bool, "serverTLSBootstrap": bool, "resolvConf": str, "evictionHard": dict,
+        "kubeReserved": dict, "systemReserved": dict, "featureGates": dict, "failCgroupV1": bool},
+    ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"): {
+        "apiVersion": str, "kind": str, "mode": str, "clusterCIDR": str, "bindAddress": str,
+        "iptables": dict, "ipvs": dict, "nftables": dict, "conntrack": dict, "featureGates": dict},
+}
+KUBE_PROXY_MODES = ("iptables", "nftables", "ipvs")
+ALLOWED_WITH_CONFIG = {"config", "ignore-preflight-errors", "dry-run", "kubeconfig", "node-name",
+                       "kubeconfig-dir", "upload-certs", "print-join-command", "rootfs", "v", "log-file"}
+
+
+def check_schema(value: Any, schema: Any, path: str) -> None:
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            fail(f"error: {path}: expected an object, got {type(value).__name__} (for example extraArgs "
+                 f"is a list of {{name, value}} in v1beta4)")
+        if schema is dict:
+            return
+        for key, item in value.items():
+            if key not in schema:
+                fail(f'error: strict decoding error: unknown field "{path}.{key}"' if path else
+                     f'error: strict decoding error: unknown field "{key}"')
+            check_schema(item, schema[key], f"{path}.{key}" if path else key)
+    elif isinstance(schema, list):
+        if not isinstance(value, list):
+            fail(f"error: {path}: expected a list, got {type(value).__name__}"
+                 + (" (v1beta4 takes extraArgs/kubeletExtraArgs as a list of {name, value})"
+                    if path.endswith(("Args", "extraArgs")) else ""))
+        for i, item in enumerate(value):
+            check_schema(item, schema[0], f"{path}[{i}]")
+    elif schema is dict:
+        if not isinstance(value, dict):
+            fail(f"error: {path}: expected an object")
+    elif schema is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            fail(f"error: {path}: expected an integer, got {value!r}")
+    elif schema is bool:
+        if not isinstance(value, bool):
+            fail(f"error: {path}: expected true or false, got {value!r}")
+    elif schema is str:
+        if not isinstance(value, str):
+            fail(f"error: {path}: expected a string, got {value!r}")
+
+
+def load_config(path: str) -> dict[str, dict[str, Any]]:
+    try:
+        documents = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
+    except (OSError, yaml.YAMLError) as error:
+        fail(f"error: unable to read config from {path!r}: {error}")
+    result: dict[str, dict[str, Any]] = {}
+    for doc in documents:
+        if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
+            fail("error: a configuration document lacks apiVersion or kind")
+        api, kind = doc["apiVersion"], doc["kind"]
+        if api.startswith("kubeadm.k8s.io/") and api != "kubeadm.k8s.io/v1beta4":
+            fail(f'error: your configuration file uses an old API spec: "{api}" is no longer supported '
+                 f'(kubeadm {VERSION} reads kubeadm.k8s.io/v1beta4). Use "kubeadm config migrate" from an older kubeadm')
+        schema = SCHEMAS.get((api, kind))
+        if schema is None:
+            fail(f'error: no kind "{kind}" is registered for version "{api}"')
+        if kind in result:
+            fail(f"error: duplicate {kind} document")
+        check_schema(doc, schema, "")
+        result[kind] = doc
+    proxy = result.get("KubeProxyConfiguration", {})
+    if proxy.get("mode") not in (None, "", *KUBE_PROXY_MODES):
+        fail(f'error: KubeProxyConfiguration.mode: Unsupported value: "{proxy["mode"]}"')
+    return result
+
+
+def reject_flags_with_config(flags: dict[str, Any]) -> None:
+    if "config" in flags:
+        bad = sorted(f for f in flags if f not in ALLOWED_WITH_CONFIG and not f.startswith("skip-"))
+        if bad:
+            fail(f"error: can not mix '--config' with arguments {bad}")
+
+
+# ---------------------------------------------------------------------------------------------
+# certificates (real openssl, so `openssl x509 -pubkey` and the CA hash work)
+# ---------------------------------------------------------------------------------------------
+
+def openssl(*args: str, stdin: str | None = None) -> str:
+    return subprocess.run(["openssl", *args], input=stdin, capture_output=True, text=True, check=True).stdout
+
+
+def make_ca(directory: Path, name: str, cn: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    if not (directory / f"{name}.crt").exists():
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650", "-subj", f"/CN={cn}",
+                "-keyout", str(directory / f"{name}.key"), "-out", str(directory / f"{name}.crt"))
+        (directory / f"{name}.key").chmod(0o600)
+
+
+def make_cert(ca_dir: Path, ca: str, out: Path, cn: str, sans: list[str] = ()) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ext = out.with_suffix(".ext")
+    ext.write_text("subjectAltName=" + ",".join(
+        (f"IP:{s}" if re.match(r"^[0-9.]+$|:", s) else f"DNS:{s}") for s in (sans or [cn])) + "\n")
+    csr = openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}",
+                  "-keyout", str(out.with_suffix(".key")))
+    openssl("x509", "-req", "-CA", str(ca_dir / f"{ca}.crt"), "-CAkey", str(ca_dir / f"{ca}.key"),
+            "-CAcreateserial", "-days", "365", "-extfile", str(ext), "-out", str(out.with_suffix(".crt")), stdin=csr)
+    out.with_suffix(".key").chmod(0o600)
+    ext.unlink()
+
+
+def ca_hash(cert: Path) -> str:
+    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", str(cert)], capture_output=True, check=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, capture_output=True, check=True).stdout
+    return "sha256:" + hashlib.sha256(der).hexdigest()
+
+
+def kubeconfig(path: Path, server: str, user: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ca = base64.b64encode((PKI / "ca.crt").read_bytes()).decode()
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "kubernetes", "cluster": {"certificate-authority-data": ca, "server": server}}],
+        "contexts": [{"name": f"{user}@kubernetes", "context": {"cluster": "kubernetes", "user": user}}],
+        "current-context": f"{user}@kubernetes",
+        "users": [{"name": user, "user": {"client-certificate-data": ca, "client-key-data": key}}],
+    }))
+    path.chmod(0o600)
+
+
+# ---------------------------------------------------------------------------------------------
+# kubeadm
+# ---------------------------------------------------------------------------------------------
+
+def minor(version: str) -> int:
+    return int(version.lstrip("v").split(".")[1])
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    match = re.match(r"^v?(\d+)\.(\d+)\.(\d+)$", version)
+    if not match:
+        fail(f"error: invalid version {version!r}")
+    return tuple(int(p) for p in match.groups())  # type: ignore[return-value]
+
+
+def preflight(kind: str, ignore: set[str]) -> None:
+    errors = []
+    swaps = [l for l in Path("/proc/swaps").read_text().splitlines()[1:] if l.strip()] if Path("/proc/swaps").exists() else []
+    if swaps:
+        errors.append("[ERROR Swap]: running with swap on is not supported. Please disable swap")
+    if Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() != "1":
+        errors.append("[ERROR FileContent--proc-sys-net-ipv4-ip_forward]: /proc/sys/net/ipv4/ip_forward contents are not set to 1")
+    bridge = Path("/proc/sys/net/bridge/bridge-nf-call-iptables")
+    if bridge.exists() and bridge.read_text().strip() != "1":
+        print("\t[WARNING FileContent--proc-sys-net-bridge-bridge-nf-call-iptables]: "
+              "/proc/sys/net/bridge/bridge-nf-call-iptables contents are not set to 1", file=sys.stderr)
+    if not Path("/run/containerd/containerd.sock").exists() and not Path("/var/run/crio/crio.sock").exists():
+        errors.append("[ERROR CRI]: container runtime is not running: validate service connection: "
+                      "dial unix /run/containerd/containerd.sock: connect: no such file or directory")
+    if subprocess.run(["stat", "-fc", "%T", "/sys/fs/cgroup"], capture_output=True, text=True).stdout.strip() != "cgroup2fs":
+        errors.append("[ERROR SystemVerification]: cgroups v1 support is unsupported and will be removed; "
+                      "kubelet >= 1.35 refuses to start on cgroup v1 (failCgroupV1)")
+    if (K8S / "kubelet.conf").exists():
+        errors.append("[ERROR FileAvailable--etc-kubernetes-kubelet.conf]: /etc/kubernetes/kubelet.conf already exists")
+    if kind == "init" and (MANIFESTS / "kube-apiserver.yaml").exists():
+        errors.append("[ERROR FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml]: "
+                      "/etc/kubernetes/manifests/kube-apiserver.yaml already exists")
+    if not unit_enabled("kubelet"):
+        print("\t[WARNING Service-Kubelet]: kubelet service is not enabled, please run 'systemctl enable kubelet.service'",
+              file=sys.stderr)
+    errors = [e for e in errors if not any(i.lower() in e.lower() or i == "all" for i in ignore)]
+    print("[preflight] Running pre-flight checks", file=sys.stderr)
+    if errors:
+        fail("error execution phase preflight: [preflight] Some fatal errors occurred:\n\t"
+             + "\n\t".join(errors) + "\n[preflight] If you know what you are doing, you can make a check non-fatal "
+             "with `--ignore-preflight-errors=...`")
+
+
+def write_control_plane_manifests(image_repository: str, version: str, etcd_local: bool) -> None:
+    MANIFESTS.mkdir(parents=True, exist_ok=True)
+    components = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
+    for component in components:
+        (MANIFESTS / f"{component}.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": component, "namespace": "kube-system"},
+            "spec": {"containers": [{"name": component, "image": f"{image_repository}/{component}:v{version}"}],
+                     "hostNetwork": True}}))
+    if etcd_local:
+        (MANIFESTS / "etcd.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "etcd", "namespace": "kube-system"},
+            "spec": {"containers": [{"name": "etcd", "image": f"{image_repository}/etcd:3.6.6-0"}]}}))
+
+
+def ignore_set(flags: dict[str, Any], registration: dict[str, Any]) -> set[str]:
+    values = set(filter(None, str(flags.get("ignore-preflight-errors", "")).split(",")))
+    return values | set(registration.get("ignorePreflightErrors", []))
+
+
+def kubeadm_init(argv: list[str]) -> None:
+    if argv and argv[0] == "phase":
+        return kubeadm_init_phase(argv[1:])
+    flags, _ = parse_flags(argv, {"config": True, "upload-certs": False, "skip-token-print": False,
+                                  "skip-certificate-key-print": False, "ignore-preflight-errors": True,
+                                  "v": True, "control-plane-endpoint": True, "pod-network-cidr": True,
+                                  "dry-run": False, "certificate-key": True, "node-name": True})
+    reject_flags_with_config(flags)
+    if "config" not in flags:
+        fail("error: the lab's kubeadm stand-in expects --config")
+    docs = load_config(flags["config"])
+    init = docs.get("InitConfiguration", {})
+    cluster = docs.get("ClusterConfiguration")
+    if cluster is None:
+        fail("error: init needs a ClusterConfiguration")
+    registration = init.get("nodeRegistration", {})
+    preflight("init", ignore_set(flags, registration))
+    version = cluster.get("kubernetesVersion", "").lstrip("v")
+    if minor(version) != minor(VERSION) or parse_version(version) > parse_version(VERSION):
+        fail(f"error: this version of kubeadm only supports deploying clusters with the control plane version "
+             f">= 1.{minor(VERSION) - 1}.0. Current version: v{version} (kubeadm is v{VERSION})")
+    if cluster.get("etcd", {}).get("external"):
+        external = cluster["etcd"]["external"]
+        for key in ("caFile", "certFile", "keyFile"):
+            if not Path(external[key]).exists():
+                fail(f"error: [preflight] external etcd {key} {external[key]} does not exist")
+    name = registration.get("name", HOST)
+    endpoint = cluster.get("controlPlaneEndpoint") or init.get("localAPIEndpoint", {}).get("advertiseAddress")
+    make_ca(PKI, "ca", "kubernetes")
+    make_ca(PKI, "front-proxy-ca", "front-proxy-ca")
+    make_cert(PKI, "ca", PKI / "apiserver", "kube-apiserver", list(cluster.get("apiServer", {}).get("certSANs", [])) + [HOST])
+    stacked = not cluster.get("etcd", {}).get("external")
+    if stacked:
+        make_ca(PKI / "etcd", "ca", "etcd-ca")
+    for conf, user in (("admin.conf", "kubernetes-admin"), ("super-admin.conf", "kubernetes-super-admin"),
+                       ("kubelet.conf", f"system:node:{name}"), ("controller-manager.conf", "controller-manager"),
+                       ("scheduler.conf", "scheduler")):
+        kubeconfig(K8S / conf, f"https://{endpoint}", user)
+    image_repository = cluster.get("imageRepository", "registry.k8s.io")
+    write_control_plane_manifests(image_repository, version, stacked)
+    with journal() as j:
+        j["cluster"] = {"name": cluster.get("clusterName", "kubernetes"), "endpoint": endpoint, "version": version,
+                        "imageRepository": image_repository, "caHash": ca_hash(PKI / "ca.crt"),
+                        "stackedEtcd": stacked, "init": name,
+                        "networking": cluster.get("networking", {}),
+                        "pki": {p: (PKI / p).read_text() for p in ("ca.crt", "ca.key", "front-proxy-ca.crt",
+                                                                    "front-proxy-ca.key")}}
+        if stacked:
+            j["cluster"]["pki"].update({f"etcd/{p}": (PKI / "etcd" / p).read_text() for p in ("ca.crt", "ca.key")})
+        j["nodes"][name] = {"role": "control-plane", "kubelet": VERSION, "controlPlane": version, "host": HOST,
+                            "labels": {}, "taints": [f"{t['key']}={t.get('value', '')}:{t['effect']}"
+                                                     for t in registration.get("taints", [])],
+                            "unschedulable": False, "criSocket": registration.get("criSocket")}
+        if stacked:
+            j["etcd"].append({"id": secrets.token_hex(8), "name": name})
+        j["tokens"][secrets.token_hex(3) + "." + secrets.token_hex(8)] = now() + 86400
+        if "upload-certs" in flags:
+            j["certificateKeys"][secrets.token_hex(32)] = now() + 7200
+    set_kubelet_running(True)
+    print("[init] Using Kubernetes version: v" + version)
+    print("Your Kubernetes control-plane has initialized successfully!")
+    if "skip-token-print" not in flags:
+        print("kubeadm join ... --token <printed>")
+
+
+def kubeadm_init_phase(argv: list[str]) -> None:
+    if not argv:
+        fail("error: missing phase")
+    if argv[0] == "upload-certs":
+        flags, _ = parse_flags(argv[1:], {"upload-certs": False, "certificate-key": True, "config": True,
+                                          "kubeconfig": True, "skip-certificate-key-print": False, "v": True})
+        if "upload-certs" not in flags:
+            fail("error: to upload certificates use --upload-certs")
+        if not (K8S / "admin.conf").exists():
+            fail("error: open /etc/kubernetes/admin.conf: no such file or directory")
+        key = flags.get("certificate-key") or secrets.token_hex(32)
+        if not re.match(r"^[0-9a-f]{64}$", key):
+            fail("error: certificate key must be 64 hex characters")
+        with journal() as j:
+            if "cluster" not in j:
+                fail("error: the cluster is not initialized")
+            j["certificateKeys"][key] = now() + 7200
+        print('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace')
+        if "skip-certificate-key-print" not in flags:
+            print("[upload-certs] Using certificate key:")
+            print(key)
+        return
+    if argv[0] == "certs":
+        return kubeadm_phase_certs(argv[1:])
+    if argv[0] == "etcd" and argv[1:2] == ["local"]:
+        return kubeadm_phase_etcd_local(argv[2:])
+    fail(f"error: unknown phase {argv[0]!r} for the lab's stand-in")
+
+
+def etcd_local_config(flags: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    docs = load_config(flags["config"])
+    cluster = docs.get("ClusterConfiguration", {})
+    return docs.get("InitConfiguration", {}), cluster.get("etcd", {}).get("local", {})
+
+
+def kubeadm_phase_certs(argv: list[str]) -> None:
+    if not argv:
+        fail("error: missing certificate name")
+    flags, _ = parse_flags(argv[1:], {"config": True, "cert-dir": True, "v": True})
+    etcd_dir = PKI / "etcd"
+    which = argv[0]
+    init, local = etcd_local_config(flags) if "config" in flags else ({}, {})
+    if which == "etcd-ca":
+        make_ca(etcd_dir, "ca", "etcd-ca")
+    elif which in ("etcd-server", "etcd-peer", "etcd-healthcheck-client", "apiserver-etcd-client"):
+        if not (etcd_dir / "ca.key").exists():
+            fail(f"error: couldn't load CA certificate etcd-ca: open {etcd_dir}/ca.crt: no such file or directory")
+        name = which.removeprefix("etcd-")
+        sans = {"server": local.get("serverCertSANs", []), "peer": local.get("peerCertSANs", [])}.get(name, [])
+        target = PKI / "apiserver-etcd-client" if which == "apiserver-etcd-client" else etcd_dir / name
+        make_cert(etcd_dir, "ca", target, init.get("nodeRegistration", {}).get("name", HOST), [*sans, "127.0.0.1", HOST])
+    else:
+        fail(f"error: unknown certificate {which!r}")
+    print(f"[certs] Generating \"{which}\" certificate and key")
+
+
+def kubeadm_phase_etcd_local(argv: list[str]) -> None:
+    flags, _ = parse_flags(argv, {"config": True, "v": True})
+    init, local = etcd_local_config(flags)
+    args = {a["name"]: a["value"] for a in local.get("extraArgs", [])}
+    for required in ("name", "initial-cluster", "listen-client-urls"):
+        if required not in args:
+            fail(f"error: etcd extraArgs lacks {required}")
+    for cert in ("server", "peer", "healthcheck-client"):
+        if not (PKI / "etcd" / f"{cert}.crt").exists():
+            fail(f"error: etcd {cert} certificate missing")
+    if not kubelet_running():
+        fail("error: the kubelet is not running: the etcd static pod would never start")
+    MANIFESTS.mkdir(parents=True, exist_ok=True)
+    (MANIFESTS / "etcd.yaml").write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Pod",
+                                                         "metadata": {"name": "etcd", "namespace": "kube-system"},
+                                                         "spec": {"containers": [{"name": "etcd", "command": [
+                                                             "etcd", *[f"--{k}={v}" for k, v in args.items()]]}]}}))
+    with journal() as j:
+        j["externalEtcd"][args["name"]] = {"host": HOST, "clientURL": args["listen-client-urls"],
+                                          "initialCluster": args["initial-cluster"]}
+    start_etcd_health_server(args["listen-client-urls"])
+    print("[etcd] Creating static Pod manifest for local etcd in \"/etc/kubernetes/manifests\"")
+
+
+def start_etcd_health_server(url: str) -> None:
+    """The etcd static pod's client port: TLS with client certificates, answering /health."""
+    host, port = url.removeprefix("https://").split(":")
+    code = f"""
+import http.server, ssl
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.path == "/health"
+        self.send_response(200 if ok else 404); self.end_headers()
+        self.wfile.write(b'{{"health":"true","reason":""}}' if ok else b"")
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("{host}", {port}), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+c.load_cert_chain("{PKI}/etcd/server.crt", "{PKI}/etcd/server.key")
+c.load_verify_locations("{PKI}/etcd/ca.crt"); c.verify_mode = ssl.CERT_REQUIRED
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()
+"""
+    subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def kubeadm_join(argv: list[str]) -> None:
+    flags, args = parse_flags(argv, {"config": True, "ignore-preflight-errors": True, "v": True, "token": True,
+                                     "discovery-token-ca-cert-hash": True, "control-plane": False,
+                                     "certificate-key": True, "node-name": True, "dry-run": False}, (0, 1))
+    reject_flags_with_config(flags)
+    if "config" not in flags:
+        fail("error: the lab's kubeadm stand-in expects --config")
+    docs = load_config(flags["config"])
+    join = docs.get("JoinConfiguration")
+    if join is None:
+        fail("error: join needs a JoinConfiguration")
+    registration = join.get("nodeRegistration", {})
+    discovery = join.get("discovery", {}).get("bootstrapToken", {})
+    preflight("join", ignore_set(flags, registration))
+    name = registration.get("name", HOST)
+    control_plane = "controlPlane" in join
+    with journal() as j:
+        cluster = j.get("cluster")
+        if cluster is None:
+            fail("error execution phase preflight: couldn't validate the identity of the API Server: "
+                 "connection refused")
+        token = discovery.get("token", "")
+        expiry = j["tokens"].get(token)
+        if expiry is None or expiry < now():
+            fail("error execution phase preflight: couldn't validate the identity of the API Server: "
+                 "could not find a JWS signature in the cluster-info ConfigMap for token ID "
+                 f"\"{token.split('.')[0]}\"")
+        if cluster["caHash"] not in discovery.get("caCertHashes", []):
+            fail("error execution phase preflight: couldn't validate the identity of the API Server: "
+                 "cluster CA found in cluster-info ConfigMap is invalid: none of the public keys match")
+        if discovery.get("apiServerEndpoint") != cluster["endpoint"]:
+            fail(f"error: discovery endpoint {discovery.get('apiServerEndpoint')} is not the cluster's "
+                 f"controlPlaneEndpoint {cluster['endpoint']}")
+        if minor(VERSION) != minor(cluster["version"]):
+            fail(f"error execution phase preflight: kubeadm v{VERSION} cannot join a v{cluster['version']} "
+                 "cluster: the kubeadm used for join must match the cluster's version")
+        if control_plane:
+            key = join["controlPlane"].get("certificateKey", "")
+            key_expiry = j["certificateKeys"].get(key)
+            if key_expiry is None or key_expiry < now():
+                fail('error execution phase control-plane-prepare/download-certs: error downloading certs: '
+                     'error downloading the secret: Secret "kubeadm-certs" was not found in the "kube-system" '
+                     'Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs '
+                     '--upload-certs` on a control plane to generate a new one')
+        pki = cluster["pki"]
+        j["nodes"][name] = {"role": "control-plane" if control_plane else "worker", "kubelet": VERSION,
+                            "controlPlane": cluster["version"] if control_plane else None, "host": HOST,
+                            "labels": {}, "taints": [f"{t['key']}={t.get('value', '')}:{t['effect']}"
+                                                     for t in registration.get("taints", [])],
+                            "unschedulable": False, "criSocket": registration.get("criSocket")}
+        if control_plane and cluster["stackedEtcd"]:
+            j["etcd"] = [m for m in j["etcd"] if m["name"] != name] + [{"id": secrets.token_hex(8), "name": name}]
+        endpoint, image_repository, version, stacked = (cluster["endpoint"], cluster["imageRepository"],
+                                                        cluster["version"], cluster["stackedEtcd"])
+    PKI.mkdir(parents=True, exist_ok=True)
+    (PKI / "ca.crt").write_text(pki["ca.crt"])
+    if control_plane:
+        for path, content in pki.items():
+            (PKI / path).parent.mkdir(parents=True, exist_ok=True)
+            (PKI / path).write_text(content)
+        kubeconfig(K8S / "admin.conf", f"https://{endpoint}", "kubernetes-admin")
+        write_control_plane_manifests(image_repository, version, stacked)
+    kubeconfig(K8S / "kubelet.conf", f"https://{endpoint}", f"system:node:{name}")
+    set_kubelet_running(True)
+    print("This node has joined the cluster" + (" and a new control plane instance was created" if control_plane else ""))
+
+
+def kubeadm_token(argv: list[str]) -> None:
+    if not argv or argv[0] not in ("create", "list"):
+        fail("error: the lab's stand-in supports token create and token list")
+    flags, args = parse_flags(argv[1:], {"ttl": True, "description": True, "print-join-command": False,
+                                         "certificate-key": True, "kubeconfig": True, "v": True, "usages": True,
+                                         "groups": True}, (0, 1))
+    if not (K8S / "admin.conf").exists():
+        fail("error: failed to load admin kubeconfig: open /etc/kubernetes/admin.conf: no such file or directory")
+    if argv[0] == "list":
+        with journal() as j:
+            for token, expiry in j["tokens"].items():
+                print(f"{token.split('.')[0]}.<redacted>\t{datetime.datetime.fromtimestamp(expiry).isoformat()}")
+        return
+    ttl = flags.get("ttl", "24h0m0s")
+    match = re.match(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$", ttl)
+    if not match or not ttl:
+        fail(f'error: invalid argument "{ttl}" for "--ttl" flag: time: invalid duration "{ttl}"')
+    seconds = int(match.group(1) or 0) * 3600 + int(match.group(2) or 0) * 60 + int(match.group(3) or 0)
+    token = args[0] if args else secrets.token_hex(3) + "." + secrets.token_hex(8)
+    with journal() as j:
+        j["tokens"][token] = now() + seconds if seconds else now() + 10 ** 9
+    print(token)
+
+
+def kubeadm_certs(argv: list[str]) -> None:
+    if argv[:1] == ["certificate-key"]:
+        parse_flags(argv[1:], {"v": True})
+        print(secrets.token_hex(32))
+    elif argv[:1] == ["check-expiration"]:
+        flags, _ = parse_flags(argv[1:], {"output": True, "o": True, "config": True, "cert-dir": True,
+                                          "kubeconfig": True, "v": True})
+        output = flags.get("output", flags.get("o", "text"))
+        renewed = float((STATE / "certs-renewed").read_text()) if (STATE / "certs-renewed").exists() else None
+        base = renewed or (K8S / "admin.conf").stat().st_mtime
+        expires = datetime.datetime.fromtimestamp(base + 365 * 86400, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        names = ["admin.conf", "apiserver", "controller-manager.conf", "scheduler.conf", "super-admin.conf"]
+        if output == "json":
+            print(json.dumps({"kind": "CertificateExpirationInfo", "apiVersion": "output.kubeadm.k8s.io/v1alpha3",
+                              "certificates": [{"name": n, "expirationDate": expires, "residualTime": 0,
+                                                "certificateAuthority": "ca", "externallyManaged": False}
+                                               for n in names],
+                              "certificateAuthorities": [{"name": "ca", "expirationDate": expires,
+                                                          "residualTime": 0, "externallyManaged": False}]}))
+        elif output == "text":
+            print("CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE AUTHORITY")
+            for n in names:
+                print(f"{n:<26} {expires:<24} 364d            ca")
+        else:
+            fail(f"error: output format {output!r} is not supported by the stand-in")
+    elif argv[:2] == ["renew", "all"]:
+        parse_flags(argv[2:], {"config": True, "cert-dir": True, "kubeconfig": True, "v": True})
+        if not (K8S / "admin.conf").exists():
+            fail("error: [renew] no control-plane certificates on this node")
+        STATE.mkdir(parents=True, exist_ok=True)
+        (STATE / "certs-renewed").write_text(str(now()))
+        with journal() as j:
+            j.setdefault("renewals", []).append({"host": HOST, "time": now()})
+        print("Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, "
+              "kube-scheduler and etcd, so that they can use the new certificates.")
+    else:
+        fail("error: unknown certs command for the lab's stand-in")
+
+
+def control_plane_version_here() -> str | None:
+    manifest = MANIFESTS / "kube-apiserver.yaml"
+    if not manifest.exists():
+        return None
+    image = yaml.safe_load(manifest.read_text())["spec"]["containers"][0]["image"]
+    return image.rsplit(":v", 1)[1]
+
+
+def kubeadm_upgrade(argv: list[str]) -> None:
+    if not argv:
+        fail("error: missing upgrade command")
+    command = argv[0]
+    if command == "plan":
+        flags, args = parse_flags(argv[1:], {"config": True, "v": True, "ignore-preflight-errors": True}, (0, 1))
+        with journal() as j:
+            current = j["cluster"]["version"]
+        target = (args[0] if args else f"v{VERSION}").lstrip("v")
+        print(f"[upgrade/versions] Cluster version: v{current}\n[upgrade/versions] kubeadm version: v{VERSION}\n"
+              f"[upgrade/versions] Target version: v{target}")
+        return
+    if command == "apply":
+        flags, args = parse_flags(argv[1:], {"yes": False, "y": False, "config": True, "v": True, "force": False,
+                                             "certificate-renewal": True, "etcd-upgrade": True,
+                                             "ignore-preflight-errors": True}, (0, 1))
+        if not args:
+            fail("error: missing version argument")
+        if not (flags.get("yes") or flags.get("y") or flags.get("force")):
+            fail("error: upgrade apply asks for confirmation; the lab has no terminal (use -y)")
+        target = args[0].lstrip("v")
+        with journal() as j:
+            current = j["cluster"]["version"]
+            cur, tgt = parse_version(current), parse_version(target)
+            if tgt < cur:
+                fail(f"error: [upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n"
+                     f"\t- Specified version to upgrade to \"v{target}\" is lower than the cluster version "
+                     f"\"v{current}\". Downgrades are not supported yet")
+            if tgt[1] > cur[1] + 1:
+                fail(f"error: [upgrade/version] FATAL: the --version argument is invalid due to these fatal errors:\n"
+                     f"\t- Specified version to upgrade to \"v{target}\" is too high; kubeadm can upgrade only 1 "
+                     f"minor version at a time")
+            if target != VERSION:
+                fail(f"error: [upgrade/version] FATAL: the --version argument is invalid: Specified version to "
+                     f"upgrade to \"v{target}\" is higher than the kubeadm version \"v{VERSION}\"")
+            j["cluster"]["version"] = target
+            node = next(n for n, v in j["nodes"].items() if v["host"] == HOST)
+            j["nodes"][node]["controlPlane"] = target
+            j.setdefault("upgrades", []).append({"host": HOST, "command": "apply", "version": target, "time": now()})
+            image_repository, stacked = j["cluster"]["imageRepository"], j["cluster"]["stackedEtcd"]
+        write_control_plane_manifests(image_repository, target, stacked)
+        print(f'[upgrade/successful] SUCCESS! Your cluster was upgraded to "v{target}". Enjoy!')
+        return
+    if command == "node":
+        parse_flags(argv[1:], {"v": True, "certificate-renewal": True, "etcd-upgrade": True, "config": True,
+                               "ignore-preflight-errors": True, "skip-phases": True})
+        with journal() as j:
+            version = j["cluster"]["version"]
+            if minor(VERSION) != minor(version):
+                fail(f"error: kubeadm v{VERSION} cannot upgrade a node of a v{version} cluster")
+            node = next(n for n, v in j["nodes"].items() if v["host"] == HOST)
+            if j["nodes"][node]["role"] == "control-plane":
+                j["nodes"][node]["controlPlane"] = version
+            j.setdefault("upgrades", []).append({"host": HOST, "command": "node", "version": version, "time": now()})
+            image_repository, stacked = j["cluster"]["imageRepository"], j["cluster"]["stackedEtcd"]
+        if (MANIFESTS / "kube-apiserver.yaml").exists():
+            write_control_plane_manifests(image_repository, version, stacked)
+        print("[upgrade] The configuration for this node was successfully upgraded!")
+        return
+    fail(f"error: unknown upgrade command {command!r}")
+
+
+def kubeadm_reset(argv: list[str]) -> None:
+    flags, _ = parse_flags(argv, {"force": False, "f": False, "v": True, "cleanup-tmp-dir": False,
+                                  "cri-socket": True, "ignore-preflight-errors": True, "config": True})
+    if not (flags.get("force") or flags.get("f")):
+        fail("error: reset asks for confirmation; the lab has no terminal (use -f)")
+    with journal() as j:
+        names = [n for n, v in j["nodes"].items() if v["host"] == HOST]
+        for name in names:
+            if j["nodes"][name]["role"] == "control-plane":
+                before = len(j["etcd"])
+                j["etcd"] = [m for m in j["etcd"] if m["name"] != name]
+                if len(j["etcd"]) != before:
+                    print(f"[reset] Removing member {name} from the etcd cluster")
+            del j["nodes"][name]
+        for name, member in list(j["externalEtcd"].items()):
+            if member["host"] == HOST:
+                del j["externalEtcd"][name]
+        if j.get("cluster", {}).get("init") in names:
+            j.pop("cluster")
+            j["tokens"], j["certificateKeys"] = {}, {}
+    subprocess.run(["pkill", "-f", "ThreadingHTTPServer"], capture_output=True)
+    for path in (K8S / "manifests", PKI, Path("/var/lib/etcd"), Path("/var/lib/kubelet")):
+        subprocess.run(["rm", "-rf", str(path)], check=True)
+    for conf in K8S.glob("*.conf"):
+        conf.unlink()
+    set_kubelet_running(False)
+    print("[reset] Stopping the kubelet service\n[reset] Deleting contents of directories: "
+          "[/etc/kubernetes/manifests /var/lib/kubelet /etc/kubernetes/pki]\n\n"
+          "The reset process does not clean CNI configuration. To do so, you must remove /etc/cni/net.d\n\n"
+          "The reset process does not reset or clean up iptables rules or IPVS tables.")
+
+
+def kubeadm(argv: list[str]) -> None:
+    if not argv:
+        fail("Usage: kubeadm [command]")
+    command, rest = argv[0], argv[1:]
+    if command == "version":
+        flags, _ = parse_flags(rest, {"output": True, "o": True})
+        out = flags.get("output", flags.get("o", ""))
+        print(f"v{VERSION}" if out == "short" else f'kubeadm version: &version.Info{{GitVersion:"v{VERSION}"}}')
+    elif command == "config" and rest[:2] == ["images", "list"]:
+        flags, _ = parse_flags(rest[2:], {"kubernetes-version": True, "image-repository": True, "config": True})
+        repo = flags.get("image-repository", "registry.k8s.io")
+        version = flags.get("kubernetes-version", f"v{VERSION}")
+        for image in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"):
+            print(f"{repo}/{image}:{version}")
+        print(f"{repo}/coredns:v1.13.1\n{repo}/pause:3.10.1\n{repo}/etcd:3.6.6-0")
+    elif command == "init":
+        kubeadm_init(rest)
+    elif command == "join":
+        kubeadm_join(rest)
+    elif command == "token":
+        kubeadm_token(rest)
+    elif command == "certs":
+        kubeadm_certs(rest)
+    elif command == "upgrade":
+        kubeadm_upgrade(rest)
+    elif command == "reset":
+        kubeadm_reset(rest)
+    else:
+        fail(f'Error: unknown command "{command}" for "kubeadm"')
+
+
+# ---------------------------------------------------------------------------------------------
+# kubelet, systemctl, containerd, crictl
+# ---------------------------------------------------------------------------------------------
+
+def unit_enabled(unit: str) -> bool:
+    return (STATE / "units" / f"{unit}.enabled").exists()
+
+
+def kubelet_running() -> bool:
+    return (STATE / "units" / "kubelet.active").exists()
+
+
+def set_kubelet_running(running: bool) -> None:
+    (STATE / "units").mkdir(parents=True, exist_ok=True)
+    marker = STATE / "units" / "kubelet.active"
+    if running:
+        marker.touch()
+    elif marker.exists():
+        marker.unlink()
+
+
+def kubelet(argv: list[str]) -> None:
+    flags, _ = parse_flags(argv, {"version": False, "config": True, "kubeconfig": True,
+                                  "bootstrap-kubeconfig": True})
+    if flags.get("version"):
+        print(f"Kubernetes v{VERSION}")
+    else:
+        fail("error: the lab's kubelet stand-in only answers --version; systemctl starts it")
+
+
+def installed_version(tool: str) -> str | None:
+    result = subprocess.run([tool, "--version"], capture_output=True, text=True)
+    match = re.search(r"v(\d+\.\d+\.\d+)", result.stdout)
+    return match.group(1) if match else None
+
+
+def systemctl(argv: list[str]) -> None:
+    flags, args = parse_flags(argv, {"now": False, "quiet": False, "q": False, "type": True, "all": False,
+                                     "plain": False, "no-legend": False, "no-pager": False}, (0, 10))
+    if not args:
+        fail("Too few arguments.")
+    verb, units = args[0], [u.removesuffix(".service") for u in args[1:]]
+    units_dir = STATE / "units"
+    units_dir.mkdir(parents=True, exist_ok=True)
+    if verb == "daemon-reload" or verb == "list-units":
+        return
+    if verb in ("enable", "disable", "mask"):
+        for unit in units:
+            (units_dir / f"{unit}.enabled").touch() if verb == "enable" else (units_dir / f"{unit}.enabled").unlink(missing_ok=True)
+        if not (verb == "enable" and flags.get("now")):
+            return
+        verb = "start"
+    for unit in units:
+        if verb in ("start", "restart"):
+            if unit == "containerd":
+                if not Path("/usr/bin/containerd").exists():
+                    fail(f"Failed to {verb} containerd.service: Unit containerd.service not found.")
+                Path("/run/containerd").mkdir(parents=True, exist_ok=True)
+                Path("/run/containerd/containerd.sock").touch()
+            elif unit == "kubelet":
+                if not Path("/usr/bin/kubelet").exists():
+                    fail("Failed to start kubelet.service: Unit kubelet.service not found.")
+                if (K8S / "kubelet.conf").exists() or (Path("/etc/systemd/system/kubelet.service.d/kubelet.conf")).exists():
+                    set_kubelet_running(True)
+                    version = installed_version("kubelet")
+                    with journal() as j:
+                        for node in j["nodes"].values():
+                            if node["host"] == HOST:
+                                node["kubelet"] = version
+            (units_dir / f"{unit}.active").touch()
+        elif verb == "stop":
+            (units_dir / f"{unit}.active").unlink(missing_ok=True)
+        elif verb == "is-active":
+            if not (units_dir / f"{unit}.active").exists():
+                print("inactive")
+                sys.exit(3)
+            print("active")
+        else:
+            fail(f"Unknown command verb {verb}.")
+
+
+CONTAINERD_CONFIG = """version = 3
+root = '/var/lib/containerd'
+state = '/run/containerd'
+
+[plugins]
+  [plugins.'io.containerd.cri.v1.images']
+    snapshotter = 'overlayfs'
+
+    [plugins.'io.containerd.cri.v1.images'.pinned_images]
+      sandbox = 'registry.k8s.io/pause:3.10'
+
+  [plugins.'io.containerd.cri.v1.runtime']
+    [plugins.'io.containerd.cri.v1.runtime'.containerd]
+      default_runtime_name = 'runc'
+
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes]
+        [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+          runtime_type = 'io.containerd.runc.v2'
+
+          [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+            BinaryName = ''
+            SystemdCgroup = false
+"""
+
+
+def containerd(argv: list[str]) -> None:
+    if argv in (["--version"], ["-v"]):
+        print(f"containerd github.com/containerd/containerd/v2 v{VERSION} lab")
+    elif argv == ["config", "default"]:
+        print(CONTAINERD_CONFIG, end="")
+    else:
+        fail(f"containerd: the lab's stand-in does not run {' '.join(argv)!r}")
+
+
+def crictl(argv: list[str]) -> None:
+    if argv[:1] == ["version"]:
+        print(f"RuntimeName:  containerd\nRuntimeVersion:  v2.1.4")
+    else:
+        fail("crictl: the lab's stand-in answers only `version`")
+
+
+# ---------------------------------------------------------------------------------------------
+# kubectl
+# ---------------------------------------------------------------------------------------------
+
+def kubectl(argv: list[str]) -> None:
+    known = {"kubeconfig": True, "n": True, "namespace": True, "o": True, "output": True, "raw": True,
+             "overwrite": False, "ignore-daemonsets": False, "delete-emptydir-data": False, "force": False,
+             "timeout": True, "ignore-not-found": False, "w": True}
+    flags, args = parse_flags(argv, known, (1, 40))
+    config = flags.get("kubeconfig") or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
+    if not Path(config).exists():
+        fail("The connection to the server localhost:8080 was refused - did you specify the right host or port?")
+    document = yaml.safe_load(Path(config).read_text())
+    if document.get("users", [{}])[0].get("name") not in ("kubernetes-admin", "kubernetes-super-admin"):
+        fail('Error from server (Forbidden): this credential is not an admin credential')
+    with journal() as j:
+        if "cluster" not in j:
+            fail("The connection to the server was refused - is the cluster initialized?")
+        verb = args[0]
+        if verb == "get" and flags.get("raw"):
+            print("ok")
+        elif verb == "get" and args[1:2] in (["node"], ["nodes"]):
+            names = args[2:] or sorted(j["nodes"])
+            for name in names:
+                node = j["nodes"].get(name)
+                if node is None:
+                    fail(f'Error from server (NotFound): nodes "{name}" not found')
+                output = flags.get("o", flags.get("output", ""))
+                if output == "jsonpath={.status.nodeInfo.kubeletVersion}":
+                    print(f"v{node['kubelet']}", end="")
+                elif output == "json":
+                    print(json.dumps({"metadata": {"name": name, "labels": node["labels"]},
+                                      "spec": {"unschedulable": node["unschedulable"]},
+                                      "status": {"nodeInfo": {"kubeletVersion": f"v{node['kubelet']}"}}}))
+                elif output:
+                    fail(f"error: the lab's kubectl does not print -o {output}")
+                else:
+                    print(f"{name}\tReady\t{node['role']}\tv{node['kubelet']}")
+        elif verb in ("label", "taint", "drain", "cordon", "uncordon", "delete") and args[1:2] == ["node"] or \
+                verb in ("drain", "cordon", "uncordon"):
+            rest = args[2:] if args[1:2] == ["node"] else args[1:]
+            name = rest[0]
+            node = j["nodes"].get(name)
+            if node is None:
+                if verb == "delete" and flags.get("ignore-not-found"):
+                    return
+                fail(f'Error from server (NotFound): nodes "{name}" not found')
+            if verb == "label":
+                for item in rest[1:]:
+                    if item.endswith("-"):
+                        node["labels"].pop(item[:-1], None)
+                    else:
+                        key, _, value = item.partition("=")
+                        if key in node["labels"] and not flags.get("overwrite") and node["labels"][key] != value:
+                            fail(f"error: '{key}' already has a value ({node['labels'][key]}), and --overwrite is false")
+                        node["labels"][key] = value
+            elif verb == "taint":
+                for item in rest[1:]:
+                    if item.endswith("-"):
+                        key, effect = item[:-1].split(":")
+                        node["taints"] = [t for t in node["taints"] if not (t.split("=")[0].split(":")[0] == key
+                                                                            and t.endswith(":" + effect))]
+                    else:
+                        if not re.match(r"^[^=:]+(=[^:]*)?:(NoSchedule|PreferNoSchedule|NoExecute)$", item):
+                            fail(f"error: invalid taint spec: {item}")
+                        key = item.split(":")[0].split("=")[0]
+                        effect = item.rsplit(":", 1)[1]
+                        node["taints"] = [t for t in node["taints"] if not (t.split(":")[0].split("=")[0] == key
+                                                                            and t.endswith(":" + effect))]
+                        node["taints"].append(item if "=" in item else f"{key}=:{effect}")
+            elif verb in ("drain", "cordon"):
+                if verb == "drain" and not (flags.get("ignore-daemonsets") and flags.get("force")):
+                    fail("error: cannot delete DaemonSet-managed Pods (use --ignore-daemonsets)")
+                node["unschedulable"] = True
+                j.setdefault("drains", []).append({"node": name, "time": now()})
+                print(f"node/{name} cordoned" + ("\nnode/{name} drained" if verb == "drain" else ""))
+            elif verb == "uncordon":
+                node["unschedulable"] = False
+                print(f"node/{name} uncordoned")
+            elif verb == "delete":
+                del j["nodes"][name]
+                print(f'node "{name}" deleted')
+        elif verb == "exec":
+            pod = args[1]
+            command = args[2:]
+            if flags.get("n", flags.get("namespace")) != "kube-system" or not pod.startswith("etcd-"):
+                fail(f'Error from server (NotFound): pods "{pod}" not found')
+            if pod.removeprefix("etcd-") not in j["nodes"] or not j["cluster"]["stackedEtcd"]:
+                fail(f'Error from server (NotFound): pods "{pod}" not found')
+            if not command or command[0] != "etcdctl":
+                fail(f'exec: "{command[0] if command else ""}": executable file not found in $PATH')
+            etcdctl(j, command[1:])
+        elif verb == "version":
+            print(f"Client Version: v{VERSION}\nServer Version: v{j['cluster']['version']}")
+        else:
+            fail(f"error: the lab's kubectl stand-in does not implement {' '.join(args)!r}")
+
+
+def etcdctl(j: dict[str, Any], argv: list[str]) -> None:
+    flags, args = parse_flags(argv, {"endpoints": True, "cacert": True, "cert": True, "key": True, "w": True,
+                                     "write-out": True}, (1, 3))
+    for required in ("cacert", "cert", "key"):
+        if required not in flags:
+            fail(f"etcdctl: TLS flag --{required} missing: the client would be refused")
+    if args[:2] == ["member", "list"]:
+        if flags.get("w", flags.get("write-out", "simple")) != "simple":
+            fail("etcdctl: the lab prints member list only as -w simple")
+        for member in j["etcd"]:
+            host = j["nodes"].get(member["name"], {}).get("host", member["name"])
+            print(f"{member['id']}, started, {member['name']}, https://{host}:2380, https://{host}:2379, false")
+    elif args[:2] == ["member", "remove"]:
+        before = len(j["etcd"])
+        j["etcd"] = [m for m in j["etcd"] if m["id"] != args[2]]
+        if len(j["etcd"]) == before:
+            fail(f"Error: etcdserver: member not found")
+        print(f"Member {args[2]} removed from cluster")
+    elif args[:2] == ["snapshot", "save"]:
+        j.setdefault("snapshots", []).append({"path": args[2], "version": j["cluster"]["version"], "time": now()})
+        print(f"Snapshot saved at {args[2]}")
+    else:
+        fail(f"etcdctl: the lab does not implement {' '.join(args)}")
+
+
+TOOLS: dict[str, Callable[[list[str]], None]] = {
+    "kubeadm": kubeadm, "kubelet": kubelet, "kubectl": kubectl, "systemctl": systemctl,
+    "containerd": containerd, "crictl": crictl,
+}
+
+if __name__ == "__main__":
+    tool = os.path.basename(sys.argv[0])
+    if tool not in TOOLS:
+        fail(f"stand-in: unknown tool {tool}")
+    record_call(tool, sys.argv[1:])
+    TOOLS[tool](sys.argv[1:])
