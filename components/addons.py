@@ -23,6 +23,10 @@ class Addons(pulumi.ComponentResource):
         super().__init__("kubeadm-cluster:index:Addons", name, None, opts)
         # A stable identity: a re-read kubeconfig (renewed certificates) must not replace the
         # provider and with it every Kubernetes resource.
+        # delete_unreachable stays unset: always on, a cluster that is only briefly unreachable during
+        # a refresh would silently lose its objects from the state. For machines gone for good,
+        # PULUMI_K8S_DELETE_UNREACHABLE=true (read by the SDK while the argument is unset) lets
+        # `pulumi destroy` finish.
         self.provider = k8s.Provider(
             f"{name}-kubernetes",
             kubeconfig=pulumi.Output.secret(kubeconfig),
@@ -33,6 +37,6 @@ class Addons(pulumi.ComponentResource):
         cni = Flannel(spec, on_cluster)
         after_cni = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[cni.daemon_set]))
         ingress = Ingress(spec, after_cni)
-        HelmReleases(spec.helm_releases, after_cni)
+        HelmReleases(spec.helm_releases, {**cni.owned_namespaces, **ingress.owned_namespaces}, after_cni)
         self.ingress_class_name = ingress.class_name
         self.register_outputs({"ingressClassName": self.ingress_class_name})

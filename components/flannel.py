@@ -46,6 +46,10 @@ def customize(documents: list[dict[str, Any]], spec: ClusterSpec) -> list[dict[s
     return documents
 
 
+def namespace_name(documents: list[dict[str, Any]]) -> str:
+    return next(doc["metadata"]["name"] for doc in documents if doc["kind"] == "Namespace")
+
+
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
@@ -63,13 +67,15 @@ class Flannel(pulumi.ComponentResource):
     def __init__(self, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None):
         super().__init__("kubeadm-cluster:index:Flannel", "flannel", None, opts)
         documents = customize(load_manifest(), spec)
-        order = list(TYPED_KINDS)
         created: dict[str, pulumi.CustomResource] = {}
         previous: list[pulumi.Resource] = []
-        for rank in order:
+        for rank in TYPED_KINDS:
             batch = [doc for doc in documents if (doc["apiVersion"], doc["kind"]) == rank]
             made = [typed_resource(doc, pulumi.ResourceOptions(parent=self, depends_on=previous)) for doc in batch]
-            created.update({doc["kind"]: res for doc, res in zip(batch, made)})
+            created.update({doc["kind"]: resource for doc, resource in zip(batch, made)})
             previous = made or previous
+        namespace = created["Namespace"]
+        self.owned_namespaces = {namespace_name(documents): namespace.metadata["name"]}
+        # pulumi-kubernetes awaits a DaemonSet's rollout: depending on it means "the CNI is ready".
         self.daemon_set = created["DaemonSet"]
         self.register_outputs({})

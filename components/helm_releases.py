@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import pulumi
 import pulumi_kubernetes as k8s
 
@@ -18,9 +20,14 @@ def chart_reference(release: HelmRelease) -> tuple[str, str | None]:
 
 
 class HelmReleases(pulumi.ComponentResource):
-    def __init__(self, releases: tuple[HelmRelease, ...], opts: pulumi.ResourceOptions | None = None):
+    def __init__(self, releases: tuple[HelmRelease, ...],
+                 existing_namespaces: Mapping[str, pulumi.Input[str]] | None = None,
+                 opts: pulumi.ResourceOptions | None = None):
+        """`existing_namespaces`: namespaces the other add-ons already own (name → its metadata.name output).
+        A second Namespace resource for the same object would delete it, and everything in it, when
+        either side lets go."""
         super().__init__("kubeadm-cluster:index:HelmReleases", "helm-releases", None, opts)
-        namespaces: dict[str, pulumi.Input[str]] = {}
+        namespaces: dict[str, pulumi.Input[str]] = dict(existing_namespaces or {})
         self.releases = []
         for release in releases:
             if release.namespace not in BUILT_IN_NAMESPACES and release.namespace not in namespaces:

@@ -13,7 +13,6 @@ from components.config import ClusterSpec  # its validation warns that ingress-n
 INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
 TRAEFIK_REPO = "https://traefik.github.io/charts"
 NAMESPACES = {"ingress-nginx": "ingress-nginx", "traefik": "traefik"}
-CLASS_NAMES = {"ingress-nginx": "nginx", "traefik": "traefik", "none": None}
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -44,6 +43,7 @@ def ingress_nginx_values(host_network: bool) -> dict[str, Any]:
 
 
 def traefik_values() -> dict[str, Any]:
+    """Host ports 80/443 whatever `hostNetwork` says: in the host network Traefik would listen on 8000/8443."""
     return {
         "deployment": {"kind": "DaemonSet"},
         # Host ports cannot be surged: replace pods one node at a time.
@@ -60,15 +60,28 @@ def controller_values(spec: ClusterSpec) -> dict[str, Any]:
     return deep_merge(ours, spec.ingress.values)
 
 
+def ingress_class_name(controller: str, values: Mapping[str, Any]) -> str | None:
+    """The IngressClass the chart creates, honouring a name the user set in `ingress.values`."""
+    if controller == "ingress-nginx":
+        return values["controller"].get("ingressClassResource", {}).get("name") or "nginx"
+    if controller == "traefik":
+        # The chart's default is its fullname, which is the release name "traefik".
+        return values.get("ingressClass", {}).get("name") or "traefik"
+    return None
+
+
 class Ingress(pulumi.ComponentResource):
     def __init__(self, spec: ClusterSpec, opts: pulumi.ResourceOptions | None = None):
         super().__init__("kubeadm-cluster:index:Ingress", "ingress", None, opts)
         controller = spec.ingress.controller
-        self.class_name = CLASS_NAMES[controller]
+        values = controller_values(spec) if controller != "none" else {}
+        self.class_name = ingress_class_name(controller, values)
+        self.owned_namespaces: dict[str, pulumi.Output[str]] = {}
         if controller != "none":
             namespace = k8s.core.v1.Namespace(
                 f"{controller}-namespace", metadata={"name": NAMESPACES[controller]},
                 opts=pulumi.ResourceOptions(parent=self))
+            self.owned_namespaces[NAMESPACES[controller]] = namespace.metadata["name"]
             self.release = k8s.helm.v3.Release(
                 controller,
                 name=controller,
@@ -77,7 +90,7 @@ class Ingress(pulumi.ComponentResource):
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(
                     repo=INGRESS_NGINX_REPO if controller == "ingress-nginx" else TRAEFIK_REPO),
                 namespace=namespace.metadata["name"],
-                values=controller_values(spec),
+                values=values,
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs({"className": self.class_name})

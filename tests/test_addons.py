@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pulumi
 import pytest
 
 from components.config import FLANNEL_VERSION, TRAEFIK_CHART_VERSION
@@ -127,6 +128,17 @@ def test_traefik_runs_the_same_way():
     assert run.outputs["ingressClassName"] == "traefik"
 
 
+def test_traefik_replaces_pods_one_node_at_a_time():
+    # The chart's default maxSurge 1 would start a second pod on a node whose host ports are taken.
+    values = run_program(base_config(ingress={"controller": "traefik"})).named("traefik").plain("values")
+    assert values["updateStrategy"]["rollingUpdate"] == {"maxUnavailable": 1, "maxSurge": 0}
+
+
+def test_ingress_class_name_follows_a_class_renamed_in_the_values():
+    run = run_program(base_config(ingress={"values": {"controller": {"ingressClassResource": {"name": "public"}}}}))
+    assert run.outputs["ingressClassName"] == "public"
+
+
 def test_no_ingress_controller():
     run = run_program(base_config(ingress={"controller": "none"}))
     assert not of_kind(run, "kubernetes:helm.sh/v3:Release")
@@ -149,6 +161,16 @@ def test_namespaces_are_created_only_when_not_built_in(run):
     assert run.depends_on("podinfo", "namespace-apps")
 
 
+def test_a_release_in_an_add_on_namespace_shares_its_namespace_resource():
+    run = run_program(base_config(helmReleases=[
+        {"name": "extra-nginx", "chart": "x", "version": "1.0.0", "namespace": "ingress-nginx"},
+        {"name": "extra-flannel", "chart": "y", "version": "1.0.0", "namespace": "kube-flannel"}]))
+    names = [r.plain("metadata")["name"] for r in of_kind(run, "kubernetes:core/v1:Namespace")]
+    assert sorted(names) == ["ingress-nginx", "kube-flannel"]
+    assert run.depends_on("extra-nginx", "ingress-nginx-namespace")
+    assert run.depends_on("extra-flannel", "flannel-namespace-kube-flannel")
+
+
 def test_oci_repositories_are_chart_references(run):
     podinfo = run.named("podinfo")
     assert podinfo.plain("chart") == "oci://ghcr.io/stefanprodan/charts/podinfo"
@@ -158,7 +180,8 @@ def test_oci_repositories_are_chart_references(run):
 
 def test_fresh_stack_preview_succeeds_with_an_unknown_kubeconfig():
     run = run_program(base_config(helmReleases=[{"name": "m", "chart": "m", "version": "1.0.0"}]), preview=True)
-    assert of_kind(run, "pulumi:providers:kubernetes")
+    provider = of_kind(run, "pulumi:providers:kubernetes")[0]
+    assert isinstance(provider.plain("kubeconfig"), pulumi.output.Unknown)
     assert of_kind(run, "kubernetes:apps/v1:DaemonSet")
     assert {r.typ for r in run.resources if not r.custom} >= {"kubeadm-cluster:index:Flannel"}
     assert not any(r.typ.startswith(("kubernetes:yaml/v2", "kubernetes:helm.sh/v4", "kubernetes:kustomize"))
