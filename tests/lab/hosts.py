@@ -275,11 +275,14 @@ class Lab:
         in_ns(SWITCH_NS, "ip", "link", "set", switch_end, "master", "br0", "up")
         for address in addresses:
             in_ns(namespace, "ip", "addr", "add", f"{address}/32", "dev", "eth0")
+        self._link_up(namespace, addresses)
+
+    def _link_up(self, namespace: str, addresses: list[str]) -> None:
         in_ns(namespace, "ip", "link", "set", "eth0", "up")
         # On-link routes to every other lab address, and nothing else: no default route.
         for address in self._all_addresses():
             if address not in addresses:
-                in_ns(namespace, "ip", "route", "add", f"{address}/32", "dev", "eth0")
+                in_ns(namespace, "ip", "route", "replace", f"{address}/32", "dev", "eth0")
 
     def _network(self) -> None:
         run("ip", "netns", "add", SWITCH_NS)
@@ -314,7 +317,7 @@ class Lab:
     def start_host(self, name: str) -> None:
         host = self.hosts[name]
         script = HOST_START.format(root=host.root, journal=self.journal_dir, name=name)
-        in_ns(host.namespace, "ip", "link", "set", "eth0", "up")
+        self._link_up(host.namespace, host.addresses)
         host.process = subprocess.Popen(
             ["ip", "netns", "exec", host.namespace, "unshare", "--uts", "--mount", "--pid", "--fork",
              "--propagation", "private", "--kill-child", "sh", "-c", script],
