@@ -5,17 +5,20 @@ set -euo pipefail
 
 KEYRINGS=/etc/apt/keyrings
 
-# apt_repository NAME URL: a flat repository (`deb URL /`) signed by URL/Release.key, as pkgs.k8s.io is.
-apt_repository() {
-  local name=$1 url=$2 key
+# apt_source NAME KEY_URL LINE — the repository's signing key as a keyring and the source
+# `deb [signed-by=keyring] LINE` in /etc/apt/sources.list.d/NAME.list.
+apt_source() {
+  local name=$1 key_url=$2 line=$3 key
   key=$(mktemp)
-  curl -fsSL --retry 3 "${url}Release.key" | gpg --dearmor >"$key"
+  curl -fsSL --retry 3 "$key_url" | gpg --dearmor >"$key"
   install -d -m 0755 "$KEYRINGS"
   cmp -s "$key" "$KEYRINGS/$name-apt-keyring.gpg" || install -m 0644 "$key" "$KEYRINGS/$name-apt-keyring.gpg"
   rm -f "$key"
-  echo "deb [signed-by=$KEYRINGS/$name-apt-keyring.gpg] $url /" \
-    | write_if_changed "/etc/apt/sources.list.d/$name.list" || true
+  echo "deb [signed-by=$KEYRINGS/$name-apt-keyring.gpg] $line" | write_if_changed "/etc/apt/sources.list.d/$name.list" || true
 }
+
+# apt_repository NAME URL: a flat repository (`deb URL /`) signed by URL/Release.key, as pkgs.k8s.io is.
+apt_repository() { apt_source "$1" "${2}Release.key" "$2 /"; }
 
 # The Kubernetes package repository for K8S_MINOR (or the configured mirror); sets K8S_REPO.
 kubernetes_repository() {

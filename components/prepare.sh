@@ -54,16 +54,9 @@ apt_install_prerequisites() {
 
 # Docker's repository carries containerd 2.x as containerd.io for Debian and Ubuntu.
 apt_docker_repository() {
-  local key
   # shellcheck source=/dev/null
   . /etc/os-release
-  key=$(mktemp)
-  curl -fsSL --retry 3 "https://download.docker.com/linux/${ID}/gpg" | gpg --dearmor >"$key"
-  install -d -m 0755 "$KEYRINGS"
-  cmp -s "$key" "$KEYRINGS/docker-apt-keyring.gpg" || install -m 0644 "$key" "$KEYRINGS/docker-apt-keyring.gpg"
-  rm -f "$key"
-  echo "deb [signed-by=$KEYRINGS/docker-apt-keyring.gpg] https://download.docker.com/linux/${ID} ${VERSION_CODENAME} stable" \
-    | write_if_changed /etc/apt/sources.list.d/docker.list || true
+  apt_source docker "https://download.docker.com/linux/${ID}/gpg" "https://download.docker.com/linux/${ID} ${VERSION_CODENAME} stable"
 }
 
 # The newest candidate version of an apt package, or empty when no configured repository has it.
@@ -100,7 +93,7 @@ install_runtime() {
     apt)
       if [[ $RUNTIME == cri-o ]]; then
         RUNTIME_PACKAGE=cri-o
-      elif [[ -n $(apt-cache policy containerd.io 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}') ]]; then
+      elif [[ -n $(apt_candidate containerd.io) ]]; then
         RUNTIME_PACKAGE=containerd.io
       else
         RUNTIME_PACKAGE=containerd

@@ -34,21 +34,11 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.sync_await import _sync_await
 from pulumi.runtime.proto import resource_pb2
 
-COMMAND = "command:remote:Command"
-SECRET_SIG = "4dabf18193072939515e22adb298388d"
+from harness import COMMAND, unwrap
+
 ACCEPTED_ENV = re.compile(r"^(LANG|LC_[A-Z_]+)$")  # Debian's stock sshd_config: AcceptEnv LANG LC_*
 
 Runner = Callable[[Sequence[str], str], subprocess.CompletedProcess]
-
-
-def unwrap(value: Any) -> Any:
-    if isinstance(value, dict):
-        if SECRET_SIG in value:
-            return unwrap(value.get("value"))
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    return value
 
 
 class CommandFailed(Exception):
