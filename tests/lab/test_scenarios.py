@@ -195,3 +195,20 @@ def test_destroy_resets_every_node(scale):
     assert result.error is None, result.error
     assert cluster.members() == {}
     assert {c["host"] for c in calls(cluster, "kubeadm", "reset")} == {"cp1", "cp2", "cp3", "w1", "w2"}
+
+
+def test_haproxy_keepalived_endpoint():
+    with LabCluster(CONFIGS / "haproxy-keepalived.yaml", log=lambda _: None) as cluster:
+        config = cluster.config()
+        result = cluster.up(config)
+        assert result.error is None, result.error
+        assert cluster.problems(config) == []
+        for node, state in (("cp1", "MASTER"), ("cp2", "BACKUP")):
+            keepalived = cluster.lab.ssh(node, "sudo cat /etc/keepalived/keepalived.conf").stdout
+            assert f"state {state}" in keepalived and "interface eth0" in keepalived  # found by route to the VIP
+            assert "@AUTH_PASS@" not in keepalived and "auth_pass " in keepalived
+            mode = cluster.lab.ssh(node, "sudo stat -c %a /etc/keepalived/keepalived.conf").stdout.strip()
+            assert mode == "600"
+        haproxy = cluster.lab.ssh("cp3", "sudo cat /etc/haproxy/haproxy.cfg").stdout
+        assert "bind *:8443" in haproxy and "198.18.0.13:6443 check" in haproxy
+        assert cluster.lab.journal()["cluster"]["endpoint"] == "198.18.0.100:8443"
