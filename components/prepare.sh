@@ -88,6 +88,17 @@ runtime_repository() {
   esac
 }
 
+# kubeadm's install guide for RHEL-family hosts: SELinux permissive, so containers can read host paths.
+selinux_permissive() {
+  if command -v getenforce >/dev/null 2>&1 && [[ $(getenforce) == Enforcing ]]; then
+    setenforce 0
+    log "SELinux set to permissive"
+  fi
+  if [[ -f /etc/selinux/config ]]; then
+    sed -i 's/^SELINUX=enforcing$/SELINUX=permissive/' /etc/selinux/config
+  fi
+}
+
 install_runtime() {
   case $(package_manager) in
     apt)
@@ -147,7 +158,10 @@ check_cgroup_v2
 disable_swap
 load_kernel_modules
 apply_sysctls
-if [[ $(package_manager) == apt ]]; then apt_install_prerequisites; fi
+case $(package_manager) in
+  apt) apt_install_prerequisites ;;
+  dnf) selinux_permissive ;;
+esac
 kubernetes_repository
 runtime_repository
 refresh_package_index
