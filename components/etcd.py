@@ -7,14 +7,13 @@ the CA key. The first control plane's init waits for every member to report heal
 
 from __future__ import annotations
 
-import json
 from typing import Mapping
 
 import pulumi
 
 from components.config import ClusterSpec, Node
 from components.kubeadm_config import CRI_SOCKETS, KUBEADM_API
-from components.remote import Context, node_command, node_script
+from components.remote import Context, last_json_document, node_command, node_script
 from components.scripts import yaml_documents
 
 ETCD_CA_KEYS = ("caCert", "caKey", "clientCert", "clientKey")
@@ -77,17 +76,6 @@ def kubelet_configuration(spec: ClusterSpec) -> str:
     })
 
 
-def parse_etcd_ca(stdout: str) -> dict[str, str]:
-    try:
-        document = json.loads(stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        raise ValueError("the etcd CA step did not print its JSON document") from None
-    missing = [k for k in ETCD_CA_KEYS if not document.get(k)]
-    if missing:
-        raise ValueError(f"the etcd CA document lacks {', '.join(missing)}")
-    return {k: document[k] for k in ETCD_CA_KEYS}
-
-
 def pem_bundle(files: Mapping[str, str]) -> str:
     """The stdin format pem-bundle.sh unpacks: '# file: NAME' then the PEM."""
     return "".join(f"# file: {name}\n{content.rstrip()}\n" for name, content in files.items())
@@ -106,7 +94,7 @@ class ExternalEtcd(pulumi.ComponentResource):
             triggers=[first.address],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[first.name]], ignore_changes=["create"]),
         )
-        material = pulumi.Output.secret(ca.stdout.apply(parse_etcd_ca))
+        material = pulumi.Output.secret(ca.stdout.apply(lambda out: last_json_document(out, ETCD_CA_KEYS, "etcd CA")))
         ca_bundle = pulumi.Output.secret(material.apply(
             lambda m: pem_bundle({"ca.crt": m["caCert"], "ca.key": m["caKey"]})))
         members = [

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import pulumi
 
-from components.remote import Context, node_command, node_script
+from components.remote import Context, last_json_document, node_command, node_script
 
 JOIN_MATERIAL_KEYS = ("token", "caCertHash", "certificateKey")
-
-
-def parse_join_material(stdout: str) -> dict[str, str]:
-    """The JSON document join-material.sh prints last; a clear error (without the secret) otherwise."""
-    try:
-        material = json.loads(stdout.strip().splitlines()[-1])
-    except (json.JSONDecodeError, IndexError):
-        raise ValueError("the join-material step did not print its JSON document") from None
-    missing = [key for key in JOIN_MATERIAL_KEYS if not material.get(key)]
-    if missing:
-        raise ValueError(f"the join-material document lacks {', '.join(missing)}")
-    return {key: material[key] for key in JOIN_MATERIAL_KEYS}
 
 
 class JoinMaterial(pulumi.ComponentResource):
@@ -41,5 +27,5 @@ class JoinMaterial(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.material: pulumi.Output[dict[str, str]] = pulumi.Output.secret(
-            self.command.stdout.apply(parse_join_material))
+            self.command.stdout.apply(lambda out: last_json_document(out, JOIN_MATERIAL_KEYS, "join-material")))
         self.register_outputs({"material": self.material})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -81,3 +82,18 @@ def node_command(
         add_previous_output_in_env=False,
         opts=opts,
     )
+
+
+def last_json_document(stdout: str, keys: Sequence[str], step: str) -> dict[str, str]:
+    """The JSON document a step prints as its last line, with `keys` non-empty.
+
+    Errors name what is missing, never the values: the document usually holds secrets.
+    """
+    try:
+        document = json.loads(stdout.strip().splitlines()[-1])
+    except (json.JSONDecodeError, IndexError):
+        raise ValueError(f"the {step} step did not print its JSON document") from None
+    missing = [key for key in keys if not document.get(key)]
+    if missing:
+        raise ValueError(f"the {step} document lacks {', '.join(missing)}")
+    return {key: document[key] for key in keys}

@@ -109,3 +109,15 @@ def test_join_configuration_is_a_v1beta4_document_with_the_material():
     assert document["discovery"]["bootstrapToken"] == {
         "apiServerEndpoint": "k8s-api.internal:6443", "token": TOKEN, "caCertHashes": ["sha256:x"]}
     assert document["controlPlane"]["certificateKey"] == "k"
+
+
+def test_a_step_document_error_names_what_is_missing_but_not_the_values():
+    from components.join_material import JOIN_MATERIAL_KEYS
+    from components.remote import last_json_document
+
+    with pytest.raises(ValueError) as raised:
+        last_json_document(f'{{"token": "{TOKEN}"}}', JOIN_MATERIAL_KEYS, "join-material")
+    assert "caCertHash, certificateKey" in str(raised.value)
+    assert TOKEN not in str(raised.value)
+    with pytest.raises(ValueError, match="did not print its JSON document"):
+        last_json_document(f"token {TOKEN} and no JSON", JOIN_MATERIAL_KEYS, "join-material")
