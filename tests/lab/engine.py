@@ -18,7 +18,6 @@ dependent ones wait, as in a real deployment.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -38,7 +37,6 @@ from harness import COMMAND, unwrap
 
 ACCEPTED_ENV = re.compile(r"^(LANG|LC_[A-Z_]+)$")  # Debian's stock sshd_config: AcceptEnv LANG LC_*
 
-Runner = Callable[[Sequence[str], str], subprocess.CompletedProcess]
 
 
 class CommandFailed(Exception):

@@ -302,7 +302,7 @@ class Lab:
         self._link(len(self.hosts) + 1, host.namespace, addresses)
         root = host.root
         (root / "etc/hostname").write_text(name + "\n")
-        lines = [f"127.0.0.1 localhost"] + [f"{n.get('internalAddress') or n['address']} {n['name']}"
+        lines = ["127.0.0.1 localhost"] + [f"{n.get('internalAddress') or n['address']} {n['name']}"
                                            for n in self._nodes()]
         (root / "etc/hosts").write_text("\n".join(lines) + "\n")
         ssh_dir = root / "home" / USER / ".ssh"

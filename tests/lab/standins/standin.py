@@ -899,7 +899,7 @@ def containerd(argv: list[str]) -> None:
 
 def crictl(argv: list[str]) -> None:
     if argv[:1] == ["version"]:
-        print(f"RuntimeName:  containerd\nRuntimeVersion:  v2.1.4")
+        print("RuntimeName:  containerd\nRuntimeVersion:  v2.1.4")
     else:
         fail("crictl: the lab's stand-in answers only `version`")
 
@@ -1018,7 +1018,7 @@ def etcdctl(j: dict[str, Any], argv: list[str]) -> None:
         before = len(j["etcd"])
         j["etcd"] = [m for m in j["etcd"] if m["id"] != args[2]]
         if len(j["etcd"]) == before:
-            fail(f"Error: etcdserver: member not found")
+            fail("Error: etcdserver: member not found")
         print(f"Member {args[2]} removed from cluster")
     elif args[:2] == ["snapshot", "save"]:
         j.setdefault("snapshots", []).append({"path": args[2], "version": j["cluster"]["version"], "time": now()})
