@@ -8,6 +8,8 @@ control_plane=$(local_control_plane_version)
 kubelet_version=$(local_kubelet_version)
 if [[ $control_plane == "$K8S_VERSION" && $kubelet_version == "$K8S_VERSION" ]]; then
   log "$NODE_NAME runs $K8S_VERSION: nothing to upgrade"
+  wait_for_apiserver
+  uncordon_after_upgrade "$NODE_NAME"  # an earlier run may have stopped between upgrade and uncordon
   exit 0
 fi
 check_upgrade_path "${kubelet_version:-$control_plane}" "$K8S_VERSION"
@@ -25,7 +27,7 @@ if [[ $control_plane != "$K8S_VERSION" ]]; then
     kubeadm upgrade node >&2
   fi
 fi
-drain_self
+drain_for_upgrade "$NODE_NAME"
 upgrade_kubelet
-admin_kubectl uncordon "$NODE_NAME" >&2
+uncordon_after_upgrade "$NODE_NAME"
 log "$NODE_NAME upgraded to $K8S_VERSION"

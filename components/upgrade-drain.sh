@@ -10,4 +10,4 @@ if [[ $kubelet == "v$K8S_VERSION" ]]; then
   exit 0
 fi
 log "draining $NODE_NAME for its upgrade from $kubelet to v$K8S_VERSION"
-admin_kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --force --timeout=300s >&2
+drain_for_upgrade "$NODE_NAME"

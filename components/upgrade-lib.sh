@@ -24,8 +24,24 @@ check_upgrade_path() {
   fi
 }
 
-drain_self() {
-  admin_kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --force --timeout=300s >&2
+DRAIN_MARK=kubeadm-cluster.io/drained-for-upgrade
+
+# drain_for_upgrade NODE — marks the node first, so a later step (or a re-run after an interruption)
+# knows this tool cordoned it and may uncordon it.
+drain_for_upgrade() {
+  admin_kubectl annotate node "$1" "$DRAIN_MARK=v$K8S_VERSION" --overwrite >/dev/null
+  admin_kubectl drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout=300s >&2
+}
+
+# uncordon_after_upgrade NODE — uncordons a node drained by drain_for_upgrade; a node someone
+# cordoned by hand stays cordoned.
+uncordon_after_upgrade() {
+  local mark
+  mark=$(admin_kubectl get node "$1" -o "jsonpath={.metadata.annotations.kubeadm-cluster\.io/drained-for-upgrade}")
+  if [[ -n $mark ]]; then
+    admin_kubectl uncordon "$1" >&2
+    admin_kubectl annotate node "$1" "$DRAIN_MARK-" >/dev/null
+  fi
 }
 
 upgrade_kubelet() {

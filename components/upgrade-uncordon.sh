@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# On the first control plane: once a worker reports K8S_VERSION, make it schedulable again.
+# On the first control plane: once a worker reports K8S_VERSION, make it schedulable again (if the
+# upgrade drained it; a node cordoned by hand stays cordoned).
 # Parameters: NODE_NAME K8S_VERSION
 set -euo pipefail
 
@@ -9,5 +10,5 @@ reports_target() {
 
 wait_for_apiserver
 retry 60 5 reports_target || die "$NODE_NAME does not report kubelet v$K8S_VERSION after 5 minutes; it stays cordoned"
-admin_kubectl uncordon "$NODE_NAME" >&2
-log "$NODE_NAME is schedulable at v$K8S_VERSION"
+uncordon_after_upgrade "$NODE_NAME"
+log "$NODE_NAME runs v$K8S_VERSION"

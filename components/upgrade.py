@@ -63,7 +63,7 @@ class WorkerUpgrade(pulumi.ComponentResource):
         target = {"NODE_NAME": node.name, "K8S_VERSION": spec.kubernetes_version}
         drain = node_command(
             f"{node.name}-upgrade-drain", ctx, first,
-            create=node_script("upgrade-drain.sh", target, first),
+            create=node_script("upgrade-drain.sh", target, first, includes=("upgrade-lib.sh",)),
             opts=pulumi.ResourceOptions(parent=self),
         )
         upgrade = node_command(
@@ -74,7 +74,7 @@ class WorkerUpgrade(pulumi.ComponentResource):
         )
         self.uncordon = node_command(
             f"{node.name}-upgrade-uncordon", ctx, first,
-            create=node_script("upgrade-uncordon.sh", target, first),
+            create=node_script("upgrade-uncordon.sh", target, first, includes=("upgrade-lib.sh",)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[upgrade]),
         )
         self.register_outputs({})

@@ -139,6 +139,8 @@ def test_one_minor_upgrade_rolls_in_kubeadm_order(scale):
     drains = [d["node"] for d in journal["drains"] if d["time"] >= started - 1]
     assert drains.index("cp1") < drains.index("cp2") < drains.index("cp3") < drains.index("w1") < drains.index("w2")
     assert not any(m["unschedulable"] for m in cluster.members().values())
+    assert not any(m.get("annotations", {}).get("kubeadm-cluster.io/drained-for-upgrade")
+                   for m in cluster.members().values())
     assert not [name for name in result.ran() if name.endswith(("-prepare", "-join", "-init"))]
 
 
@@ -212,3 +214,12 @@ def test_haproxy_keepalived_endpoint():
         haproxy = cluster.lab.ssh("cp3", "sudo cat /etc/haproxy/haproxy.cfg").stdout
         assert "bind *:8443" in haproxy and "198.18.0.13:6443 check" in haproxy
         assert cluster.lab.journal()["cluster"]["endpoint"] == "198.18.0.100:8443"
+
+
+def test_a_node_cordoned_by_hand_stays_cordoned(scale):
+    """The upgrade steps uncordon only what they drained: here w1's steps re-run with nothing to upgrade."""
+    cluster, config = scale
+    cluster.lab.ssh("cp1", "sudo kubectl --kubeconfig /etc/kubernetes/admin.conf cordon w1")
+    result = cluster.up(config, rerun_all=True)
+    assert result.error is None, result.error
+    assert cluster.members()["w1"]["unschedulable"] is True

@@ -932,8 +932,11 @@ def kubectl(argv: list[str]) -> None:
                 if node is None:
                     fail(f'Error from server (NotFound): nodes "{name}" not found')
                 output = flags.get("o", flags.get("output", ""))
+                annotation = re.match(r"^jsonpath=\{\.metadata\.annotations\.(.+)\}$", output)
                 if output == "jsonpath={.status.nodeInfo.kubeletVersion}":
                     print(f"v{node['kubelet']}", end="")
+                elif annotation:
+                    print(node.get("annotations", {}).get(annotation.group(1).replace("\\.", "."), ""), end="")
                 elif output == "json":
                     print(json.dumps({"metadata": {"name": name, "labels": node["labels"]},
                                       "spec": {"unschedulable": node["unschedulable"]},
@@ -942,7 +945,7 @@ def kubectl(argv: list[str]) -> None:
                     fail(f"error: the lab's kubectl does not print -o {output}")
                 else:
                     print(f"{name}\tReady\t{node['role']}\tv{node['kubelet']}")
-        elif verb in ("label", "taint", "drain", "cordon", "uncordon", "delete") and args[1:2] == ["node"] or \
+        elif verb in ("label", "annotate", "taint", "drain", "cordon", "uncordon", "delete") and args[1:2] == ["node"] or \
                 verb in ("drain", "cordon", "uncordon"):
             rest = args[2:] if args[1:2] == ["node"] else args[1:]
             name = rest[0]
@@ -960,6 +963,16 @@ def kubectl(argv: list[str]) -> None:
                         if key in node["labels"] and not flags.get("overwrite") and node["labels"][key] != value:
                             fail(f"error: '{key}' already has a value ({node['labels'][key]}), and --overwrite is false")
                         node["labels"][key] = value
+            elif verb == "annotate":
+                annotations = node.setdefault("annotations", {})
+                for item in rest[1:]:
+                    if item.endswith("-"):
+                        annotations.pop(item[:-1], None)
+                    else:
+                        key, _, value = item.partition("=")
+                        if key in annotations and not flags.get("overwrite") and annotations[key] != value:
+                            fail(f"error: --overwrite is false but found the following declared annotation(s): '{key}' already has a value")
+                        annotations[key] = value
             elif verb == "taint":
                 for item in rest[1:]:
                     if item.endswith("-"):
