@@ -61,7 +61,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
          "containerRuntime", "imageRepository", "packageRepositories", "cni", "ingress", "upgrade",
          "joinMaterialEpoch", "certificates", "helmReleases", "keepalivedAuthPass"),
     "ssh": ("user", "port", "bastion", "agent"),
-    "ssh.bastion": ("host", "user", "port"),
+    "ssh.bastion": ("host", "user", "port", "hostKey"),
     "nodes[]": ("name", "address", "internalAddress", "roles", "hostKey", "labels", "taints", "user", "port"),
     "nodes[].taints[]": ("key", "value", "effect"),
     "controlPlane": ("endpoint", "loadBalancer", "certSANs", "schedulable"),
@@ -88,6 +88,7 @@ class Bastion:
     host: str
     user: str
     port: int
+    host_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -421,6 +422,12 @@ def _read_labels(r: _Reader, path: str, value: Any) -> dict[str, str]:
     return labels
 
 
+def _read_host_key(r: _Reader, path: str, value: Any) -> str | None:
+    host_key = r.string(path, value, check=lambda v: bool(HOST_KEY_RE.match(v.strip())),
+                        allowed="expected an authorized_keys-style line such as 'ssh-ed25519 AAAA…'")
+    return host_key.strip() if host_key else None
+
+
 def _read_ssh(r: _Reader, value: Any) -> SshSettings:
     raw = r.mapping("ssh", value, KNOWN_KEYS["ssh"])
     bastion = None
@@ -432,6 +439,7 @@ def _read_ssh(r: _Reader, value: Any) -> SshSettings:
             host=host or "",
             user=r.string("ssh.bastion.user", b.get("user"), "root") or "root",
             port=r.integer("ssh.bastion.port", b.get("port"), 22, 1, 65535),
+            host_key=_read_host_key(r, "ssh.bastion.hostKey", b.get("hostKey")),
         )
     return SshSettings(
         user=r.string("ssh.user", raw.get("user"), "root", check=lambda v: bool(re.match(r"^[a-z_][a-z0-9_.-]*$", v)),
@@ -469,8 +477,7 @@ def _read_nodes(r: _Reader, value: Any, ssh: SshSettings) -> tuple[Node, ...]:
         else:
             roles = tuple(r.choice(f"{p}.roles[{j}]", role, ROLES, "") for j, role in enumerate(roles_raw))
             roles = tuple(x for x in roles if x)
-        host_key = r.string(f"{p}.hostKey", item.get("hostKey"), check=lambda v: bool(HOST_KEY_RE.match(v.strip())),
-                            allowed="expected an authorized_keys-style line such as 'ssh-ed25519 AAAA…'")
+        host_key = _read_host_key(r, f"{p}.hostKey", item.get("hostKey"))
         if name and address:
             nodes.append(Node(
                 name=name,
@@ -479,7 +486,7 @@ def _read_nodes(r: _Reader, value: Any, ssh: SshSettings) -> tuple[Node, ...]:
                 roles=roles,
                 user=r.string(f"{p}.user", item.get("user"), ssh.user) or ssh.user,
                 port=r.integer(f"{p}.port", item.get("port"), ssh.port, 1, 65535),
-                host_key=host_key.strip() if host_key else None,
+                host_key=host_key,
                 labels=_read_labels(r, f"{p}.labels", item.get("labels")),
                 taints=_read_taints(r, f"{p}.taints", item.get("taints")),
             ))
@@ -500,19 +507,24 @@ def _check_inventory(r: _Reader, nodes: tuple[Node, ...], etcd_topology: str, wa
             seen_addresses.setdefault(addr, i)
         if node.is_etcd and etcd_topology != "external":
             r.fail(f"nodes[{i}].roles", list(node.roles), "role etcd needs etcd.topology: external")
-        if node.is_etcd and len(node.roles) > 1:
+        elif node.is_etcd and len(node.roles) > 1:
             r.fail(f"nodes[{i}].roles", list(node.roles),
                    "external etcd members are dedicated hosts: role etcd cannot be combined with other roles")
     control_planes = [n for n in nodes if n.is_control_plane]
     if nodes and not control_planes:
         r.problems.append("nodes: no node has role control-plane; at least one is required")
-    if len(control_planes) > 1 and len(control_planes) % 2 == 0:
+    # With external etcd the quorum is the etcd nodes', whose count is enforced odd below.
+    if etcd_topology != "external" and len(control_planes) > 1 and len(control_planes) % 2 == 0:
         warnings.append(f"{len(control_planes)} control planes: an even number adds no etcd fault tolerance "
                         f"over {len(control_planes) - 1} (quorum needs a majority)")
     etcd_count = sum(n.is_etcd for n in nodes)
     if etcd_topology == "external" and (etcd_count == 0 or etcd_count % 2 == 0):
         r.fail("etcd.topology", "external",
                f"external etcd needs an odd number of nodes with role etcd (found {etcd_count})")
+
+
+def default_port_for(lb_type: str) -> int:
+    return HAPROXY_DEFAULT_PORT if lb_type == "haproxy-keepalived" else API_SERVER_PORT
 
 
 def _read_control_plane(r: _Reader, value: Any, nodes: tuple[Node, ...]) -> ControlPlane:
@@ -533,13 +545,14 @@ def _read_control_plane(r: _Reader, value: Any, nodes: tuple[Node, ...]) -> Cont
     if vip and any(vip in (n.address, n.internal_address) for n in nodes):
         r.fail("controlPlane.loadBalancer.vip", vip, "the VIP must be a free address, not a node's address")
     if len(control_planes) > 1 and not endpoint_text and raw.get("endpoint") is None:
+        example = f"{vip}:{default_port_for(lb_type)} (the VIP)" if vip else "k8s-api.internal:6443"
         r.problems.append(f"controlPlane.endpoint: is required with more than one control plane "
-                          f"({len(control_planes)} found); e.g. k8s-api.internal:6443")
+                          f"({len(control_planes)} found); e.g. {example}")
     if lb_type == "none" and len(control_planes) > 1:
         r.fail("controlPlane.loadBalancer.type", "none",
                "type none serves a single control plane; use external, kube-vip or haproxy-keepalived")
 
-    default_port = HAPROXY_DEFAULT_PORT if lb_type == "haproxy-keepalived" else API_SERVER_PORT
+    default_port = default_port_for(lb_type)
     if endpoint_text and _split_endpoint(endpoint_text):
         host, port = _split_endpoint(endpoint_text)  # type: ignore[misc]
         port = port or default_port
@@ -560,6 +573,9 @@ def _read_control_plane(r: _Reader, value: Any, nodes: tuple[Node, ...]) -> Cont
     sans = r.string_list("controlPlane.certSANs", raw.get("certSANs"), _is_host,
                          "expected IP addresses or DNS names")
     automatic = [host] + ([vip] if vip else [])
+    if lb_type == "none" and control_planes:
+        # The endpoint is the advertise (internal) address; the SSH address may be the one users reach.
+        automatic.append(control_planes[0].address)
     cert_sans = tuple(dict.fromkeys([*sans, *(a for a in automatic if a)]))
     return ControlPlane(
         endpoint_host=host,

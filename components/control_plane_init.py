@@ -6,6 +6,7 @@ import pulumi
 
 from components.kubeadm_config import init_configuration
 from components.remote import Context, node_command, node_script
+from components.reset import reset_script
 
 
 class ControlPlaneInit(pulumi.ComponentResource):
@@ -16,7 +17,7 @@ class ControlPlaneInit(pulumi.ComponentResource):
         self.command = node_command(
             f"{node.name}-init", ctx, node,
             create=node_script("init.sh", {"NODE_NAME": node.name, "KUBEADM_CONFIG": init_configuration(ctx.spec)}, node),
-            delete=node_script("reset.sh", {"NODE_NAME": node.name}, node),
+            delete=reset_script(ctx.spec, node),
             triggers=[node.address],
             # A running cluster is changed by upgrades, never by a second init.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["create"], delete_before_replace=True),

@@ -14,6 +14,7 @@ import pulumi
 from components.config import ClusterSpec, Node
 from components.kubeadm_config import CRI_SOCKETS, KUBEADM_API
 from components.remote import Context, last_json_document, node_command, node_script
+from components.reset import reset_script
 from components.scripts import yaml_documents
 
 ETCD_CA_KEYS = ("caCert", "caKey", "clientCert", "clientKey")
@@ -107,7 +108,7 @@ class ExternalEtcd(pulumi.ComponentResource):
                     "KUBELET_DROPIN": KUBELET_DROPIN,
                 }, node, includes=("pem-bundle.sh",)),
                 stdin=ca_bundle,
-                delete=node_script("etcd-reset.sh", {"NODE_NAME": node.name}, node),
+                delete=reset_script(spec, node, "etcd-reset.sh"),
                 triggers=[node.address],
                 # kubeadm does not upgrade or reconfigure external etcd members.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[node.name], ca],

@@ -7,6 +7,7 @@ import pulumi
 from components.config import Node
 from components.kubeadm_config import join_configuration
 from components.remote import Context, node_command, node_script
+from components.reset import reset_script
 
 
 class NodeJoin(pulumi.ComponentResource):
@@ -19,7 +20,7 @@ class NodeJoin(pulumi.ComponentResource):
             f"{node.name}-join", ctx, node,
             create=node_script("join.sh", {"NODE_NAME": node.name, "ROLE": role}, node),
             stdin=join_config,
-            delete=node_script("reset.sh", {"NODE_NAME": node.name}, node),
+            delete=reset_script(ctx.spec, node),
             triggers=[node.address],
             # Fresh join material for a new node must not re-run the joins of the others.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["create", "stdin"], delete_before_replace=True),

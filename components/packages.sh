@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Package helpers shared by node preparation and upgrades.
-# Parameters: K8S_VERSION K8S_MINOR K8S_REPO_URL ('' = pkgs.k8s.io for K8S_MINOR)
+# Parameters: K8S_VERSION K8S_MINOR K8S_REPO_URL ('' = pkgs.k8s.io for K8S_MINOR) RUNTIME
+# CRIO_REPO_URL ('' = CRI-O's isv repository for K8S_MINOR)
 set -euo pipefail
 
 KEYRINGS=/etc/apt/keyrings
@@ -76,4 +77,41 @@ install_kubernetes_packages() {
       fi
       ;;
   esac
+}
+
+# CRI-O's repository for K8S_MINOR (or the configured mirror): CRI-O's minor follows Kubernetes'.
+crio_repository() {
+  case $(package_manager) in
+    apt)
+      apt_repository cri-o "${CRIO_REPO_URL:-https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v${K8S_MINOR}/deb/}"
+      ;;
+    dnf)
+      local url=${CRIO_REPO_URL:-https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v${K8S_MINOR}/rpm/}
+      printf '[cri-o]\nname=CRI-O\nbaseurl=%s\nenabled=1\ngpgcheck=1\ngpgkey=%srepodata/repomd.xml.key\n' "$url" "$url" \
+        | write_if_changed /etc/yum.repos.d/cri-o.repo || true
+      ;;
+  esac
+}
+
+# On a drained node being upgraded: CRI-O moves to K8S_MINOR's stream with the kubelet.
+upgrade_crio() {
+  local before after
+  crio_repository
+  refresh_package_index
+  case $(package_manager) in
+    apt)
+      before=$(dpkg-query -W -f='${Version}' cri-o)
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --only-upgrade cri-o >&2
+      after=$(dpkg-query -W -f='${Version}' cri-o)
+      ;;
+    dnf)
+      before=$(rpm -q --qf '%{VERSION}' cri-o)
+      dnf upgrade -y -q cri-o >&2
+      after=$(rpm -q --qf '%{VERSION}' cri-o)
+      ;;
+  esac
+  if [[ $before != "$after" ]]; then
+    log "CRI-O $before -> $after"
+    systemctl restart crio
+  fi
 }

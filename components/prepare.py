@@ -15,6 +15,8 @@ def package_params(spec: ClusterSpec) -> dict[str, ParamValue]:
         "K8S_VERSION": spec.kubernetes_version,
         "K8S_MINOR": spec.minor,
         "K8S_REPO_URL": spec.package_repository("kubernetes", ""),
+        "RUNTIME": spec.container_runtime,
+        "CRIO_REPO_URL": spec.package_repository("cri-o", ""),
     }
 
 
@@ -26,10 +28,8 @@ class NodePreparation(pulumi.ComponentResource):
         spec = ctx.spec
         params = {
             **package_params(spec),
-            "RUNTIME": spec.container_runtime,
             "IMAGE_REPOSITORY": spec.image_repository,
             "CONTAINERD_REPO_URL": spec.package_repository("containerd", ""),
-            "CRIO_REPO_URL": spec.package_repository("cri-o", ""),
         }
         self.command = node_command(
             f"{node.name}-prepare", ctx, node,

@@ -62,15 +62,13 @@ apt_docker_repository() {
 # The newest candidate version of an apt package, or empty when no configured repository has it.
 apt_candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}' | grep -v '(none)' || true; }
 
-# Repositories for the runtime; sets RUNTIME_PACKAGE.
+# The package repository for the configured runtime.
 runtime_repository() {
   case $(package_manager)/$RUNTIME in
     apt/containerd)
       if [[ -n $CONTAINERD_REPO_URL ]]; then apt_repository containerd "$CONTAINERD_REPO_URL"; else apt_docker_repository; fi
       ;;
-    apt/cri-o)
-      apt_repository cri-o "${CRIO_REPO_URL:-https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v${K8S_MINOR}/deb/}"
-      ;;
+    */cri-o) crio_repository ;;
     dnf/containerd)
       if [[ -n $CONTAINERD_REPO_URL ]]; then
         printf '[containerd]\nname=containerd\nbaseurl=%s\nenabled=1\ngpgcheck=1\ngpgkey=%srepodata/repomd.xml.key\n' \
@@ -79,11 +77,6 @@ runtime_repository() {
         curl -fsSL --retry 3 https://download.docker.com/linux/rhel/docker-ce.repo \
           | write_if_changed /etc/yum.repos.d/docker-ce.repo || true
       fi
-      ;;
-    dnf/cri-o)
-      local url=${CRIO_REPO_URL:-https://download.opensuse.org/repositories/isv:/cri-o:/stable:/v${K8S_MINOR}/rpm/}
-      printf '[cri-o]\nname=CRI-O\nbaseurl=%s\nenabled=1\ngpgcheck=1\ngpgkey=%srepodata/repomd.xml.key\n' "$url" "$url" \
-        | write_if_changed /etc/yum.repos.d/cri-o.repo || true
       ;;
   esac
 }

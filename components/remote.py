@@ -30,6 +30,7 @@ class Context:
                 user=ssh.bastion.user,
                 port=ssh.bastion.port,
                 private_key=self.private_key,
+                host_key=ssh.bastion.host_key,
                 agent_socket_path=None,
             )
         return remote.ConnectionArgs(

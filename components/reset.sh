@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Remove this machine from Kubernetes: kubeadm reset plus what reset leaves behind
-# (CNI config, pod network links, KUBE-* and flannel firewall rules). Parameters: NODE_NAME
+# (CNI config, pod network links, KUBE-* and flannel firewall rules). Parameters: NODE_NAME CRI_SOCKET
 set -euo pipefail
 
 log "resetting $NODE_NAME"
 if command -v kubeadm >/dev/null 2>&1; then
-  kubeadm reset -f >&2
+  kubeadm reset -f --cri-socket "$CRI_SOCKET" >&2
 fi
 rm -rf /etc/cni/net.d /etc/kubernetes/kubeadm-cluster /root/.kube/config
 for link in cni0 flannel.1 kube-ipvs0; do

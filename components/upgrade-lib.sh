@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Version helpers for the upgrade steps. Parameters: K8S_VERSION (the target)
+# Version helpers for the upgrade steps. Parameters: K8S_VERSION (the target); upgrade_kubelet also
+# needs packages.sh and its parameters.
 set -euo pipefail
 
 # The control-plane version this node runs (from its kube-apiserver manifest), or empty.
@@ -45,6 +46,7 @@ uncordon_after_upgrade() {
 }
 
 upgrade_kubelet() {
+  if [[ $RUNTIME == cri-o ]]; then upgrade_crio; fi
   install_kubernetes_packages kubelet kubectl
   systemctl daemon-reload
   systemctl restart kubelet

@@ -154,6 +154,21 @@ def test_even_control_planes_warn_about_quorum():
     assert any("quorum" in w for w in spec.warnings)
 
 
+def test_even_control_planes_with_external_etcd_do_not_warn():
+    etcd = [{"name": f"e{i}", "address": f"10.0.0.3{i}", "roles": ["etcd"]} for i in range(3)]
+    spec = parse_spec(base_config(etcd={"topology": "external"},
+                                  nodes=etcd + [dict(n) for n in BASE_NODES if n["name"] != "cp3"]))
+    assert not any("quorum" in w for w in spec.warnings)
+
+
+def test_etcd_role_on_a_stacked_cluster_is_one_problem():
+    config = base_config(nodes=[{"name": "cp1", "address": "10.0.0.11", "roles": ["control-plane", "etcd"]}],
+                         controlPlane={})
+    with pytest.raises(ConfigError) as error:
+        parse_spec(config)
+    assert "1 problem(s)" in str(error.value) and "etcd.topology: external" in str(error.value)
+
+
 def test_ipvs_warns_deprecation():
     spec = parse_spec(base_config(networking={"kubeProxyMode": "ipvs"}))
     assert any("ipvs" in w and "deprecated" in w for w in spec.warnings)
@@ -173,6 +188,19 @@ def test_defaults():
     assert spec.networking.pod_subnet == "10.244.0.0/16"
     assert spec.kubernetes_version == "1.36.4"
     assert spec.ssh.user == "root"
+
+
+def test_a_single_control_plane_is_reached_at_its_internal_address_and_named_in_sans_by_both():
+    spec = parse_spec(base_config(controlPlane={}, nodes=[
+        {"name": "cp1", "address": "203.0.113.5", "internalAddress": "10.0.1.11", "roles": ["control-plane"]}]))
+    assert spec.control_plane.endpoint == "10.0.1.11:6443"
+    assert set(spec.control_plane.cert_sans) == {"10.0.1.11", "203.0.113.5"}
+
+
+def test_a_missing_endpoint_with_a_vip_suggests_the_vip():
+    config = base_config(controlPlane={"loadBalancer": {"type": "haproxy-keepalived", "vip": "10.0.0.100"}})
+    with pytest.raises(ConfigError, match=r"e\.g\. 10\.0\.0\.100:8443 \(the VIP\)"):
+        parse_spec(config)
 
 
 def test_endpoint_and_vip_are_cert_sans():

@@ -65,6 +65,16 @@ def test_minor_upgrade_changes_only_the_upgrade_chain_and_expiry():
     assert "K8S_MINOR=1.37\n" in after.named("cp1-upgrade").plain("create")
 
 
+def test_cri_o_follows_the_kubelet_to_the_new_minor():
+    mirror = {"cri-o": "https://mirror.example/cri-o/v{minor}/deb/"}
+    after = run_program(base_config(kubernetesVersion="1.37.2", containerRuntime={"type": "cri-o"},
+                                    packageRepositories=mirror))
+    for name in ("cp2-upgrade", "w1-upgrade"):
+        script = after.named(name).plain("create")
+        assert "RUNTIME=cri-o\n" in script and "CRIO_REPO_URL=https://mirror.example/cri-o/v1.37/deb/\n" in script
+        assert "if [[ $RUNTIME == cri-o ]]; then upgrade_crio; fi" in script
+
+
 def test_version_change_does_not_rerun_preparation_init_or_joins():
     after = run_program(base_config(kubernetesVersion="1.37.2"))
     for name in ("cp1-prepare", "w1-prepare", "cp1-init", "cp2-join", "w1-join"):

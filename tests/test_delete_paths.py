@@ -49,6 +49,14 @@ def test_kubeadm_steps_reset_the_node_on_delete(run, name):
     assert command.plain("triggers") == [command.host]
 
 
+@pytest.mark.parametrize("runtime, socket", [("containerd", "unix:///run/containerd/containerd.sock"),
+                                             ("cri-o", "unix:///var/run/crio/crio.sock")])
+def test_reset_names_the_configured_runtime_socket(runtime, socket):
+    script = delete_script(run_program(base_config(containerRuntime={"type": runtime})), "w1-join")
+    assert f"CRI_SOCKET={socket}\n" in script
+    assert 'kubeadm reset -f --cri-socket "$CRI_SOCKET"' in script
+
+
 def test_registration_deletes_before_the_nodes_reset(run):
     """Pulumi deletes dependents first: the drain/delete (registration) before the reset (join)."""
     assert run.depends_on("w1-register", "w1-join")

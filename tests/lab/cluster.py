@@ -6,6 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from components.config import DEFAULT_KUBERNETES_VERSION, parse_spec
 from components.program import main
 from hosts import CLIENT_NS, Lab
 from lab.engine import LabEngine, SshRunner, UpResult
@@ -16,11 +17,16 @@ class LabCluster:
 
     def __init__(self, config_path: Path, log=print):
         self.lab = Lab.from_file(config_path)
+        parse_spec(self.lab.config)  # a config the program rejects gets no hosts (ConfigError)
         self.log = log
         self.engine: LabEngine | None = None
 
     def __enter__(self) -> "LabCluster":
-        self.lab.up()
+        try:
+            self.lab.up()
+        except BaseException:
+            self.lab.down()  # __exit__ does not run when __enter__ fails
+            raise
         self.engine = LabEngine(self.lab.work / "state.json", SshRunner(["ip", "netns", "exec", CLIENT_NS]),
                                 log=self.log)
         return self
@@ -48,7 +54,7 @@ class LabCluster:
 
     def problems(self, config: dict[str, Any]) -> list[str]:
         """How the stand-in cluster differs from `config`: every node joined, right role and version."""
-        version = str(config["kubernetesVersion"])
+        version = str(config.get("kubernetesVersion", DEFAULT_KUBERNETES_VERSION))
         members = self.members()
         problems = []
         for node in config["nodes"]:

@@ -41,10 +41,15 @@ CLIENT_NS = f"{PREFIX}-client"
 CLIENT_ADDRESS = "198.19.255.2"
 REPO_PORT = 8080
 USER = "kube"
+BASTION = "bastion"
 PACKAGES = ("openssh-server,sudo,curl,gnupg,ca-certificates,iproute2,kmod,procps,iptables,"
             "apt-transport-https,openssl,python3,python3-yaml")
 DEFAULT_VERSIONS = ("1.35.9", "1.36.3", "1.36.4", "1.37.1", "1.37.2")
 CONTAINERD_VERSION = "2.1.4"
+
+
+class LabError(Exception):
+    """A stack config the lab cannot build hosts for."""
 
 
 def run(*argv: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess:
@@ -133,7 +138,7 @@ def _sign_flat_repo(directory: Path, gnupg_home: Path) -> None:
 
 
 def build_repository(repo: Path, versions: Iterable[str]) -> None:
-    """pkgs.k8s.io-shaped flat repositories, one per minor, plus one for containerd, all signed."""
+    """pkgs.k8s.io-shaped flat repositories, one per minor; containerd's; CRI-O's per minor; all signed."""
     shutil.rmtree(repo, ignore_errors=True)
     repo.mkdir(parents=True)
     gnupg_home = Path(tempfile.mkdtemp(prefix="kclab-gnupg-"))
@@ -163,6 +168,11 @@ def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path) -> No
             _deb(directory, "kubectl", revision, {"/usr/bin/kubectl": code})
         _deb(directory, "cri-tools", f"{minor}.0-1.1", {"/usr/bin/crictl": standin.replace("@VERSION@", f"{minor}.0")})
         _deb(directory, "kubernetes-cni", "1.7.1-1.1", {"/opt/cni/bin/.lab": ""})
+        _sign_flat_repo(directory, gnupg_home)
+        # CRI-O's minor follows Kubernetes' (isv:cri-o:stable:v1.NN).
+        directory = repo / "cri-o" / f"v{minor}" / "deb"
+        directory.mkdir(parents=True)
+        _deb(directory, "cri-o", f"{minor}.0-1.1", {"/usr/bin/crio": standin.replace("@VERSION@", f"{minor}.0")})
         _sign_flat_repo(directory, gnupg_home)
     directory = repo / "containerd" / "deb"
     directory.mkdir(parents=True)
@@ -212,7 +222,9 @@ class Lab:
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> "Lab":
         document = yaml.safe_load(Path(path).read_text())
-        return cls({k.split(":", 1)[1]: v for k, v in document["config"].items()}, **kwargs)
+        if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+            raise LabError(f"{path} is not a stack config file (no `config:` mapping)")
+        return cls({k.split(":", 1)[1]: v for k, v in document["config"].items() if ":" in k}, **kwargs)
 
     # -- addresses ------------------------------------------------------------------------------
 
@@ -229,11 +241,12 @@ class Lab:
         return self.work / "id_ed25519"
 
     def _nodes(self) -> list[dict[str, Any]]:
-        nodes = list(self.config["nodes"])
-        bastion = (self.config.get("ssh") or {}).get("bastion")
-        if bastion:
-            nodes.append({"name": "bastion", "address": bastion["host"]})
-        return nodes
+        bastion = self._bastion()
+        # The bastion starts first: with one, the nodes are reachable only through it.
+        return ([{"name": BASTION, "address": bastion["host"]}] if bastion else []) + list(self.config["nodes"])
+
+    def _bastion(self) -> dict[str, Any] | None:
+        return (self.config.get("ssh") or {}).get("bastion")
 
     def _all_addresses(self) -> list[str]:
         addresses = {CLIENT_ADDRESS}
@@ -243,7 +256,11 @@ class Lab:
         if vip:
             addresses.add(vip)
         for address in addresses:
-            ipaddress.ip_address(address)  # the lab only places IP addresses
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise LabError(f"{address!r} is not an IP address; the lab places hosts at IP addresses only "
+                               f"(use addresses in 198.18.0.0/15)") from None
         return sorted(addresses)
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -289,6 +306,13 @@ class Lab:
         in_ns(SWITCH_NS, "ip", "link", "add", "br0", "type", "bridge")
         in_ns(SWITCH_NS, "ip", "link", "set", "br0", "up")
         self._link(0, CLIENT_NS, [CLIENT_ADDRESS])
+        bastion = self._bastion()
+        if bastion:
+            # SSH from the client (where the program runs) reaches the bastion only; the package
+            # repository's HTTP traffic with the nodes still flows.
+            in_ns(CLIENT_NS, "ip", "route", "add", "unreachable", "default", "table", "100")
+            in_ns(CLIENT_NS, "ip", "route", "add", f"{bastion['host']}/32", "dev", "eth0", "table", "100")
+            in_ns(CLIENT_NS, "ip", "rule", "add", "ipproto", "tcp", "dport", "22", "lookup", "100")
 
     def _make_host(self, node: dict[str, Any]) -> None:
         name = node["name"]
@@ -340,22 +364,31 @@ class Lab:
         host = self.hosts[name]
         known = self.work / "known_hosts"
         known.write_text("".join(f"{a} {h.host_key}\n" for h in self.hosts.values() for a in h.addresses))
-        return run("ip", "netns", "exec", CLIENT_NS, "ssh", "-i", str(self.key_path), "-o", "BatchMode=yes",
-                   "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
-                   "-o", "ConnectTimeout=5", f"{USER}@{host.addresses[0]}", command, check=check, input=stdin)
+        options = ["-i", str(self.key_path), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+                   "-o", f"UserKnownHostsFile={known}", "-o", "ConnectTimeout=5"]
+        if self._bastion() and name != BASTION:
+            jump = " ".join(["ssh", *options, "-W", "%h:%p", f"{USER}@{self._bastion()['host']}"])
+            options += ["-o", f"ProxyCommand={jump}"]
+        return run("ip", "netns", "exec", CLIENT_NS, "ssh", *options, f"{USER}@{host.addresses[0]}", command,
+                   check=check, input=stdin)
 
     def derived_config(self) -> dict[str, Any]:
-        """The stack config pointed at the lab: its key, user, host keys and package repositories."""
+        """The stack config pointed at the lab: its key, user, port, host keys and package repositories."""
         config = json.loads(json.dumps(self.config))
         config["sshPrivateKey"] = self.key_path.read_text()
-        config["ssh"] = {**(config.get("ssh") or {}), "user": USER}
+        # Every lab host runs stock sshd on port 22 for the lab's user and key.
+        config["ssh"] = {**(config.get("ssh") or {}), "user": USER, "port": 22, "agent": False}
         if config["ssh"].get("bastion"):
-            config["ssh"]["bastion"] = {**config["ssh"]["bastion"], "user": USER}
+            config["ssh"]["bastion"] = {**config["ssh"]["bastion"], "user": USER, "port": 22,
+                                        "hostKey": self.hosts[BASTION].host_key}
         for node in config["nodes"]:
+            node.pop("user", None)
+            node.pop("port", None)
             node["hostKey"] = self.hosts[node["name"]].host_key
         config["packageRepositories"] = {
             "kubernetes": f"{self.repo_url}/core/stable/v{{minor}}/deb/",
             "containerd": f"{self.repo_url}/containerd/deb/",
+            "cri-o": f"{self.repo_url}/cri-o/v{{minor}}/deb/",
         }
         return config
 

@@ -14,7 +14,8 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent), str(HERE)]
 
 from cluster import LabCluster  # noqa: E402
-from hosts import lab_available  # noqa: E402
+from components.config import DEFAULT_KUBERNETES_VERSION, ConfigError  # noqa: E402
+from hosts import LabError, lab_available  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
@@ -26,18 +27,27 @@ def main(argv: list[str]) -> int:
         print(f"lab: cannot run: {reason}", file=sys.stderr)
         return 2
     started = time.monotonic()
-    with LabCluster(Path(argv[0])) as cluster:
-        config = cluster.config()
-        result = cluster.up(config)
-        problems = [f"pulumi up failed: {result.error}"] if result.error else cluster.problems(config)
-        for problem in problems:
-            print(f"lab: {problem}", file=sys.stderr)
-        nodes = len(config["nodes"])
-        seconds = time.monotonic() - started
-        verdict = "FAILED" if problems else "OK"
-        print(f"lab: {verdict}: {nodes - len(problems)}/{nodes} nodes as configured at v{config['kubernetesVersion']}, "
-              f"{len(result.ran())} commands in {seconds:.0f} s")
-        return 1 if problems else 0
+    try:
+        with LabCluster(Path(argv[0])) as cluster:
+            return bring_up(cluster, started)
+    except (LabError, ConfigError) as error:
+        print(f"lab: cannot run: {error}", file=sys.stderr)
+        return 2
+
+
+def bring_up(cluster: LabCluster, started: float) -> int:
+    config = cluster.config()
+    result = cluster.up(config)
+    problems = [f"pulumi up failed: {result.error}"] if result.error else cluster.problems(config)
+    for problem in problems:
+        print(f"lab: {problem}", file=sys.stderr)
+    nodes = len(config["nodes"])
+    seconds = time.monotonic() - started
+    verdict = "FAILED" if problems else "OK"
+    version = config.get("kubernetesVersion", DEFAULT_KUBERNETES_VERSION)
+    print(f"lab: {verdict}: {nodes - len(problems)}/{nodes} nodes as configured at v{version}, "
+          f"{len(result.ran())} commands in {seconds:.0f} s")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 
 import pytest
@@ -9,6 +10,7 @@ import yaml
 
 from cluster import LabCluster
 from conftest import CONFIGS
+from hosts import CLIENT_NS
 
 pytestmark = pytest.mark.lab
 
@@ -223,3 +225,32 @@ def test_a_node_cordoned_by_hand_stays_cordoned(scale):
     result = cluster.up(config, rerun_all=True)
     assert result.error is None, result.error
     assert cluster.members()["w1"]["unschedulable"] is True
+
+
+def test_single_control_plane_on_cri_o_behind_a_bastion_upgrades_a_minor():
+    with LabCluster(CONFIGS / "single-cri-o-bastion.yaml", log=lambda _: None) as cluster:
+        direct = subprocess.run(["ip", "netns", "exec", CLIENT_NS, "ssh", "-o", "BatchMode=yes",
+                                 "-o", "ConnectTimeout=3", "-o", "StrictHostKeyChecking=no",
+                                 "-i", str(cluster.lab.key_path), "kube@198.18.0.31", "true"],
+                                capture_output=True, text=True)
+        assert direct.returncode != 0 and "No route to host" in direct.stderr  # only the bastion reaches the nodes
+        config = cluster.config()
+        result = cluster.up(config)
+        assert result.error is None, result.error
+        assert cluster.problems(config) == []
+        members = cluster.members()
+        assert {m["criSocket"] for m in members.values()} == {"unix:///var/run/crio/crio.sock"}
+        assert members["solo"]["taints"] == []  # schedulable
+        assert members["edge"]["labels"] == {"zone": "edge"}
+        assert result.outputs["apiServerEndpoint"] == "198.18.1.31:6443"  # the advertise address
+
+        target = dict(config, kubernetesVersion="1.37.2")
+        result = cluster.up(target)
+        assert result.error is None, result.error
+        assert cluster.problems(target) == []
+        for node in ("solo", "edge"):
+            assert cluster.lab.ssh(node, "sudo crio --version").stdout.strip() == "crio version 1.37.0"
+
+        assert cluster.destroy().error is None
+        assert cluster.members() == {}
+        assert all("--cri-socket" in c["argv"] for c in calls(cluster, "kubeadm", "reset"))

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Strict stand-ins for kubeadm, kubelet, kubectl, systemctl, containerd and crictl in lab hosts.
+"""Strict stand-ins for kubeadm, kubelet, kubectl, systemctl, containerd, crio and crictl in lab hosts.
 
 One file, dispatched on the program name; the lab's packages install a copy per tool with its
 version baked in (@VERSION@). They share a cluster journal (/var/lib/kclab/journal.json, locked)
@@ -38,6 +38,8 @@ PKI = K8S / "pki"
 MANIFESTS = K8S / "manifests"
 STATE = Path("/var/lib/kclab-node")  # per-host state of the stand-ins (kubelet, units)
 HOST = socket.gethostname()
+RUNTIME_SOCKETS = {"containerd": Path("/run/containerd/containerd.sock"), "crio": Path("/var/run/crio/crio.sock")}
+DEFAULT_CRI_SOCKET = "unix:///run/containerd/containerd.sock"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,7 +302,22 @@ def parse_version(version: str) -> tuple[int, int, int]:
     return tuple(int(p) for p in match.groups())  # type: ignore[return-value]
 
 
-def preflight(kind: str, ignore: set[str]) -> None:
+def cri_socket_path(endpoint: str) -> Path:
+    if not endpoint.startswith("unix:///"):
+        fail(f"error: criSocket {endpoint!r}: only unix:// endpoints are supported")
+    return Path(endpoint.removeprefix("unix://"))
+
+
+def detect_cri_socket() -> str:
+    """kubeadm's detection when no criSocket is given: exactly one runtime socket must exist."""
+    found = [f"unix://{p}" for p in RUNTIME_SOCKETS.values() if p.exists()]
+    if len(found) > 1:
+        fail(f"found multiple CRI endpoints on the host. Please define which one do you wish to use by setting "
+             f"the 'criSocket' field in the kubeadm configuration file: {', '.join(found)}")
+    return found[0] if found else DEFAULT_CRI_SOCKET
+
+
+def preflight(kind: str, ignore: set[str], cri_socket: str) -> None:
     errors = []
     swaps = [l for l in Path("/proc/swaps").read_text().splitlines()[1:] if l.strip()] if Path("/proc/swaps").exists() else []
     if swaps:
@@ -311,9 +328,9 @@ def preflight(kind: str, ignore: set[str]) -> None:
     if bridge.exists() and bridge.read_text().strip() != "1":
         print("\t[WARNING FileContent--proc-sys-net-bridge-bridge-nf-call-iptables]: "
               "/proc/sys/net/bridge/bridge-nf-call-iptables contents are not set to 1", file=sys.stderr)
-    if not Path("/run/containerd/containerd.sock").exists() and not Path("/var/run/crio/crio.sock").exists():
-        errors.append("[ERROR CRI]: container runtime is not running: validate service connection: "
-                      "dial unix /run/containerd/containerd.sock: connect: no such file or directory")
+    if not cri_socket_path(cri_socket).exists():
+        errors.append(f"[ERROR CRI]: container runtime is not running: validate service connection: "
+                      f"dial unix {cri_socket_path(cri_socket)}: connect: no such file or directory")
     if subprocess.run(["stat", "-fc", "%T", "/sys/fs/cgroup"], capture_output=True, text=True).stdout.strip() != "cgroup2fs":
         errors.append("[ERROR SystemVerification]: cgroups v1 support is unsupported and will be removed; "
                       "kubelet >= 1.35 refuses to start on cgroup v1 (failCgroupV1)")
@@ -368,7 +385,7 @@ def kubeadm_init(argv: list[str]) -> None:
     if cluster is None:
         fail("error: init needs a ClusterConfiguration")
     registration = init.get("nodeRegistration", {})
-    preflight("init", ignore_set(flags, registration))
+    preflight("init", ignore_set(flags, registration), registration.get("criSocket") or detect_cri_socket())
     version = cluster.get("kubernetesVersion", "").lstrip("v")
     if minor(version) != minor(VERSION) or parse_version(version) > parse_version(VERSION):
         fail(f"error: this version of kubeadm only supports deploying clusters with the control plane version "
@@ -532,7 +549,7 @@ def kubeadm_join(argv: list[str]) -> None:
         fail("error: join needs a JoinConfiguration")
     registration = join.get("nodeRegistration", {})
     discovery = join.get("discovery", {}).get("bootstrapToken", {})
-    preflight("join", ignore_set(flags, registration))
+    preflight("join", ignore_set(flags, registration), registration.get("criSocket") or detect_cri_socket())
     name = registration.get("name", HOST)
     control_plane = "controlPlane" in join
     with journal() as j:
@@ -724,6 +741,10 @@ def kubeadm_reset(argv: list[str]) -> None:
                                   "cri-socket": True, "ignore-preflight-errors": True, "config": True})
     if not (flags.get("force") or flags.get("f")):
         fail("error: reset asks for confirmation; the lab has no terminal (use -f)")
+    if "cri-socket" in flags:
+        cri_socket_path(flags["cri-socket"])
+    else:
+        detect_cri_socket()
     with journal() as j:
         names = [n for n, v in j["nodes"].items() if v["host"] == HOST]
         for name in names:
@@ -836,11 +857,11 @@ def systemctl(argv: list[str]) -> None:
         verb = "start"
     for unit in units:
         if verb in ("start", "restart"):
-            if unit == "containerd":
-                if not Path("/usr/bin/containerd").exists():
-                    fail(f"Failed to {verb} containerd.service: Unit containerd.service not found.")
-                Path("/run/containerd").mkdir(parents=True, exist_ok=True)
-                Path("/run/containerd/containerd.sock").touch()
+            if unit in RUNTIME_SOCKETS:
+                if not Path(f"/usr/bin/{unit}").exists():
+                    fail(f"Failed to {verb} {unit}.service: Unit {unit}.service not found.")
+                RUNTIME_SOCKETS[unit].parent.mkdir(parents=True, exist_ok=True)
+                RUNTIME_SOCKETS[unit].touch()
             elif unit == "kubelet":
                 if not Path("/usr/bin/kubelet").exists():
                     fail("Failed to start kubelet.service: Unit kubelet.service not found.")
@@ -897,9 +918,19 @@ def containerd(argv: list[str]) -> None:
         fail(f"containerd: the lab's stand-in does not run {' '.join(argv)!r}")
 
 
+def crio(argv: list[str]) -> None:
+    if argv in (["--version"], ["version"]):
+        print(f"crio version {VERSION}")
+    else:
+        fail(f"crio: the lab's stand-in does not run {' '.join(argv)!r}")
+
+
 def crictl(argv: list[str]) -> None:
     if argv[:1] == ["version"]:
-        print("RuntimeName:  containerd\nRuntimeVersion:  v2.1.4")
+        running = [unit for unit, path in RUNTIME_SOCKETS.items() if path.exists()]
+        if not running:
+            fail("crictl: validate service connection: no runtime socket")
+        print(f"RuntimeName:  {'cri-o' if running[0] == 'crio' else running[0]}")
     else:
         fail("crictl: the lab's stand-in answers only `version`")
 
@@ -1042,7 +1073,7 @@ def etcdctl(j: dict[str, Any], argv: list[str]) -> None:
 
 TOOLS: dict[str, Callable[[list[str]], None]] = {
     "kubeadm": kubeadm, "kubelet": kubelet, "kubectl": kubectl, "systemctl": systemctl,
-    "containerd": containerd, "crictl": crictl,
+    "containerd": containerd, "crio": crio, "crictl": crictl,
 }
 
 if __name__ == "__main__":
