@@ -37,6 +37,7 @@ class Addons(pulumi.ComponentResource):
         cni = Flannel(spec, on_cluster)
         after_cni = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[cni.daemon_set]))
         ingress = Ingress(spec, after_cni)
-        HelmReleases(spec.helm_releases, {**cni.owned_namespaces, **ingress.owned_namespaces}, after_cni)
+        HelmReleases(spec.helm_releases, {**cni.owned_namespaces, **ingress.owned_namespaces},
+                     "helmReleases" in spec.secret_config_keys, after_cni)
         self.ingress_class_name = ingress.class_name
         self.register_outputs({"ingressClassName": self.ingress_class_name})

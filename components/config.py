@@ -8,11 +8,12 @@ is allowed.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 import pulumi
 
@@ -216,6 +217,9 @@ class ClusterSpec:
     certificates_renew: str
     helm_releases: tuple[HelmRelease, ...]
     warnings: tuple[str, ...] = ()
+    # Keys the user set with --secret (e.g. a chart password under helmReleases): what comes from them
+    # stays secret.
+    secret_config_keys: frozenset[str] = frozenset()
 
     @property
     def minor(self) -> str:
@@ -256,11 +260,13 @@ class ClusterSpec:
 class _Reader:
     """Collects problems while reading a raw config tree, so all of them are reported at once."""
 
-    def __init__(self) -> None:
+    def __init__(self, secret_keys: Collection[str] = ()) -> None:
         self.problems: list[str] = []
+        self.secret_keys = set(secret_keys)
 
     def fail(self, path: str, value: Any, allowed: str) -> None:
-        self.problems.append(f"{path}: {value!r} is not valid; {allowed}")
+        shown = "[secret]" if re.split(r"[.\[]", path, maxsplit=1)[0] in self.secret_keys else repr(value)
+        self.problems.append(f"{path}: {shown} is not valid; {allowed}")
 
     def mapping(self, path: str, value: Any, known: tuple[str, ...]) -> dict[str, Any]:
         if value is None:
@@ -270,7 +276,11 @@ class _Reader:
             return {}
         for key in value:
             if key not in known:
-                self.fail(f"{path}.{key}" if path else str(key), value[key], f"unknown key; known keys: {', '.join(known)}")
+                # No value in the message: a mistyped key may hold a secret.
+                guess = difflib.get_close_matches(str(key), known, n=1)
+                hint = f" (did you mean {guess[0]}?)" if guess else ""
+                self.problems.append(f"{path}.{key}: unknown key{hint}; known keys: {', '.join(known)}" if path else
+                                     f"{key}: unknown key{hint}; known keys: {', '.join(known)}")
         return dict(value)
 
     def string(self, path: str, value: Any, default: str | None = None, *, required: bool = False,
@@ -372,13 +382,16 @@ def _split_endpoint(text: str) -> tuple[str, int | None] | None:
     return match.group(1), port
 
 
-def _read_version(r: _Reader, value: Any) -> str:
+def _read_version(r: _Reader, value: Any, warnings: list[str]) -> str:
     text = r.string("kubernetesVersion", value, DEFAULT_KUBERNETES_VERSION,
                     check=lambda v: bool(VERSION_RE.match(v)),
                     allowed="expected a full version x.y.z such as 1.36.4") or DEFAULT_KUBERNETES_VERSION
     major, minor, patch = (int(p) for p in VERSION_RE.match(text).groups())  # type: ignore[union-attr]
     if major != 1 or minor < SUPPORTED_MINORS[0]:
         r.fail("kubernetesVersion", value, "supported minors: " + ", ".join(f"1.{m}" for m in SUPPORTED_MINORS))
+    elif minor > SUPPORTED_MINORS[-1]:
+        warnings.append(f"kubernetesVersion {major}.{minor}.{patch} is newer than the tested minors "
+                        f"(1.{SUPPORTED_MINORS[0]}-1.{SUPPORTED_MINORS[-1]}); the kubeadm config format may have changed")
     return f"{major}.{minor}.{patch}"
 
 
@@ -422,6 +435,11 @@ def _read_labels(r: _Reader, path: str, value: Any) -> dict[str, str]:
     return labels
 
 
+def _read_user(r: _Reader, path: str, value: Any, default: str) -> str:
+    return r.string(path, value, default, check=lambda v: bool(re.match(r"^[a-z_][a-z0-9_.-]*$", v)),
+                    allowed="expected a Unix user name") or default
+
+
 def _read_host_key(r: _Reader, path: str, value: Any) -> str | None:
     host_key = r.string(path, value, check=lambda v: bool(HOST_KEY_RE.match(v.strip())),
                         allowed="expected an authorized_keys-style line such as 'ssh-ed25519 AAAA…'")
@@ -437,13 +455,12 @@ def _read_ssh(r: _Reader, value: Any) -> SshSettings:
                         allowed="expected an IP address or hostname")
         bastion = Bastion(
             host=host or "",
-            user=r.string("ssh.bastion.user", b.get("user"), "root") or "root",
+            user=_read_user(r, "ssh.bastion.user", b.get("user"), "root"),
             port=r.integer("ssh.bastion.port", b.get("port"), 22, 1, 65535),
             host_key=_read_host_key(r, "ssh.bastion.hostKey", b.get("hostKey")),
         )
     return SshSettings(
-        user=r.string("ssh.user", raw.get("user"), "root", check=lambda v: bool(re.match(r"^[a-z_][a-z0-9_.-]*$", v)),
-                      allowed="expected a Unix user name") or "root",
+        user=_read_user(r, "ssh.user", raw.get("user"), "root"),
         port=r.integer("ssh.port", raw.get("port"), 22, 1, 65535),
         bastion=bastion,
         agent=r.boolean("ssh.agent", raw.get("agent"), False),
@@ -484,7 +501,7 @@ def _read_nodes(r: _Reader, value: Any, ssh: SshSettings) -> tuple[Node, ...]:
                 address=address,
                 internal_address=internal or address,
                 roles=roles,
-                user=r.string(f"{p}.user", item.get("user"), ssh.user) or ssh.user,
+                user=_read_user(r, f"{p}.user", item.get("user"), ssh.user),
                 port=r.integer(f"{p}.port", item.get("port"), ssh.port, 1, 65535),
                 host_key=host_key,
                 labels=_read_labels(r, f"{p}.labels", item.get("labels")),
@@ -586,7 +603,8 @@ def _read_control_plane(r: _Reader, value: Any, nodes: tuple[Node, ...]) -> Cont
     )
 
 
-def _read_networking(r: _Reader, value: Any, nodes: tuple[Node, ...], warnings: list[str]) -> Networking:
+def _read_networking(r: _Reader, value: Any, nodes: tuple[Node, ...], control_plane: ControlPlane,
+                     warnings: list[str]) -> Networking:
     raw = r.mapping("networking", value, KNOWN_KEYS["networking"])
     cidr_allowed = "expected a CIDR such as 10.244.0.0/16 (network address, no host bits)"
     pod = r.string("networking.podSubnet", raw.get("podSubnet"), Networking.pod_subnet, check=_is_cidr,
@@ -594,6 +612,9 @@ def _read_networking(r: _Reader, value: Any, nodes: tuple[Node, ...], warnings: 
     svc = r.string("networking.serviceSubnet", raw.get("serviceSubnet"), Networking.service_subnet,
                    check=_is_cidr, allowed=cidr_allowed) or Networking.service_subnet
     pod_net, svc_net = ipaddress.ip_network(pod), ipaddress.ip_network(svc)
+    for key, net in (("podSubnet", pod_net), ("serviceSubnet", svc_net)):
+        if net.version != 4:
+            r.fail(f"networking.{key}", str(net), "IPv4 only: IPv6 and dual-stack clusters are not supported")
     if pod_net.version == svc_net.version and pod_net.overlaps(svc_net):
         r.fail("networking.serviceSubnet", svc, f"it overlaps networking.podSubnet {pod}; choose disjoint ranges")
     for i, node in enumerate(nodes):
@@ -604,6 +625,12 @@ def _read_networking(r: _Reader, value: Any, nodes: tuple[Node, ...], warnings: 
                     if ip.version == net.version and ip in net:
                         r.fail(f"networking.{subnet_key}", str(net),
                                f"it contains nodes[{i}].{key} {addr}; node addresses must lie outside it")
+    for key, addr in (("controlPlane.loadBalancer.vip", control_plane.load_balancer.vip),
+                      ("controlPlane.endpoint", control_plane.endpoint_host)):
+        if addr and _is_ip(addr):
+            for subnet_key, net in (("podSubnet", pod_net), ("serviceSubnet", svc_net)):
+                if ipaddress.ip_address(addr) in net:
+                    r.fail(f"networking.{subnet_key}", str(net), f"it contains {key} {addr}; it must lie outside it")
     mode = r.choice("networking.kubeProxyMode", raw.get("kubeProxyMode"), KUBE_PROXY_MODES, "iptables")
     if mode == "ipvs":
         warnings.append("networking.kubeProxyMode ipvs is deprecated upstream since Kubernetes 1.35; "
@@ -672,6 +699,9 @@ def _read_helm_releases(r: _Reader, value: Any) -> tuple[HelmRelease, ...]:
                            allowed="an exact chart version such as 3.13.0 (ranges are not pinned)")
         repo = r.string(f"{p}.repo", item.get("repo"), check=lambda v: bool(re.match(r"^(https?|oci)://\S+$", v)),
                         allowed="expected an http(s):// or oci:// chart repository URL")
+        if chart and not repo and item.get("repo") is None and not chart.startswith(("oci://", "/", "./", "../")):
+            r.problems.append(f"{p}.repo: is required for chart {chart!r}: a repository URL, or give the chart "
+                              "as an oci:// reference or a local path")
         values = item.get("values") or {}
         if not isinstance(values, Mapping):
             r.fail(f"{p}.values", values, "expected a mapping of chart values")
@@ -690,15 +720,16 @@ def _read_helm_releases(r: _Reader, value: Any) -> tuple[HelmRelease, ...]:
 
 
 def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool = True,
-               has_keepalived_auth_pass: bool = False) -> ClusterSpec:
+               has_keepalived_auth_pass: bool = False, secret_keys: Collection[str] = ()) -> ClusterSpec:
     """Validate raw config values (keys without the project prefix) into a ClusterSpec.
 
     The secrets are not part of the spec; only whether they are set matters here.
     Raises ConfigError listing every problem found.
     """
-    r = _Reader()
+    r = _Reader(secret_keys)
+    r.mapping("", raw, KNOWN_KEYS[""])
     warnings: list[str] = []
-    version = _read_version(r, raw.get("kubernetesVersion"))
+    version = _read_version(r, raw.get("kubernetesVersion"), warnings)
     cluster_name = r.string("clusterName", raw.get("clusterName"), stack, check=lambda v: bool(DNS_LABEL_RE.match(v)),
                             allowed="expected a lowercase DNS label") or stack
     ssh = _read_ssh(r, raw.get("ssh"))
@@ -713,7 +744,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
     if control_plane.load_balancer.type == "haproxy-keepalived" and not has_private_key and not has_keepalived_auth_pass:
         r.problems.append("keepalivedAuthPass: is required with haproxy-keepalived and ssh.agent (it is otherwise "
                           "derived from sshPrivateKey); set it with `pulumi config set --secret kubeadm-cluster:keepalivedAuthPass`")
-    networking = _read_networking(r, raw.get("networking"), nodes, warnings)
+    networking = _read_networking(r, raw.get("networking"), nodes, control_plane, warnings)
     runtime_raw = r.mapping("containerRuntime", raw.get("containerRuntime"), KNOWN_KEYS["containerRuntime"])
     runtime = r.choice("containerRuntime.type", runtime_raw.get("type"), RUNTIMES, "containerd")
     image_repository = r.string("imageRepository", raw.get("imageRepository"), "registry.k8s.io",
@@ -746,6 +777,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
         certificates_renew=r.string("certificates.renew", certs_raw.get("renew"), "") or "",
         helm_releases=_read_helm_releases(r, raw.get("helmReleases")),
         warnings=tuple(warnings),
+        secret_config_keys=frozenset(secret_keys),
     )
     if r.problems:
         raise ConfigError(r.problems)
@@ -766,21 +798,29 @@ def derive_keepalived_auth_pass(private_key: pulumi.Output[str], cluster_name: s
         lambda key: hashlib.sha256(f"keepalived:{cluster_name}:{key}".encode()).hexdigest()[:8]))
 
 
+def _stack_config_keys() -> set[str]:
+    """Every key the stack sets in this project's namespace. pulumi.Config answers only for keys it is
+    asked about, so without this a mistyped key would be silently ignored."""
+    prefix = f"{PROJECT}:"
+    names = {*pulumi.runtime.config.CONFIG.get(), *pulumi.runtime.config.get_config_env()}
+    return {name[len(prefix):] for name in names if name.startswith(prefix)}
+
+
 def load_spec() -> tuple[ClusterSpec, Secrets]:
     """Read this stack's config: the validated spec and the secrets."""
     config = pulumi.Config(PROJECT)
     raw: dict[str, Any] = {}
-    for key in KNOWN_KEYS[""]:
-        if key in SECRET_KEYS:
-            continue
+    for key in (set(KNOWN_KEYS[""]) | _stack_config_keys()) - set(SECRET_KEYS):
         try:
             raw[key] = config.get_object(key)
         except pulumi.config.ConfigTypeError:  # a plain string that is not JSON, e.g. 1.36.4
             raw[key] = config.get(key)
+    raw = {key: value for key, value in raw.items() if value is not None}
     private_key = config.get_secret("sshPrivateKey")
     auth_pass = config.get_secret("keepalivedAuthPass")
+    secret_keys = {key for key in raw if pulumi.runtime.is_config_secret(f"{PROJECT}:{key}")}
     spec = parse_spec(raw, pulumi.get_stack(), has_private_key=private_key is not None,
-                      has_keepalived_auth_pass=auth_pass is not None)
+                      has_keepalived_auth_pass=auth_pass is not None, secret_keys=secret_keys)
     for warning in spec.warnings:
         pulumi.log.warn(warning)
     if auth_pass is None and private_key is not None:

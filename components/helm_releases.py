@@ -22,10 +22,10 @@ def chart_reference(release: HelmRelease) -> tuple[str, str | None]:
 class HelmReleases(pulumi.ComponentResource):
     def __init__(self, releases: tuple[HelmRelease, ...],
                  existing_namespaces: Mapping[str, pulumi.Input[str]] | None = None,
-                 opts: pulumi.ResourceOptions | None = None):
+                 secret_values: bool = False, opts: pulumi.ResourceOptions | None = None):
         """`existing_namespaces`: namespaces the other add-ons already own (name → its metadata.name output).
         A second Namespace resource for the same object would delete it, and everything in it, when
-        either side lets go."""
+        either side lets go. `secret_values`: helmReleases was set as a secret, so are the values."""
         super().__init__("kubeadm-cluster:index:HelmReleases", "helm-releases", None, opts)
         namespaces: dict[str, pulumi.Input[str]] = dict(existing_namespaces or {})
         self.releases = []
@@ -42,7 +42,7 @@ class HelmReleases(pulumi.ComponentResource):
                 version=release.version,
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
                 namespace=namespaces.get(release.namespace, release.namespace),
-                values=dict(release.values),
+                values=pulumi.Output.secret(dict(release.values)) if secret_values else dict(release.values),
                 timeout=release.timeout,
                 skip_await=release.skip_await,
                 opts=pulumi.ResourceOptions(parent=self),

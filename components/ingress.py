@@ -90,7 +90,7 @@ class Ingress(pulumi.ComponentResource):
                 repository_opts=k8s.helm.v3.RepositoryOptsArgs(
                     repo=INGRESS_NGINX_REPO if controller == "ingress-nginx" else TRAEFIK_REPO),
                 namespace=namespace.metadata["name"],
-                values=values,
+                values=pulumi.Output.secret(values) if "ingress" in spec.secret_config_keys else values,
                 opts=pulumi.ResourceOptions(parent=self),
             )
         self.register_outputs({"className": self.class_name})

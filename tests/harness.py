@@ -230,11 +230,12 @@ def base_config(**overrides: Any) -> dict[str, Any]:
 
 
 def run_program(config: Mapping[str, Any], *, preview: bool = False, stack: str = "dev",
-                stdout: Mapping[str, str | None] | None = None) -> Run:
-    """Run the program once with `config` (keys without the project prefix)."""
+                stdout: Mapping[str, str | None] | None = None, secret_keys: tuple[str, ...] = ()) -> Run:
+    """Run the program once with `config` (keys without the project prefix); `secret_keys` are set
+    as secrets besides sshPrivateKey and keepalivedAuthPass."""
     values = {f"kubeadm-cluster:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    pulumi.runtime.set_all_config(values, secret_keys=["kubeadm-cluster:sshPrivateKey",
-                                                       "kubeadm-cluster:keepalivedAuthPass"])
+    secrets = ("sshPrivateKey", "keepalivedAuthPass", *secret_keys)
+    pulumi.runtime.set_all_config(values, secret_keys=[f"kubeadm-cluster:{k}" for k in secrets])
     canned = {**CANNED_STDOUT, **(stdout or {})}
     mocks = ClusterMocks(lambda name: None if preview else canned.get(name, ""))
     monitor = RecordingMonitor(mocks)

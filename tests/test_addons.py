@@ -14,6 +14,9 @@ from harness import base_config, run_program
 K8S_PREFIX = "kubernetes:"
 
 
+REPO = "https://charts.example/"
+
+
 def k8s_resources(run):
     return [r for r in run.resources if r.typ.startswith(K8S_PREFIX) and r.typ != "pulumi:providers:kubernetes"]
 
@@ -163,8 +166,8 @@ def test_namespaces_are_created_only_when_not_built_in(run):
 
 def test_a_release_in_an_add_on_namespace_shares_its_namespace_resource():
     run = run_program(base_config(helmReleases=[
-        {"name": "extra-nginx", "chart": "x", "version": "1.0.0", "namespace": "ingress-nginx"},
-        {"name": "extra-flannel", "chart": "y", "version": "1.0.0", "namespace": "kube-flannel"}]))
+        {"name": "extra-nginx", "chart": "x", "repo": REPO, "version": "1.0.0", "namespace": "ingress-nginx"},
+        {"name": "extra-flannel", "chart": "y", "repo": REPO, "version": "1.0.0", "namespace": "kube-flannel"}]))
     names = [r.plain("metadata")["name"] for r in of_kind(run, "kubernetes:core/v1:Namespace")]
     assert sorted(names) == ["ingress-nginx", "kube-flannel"]
     assert run.depends_on("extra-nginx", "ingress-nginx-namespace")
@@ -179,7 +182,8 @@ def test_oci_repositories_are_chart_references(run):
 
 
 def test_fresh_stack_preview_succeeds_with_an_unknown_kubeconfig():
-    run = run_program(base_config(helmReleases=[{"name": "m", "chart": "m", "version": "1.0.0"}]), preview=True)
+    run = run_program(base_config(helmReleases=[{"name": "m", "chart": "m", "repo": REPO, "version": "1.0.0"}]),
+                      preview=True)
     provider = of_kind(run, "pulumi:providers:kubernetes")[0]
     assert isinstance(provider.plain("kubeconfig"), pulumi.output.Unknown)
     assert of_kind(run, "kubernetes:apps/v1:DaemonSet")

@@ -101,6 +101,15 @@ BAD_CONFIGS = [
     ("package-mirror-not-url", with_(packageRepositories={"kubernetes": "mirror.local/k8s"}),
      "packageRepositories.kubernetes", "http(s) URL"),
     ("ssh-agent-not-bool", with_(ssh={"agent": "yes"}), "ssh.agent", "true or false"),
+    ("mistyped-top-level-key", with_(node=[]), "node", "did you mean nodes?"),
+    ("ipv6-pod-subnet", with_(networking={"podSubnet": "fd00:10::/56"}), "networking.podSubnet", "IPv4 only"),
+    ("vip-inside-service-subnet", with_(controlPlane={"endpoint": "10.96.0.50:6443", "loadBalancer": {
+        "type": "kube-vip", "vip": "10.96.0.50"}}), "networking.serviceSubnet", "controlPlane.loadBalancer.vip"),
+    ("helm-without-repo", with_(helmReleases=[{"name": "m", "chart": "metrics-server", "version": "3.13.0"}]),
+     "helmReleases[0].repo", "oci://"),
+    ("node-user-malformed", with_(nodes=nodes((1, {"user": "Admin User"}))), "nodes[1].user", "Unix user name"),
+    ("bastion-host-key-malformed", with_(ssh={"bastion": {"host": "203.0.113.10", "hostKey": "AAAA"}}),
+     "ssh.bastion.hostKey", "ssh-ed25519"),
 ]
 
 
@@ -167,6 +176,17 @@ def test_etcd_role_on_a_stacked_cluster_is_one_problem():
     with pytest.raises(ConfigError) as error:
         parse_spec(config)
     assert "1 problem(s)" in str(error.value) and "etcd.topology: external" in str(error.value)
+
+
+def test_a_minor_newer_than_tested_warns():
+    spec = parse_spec(base_config(kubernetesVersion="1.38.0"))
+    assert any("newer than the tested minors" in w for w in spec.warnings)
+
+
+def test_oci_and_local_charts_need_no_repo():
+    releases = [{"name": "a", "chart": "oci://ghcr.io/org/charts/a", "version": "1.0.0"},
+                {"name": "b", "chart": "./charts/b", "version": "1.0.0"}]
+    assert len(parse_spec(base_config(helmReleases=releases)).helm_releases) == 2
 
 
 def test_ipvs_warns_deprecation():

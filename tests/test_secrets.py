@@ -121,3 +121,42 @@ def test_a_step_document_error_names_what_is_missing_but_not_the_values():
     assert TOKEN not in str(raised.value)
     with pytest.raises(ValueError, match="did not print its JSON document"):
         last_json_document(f"token {TOKEN} and no JSON", JOIN_MATERIAL_KEYS, "join-material")
+
+
+CHART_PASSWORD = "s3cret-chart-passw0rd"
+SECRET_RELEASE = {"name": "app", "chart": "app", "repo": "https://charts.example/", "version": "1.0.0",
+                  "values": {"auth": {"password": CHART_PASSWORD}}}
+
+
+def test_helm_values_set_as_a_secret_stay_secret():
+    run = run_program(base_config(helmReleases=[SECRET_RELEASE]), secret_keys=("helmReleases",))
+    release = run.named("app")
+    assert release.is_secret("values") and release.plain("values")["auth"]["password"] == CHART_PASSWORD
+    for resource in run.resources:
+        assert not [p for p, text in plaintext_leaves(resource.inputs) if CHART_PASSWORD in text], resource.name
+
+
+def test_ingress_values_set_as_a_secret_stay_secret():
+    config = base_config(ingress={"controller": "traefik", "values": {"token": CHART_PASSWORD}})
+    release = run_program(config, secret_keys=("ingress",)).named("traefik")
+    assert release.is_secret("values") and release.plain("values")["token"] == CHART_PASSWORD
+
+
+def test_plain_helm_values_are_not_made_secret():
+    assert not run_program(base_config(helmReleases=[SECRET_RELEASE])).named("app").is_secret("values")
+
+
+def test_a_rejected_value_of_a_secret_key_is_not_echoed():
+    bad = dict(SECRET_RELEASE, values=CHART_PASSWORD)  # not a mapping
+    with pytest.raises(Exception) as error:
+        run_program(base_config(helmReleases=[bad]), secret_keys=("helmReleases",))
+    assert "helmReleases[0].values: [secret] is not valid" in str(error.value)
+    assert CHART_PASSWORD not in str(error.value)
+
+
+def test_a_mistyped_key_is_rejected_without_its_value():
+    config = base_config(sshPrivatekey="-----BEGIN OPENSSH PRIVATE KEY-----typo")
+    with pytest.raises(Exception) as error:
+        run_program(config, secret_keys=("sshPrivatekey",))
+    assert "sshPrivatekey: unknown key (did you mean sshPrivateKey?)" in str(error.value)
+    assert "typo" not in str(error.value)
