@@ -78,7 +78,8 @@ def test_ingress_uses_the_clusters_class(with_ingress):
     assert outputs["url"] == "http://hello.example.com/"
 
 
-def test_no_ingress_when_the_cluster_has_no_controller():
+def test_no_url_when_the_cluster_has_no_controller():
     records, outputs = deploy_with(None)
-    assert not [r for r in records if r.typ == "kubernetes:networking.k8s.io/v1:Ingress"]
+    ingress = next(r for r in records if r.typ == "kubernetes:networking.k8s.io/v1:Ingress")
+    assert ingress.plain("spec").get("ingressClassName") is None
     assert outputs["url"] is None

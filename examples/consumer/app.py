@@ -38,19 +38,16 @@ def deploy(cluster_stack: str, host: str = "hello.example.com") -> dict[str, pul
         opts=on_cluster,
     )
 
-    def ingress(class_name: str | None) -> str | None:
-        """An Ingress through the cluster's controller; none when the cluster has no ingress controller."""
-        if class_name is None:
-            return None
-        k8s.networking.v1.Ingress(
-            "hello",
-            metadata={"name": "hello", "namespace": name},
-            spec={"ingressClassName": class_name, "rules": [{"host": host, "http": {"paths": [{
-                "path": "/", "pathType": "Prefix",
-                "backend": {"service": {"name": service.metadata["name"], "port": {"number": 80}}}}]}}]},
-            opts=on_cluster,
-        )
-        return f"http://{host}/"
-
-    url = cluster.get_output("ingressClassName").apply(ingress)
+    # Created outside any apply, so `pulumi preview` shows it. On a cluster without an ingress
+    # controller (ingressClassName null) the Ingress has no class and nothing serves it.
+    class_name = cluster.get_output("ingressClassName")
+    k8s.networking.v1.Ingress(
+        "hello",
+        metadata={"name": "hello", "namespace": name},
+        spec={"ingressClassName": class_name, "rules": [{"host": host, "http": {"paths": [{
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": service.metadata["name"], "port": {"number": 80}}}}]}}]},
+        opts=on_cluster,
+    )
+    url = class_name.apply(lambda served: f"http://{host}/" if served else None)
     return {"url": url, "namespace": name}
