@@ -51,3 +51,11 @@ upgrade_kubelet() {
   systemctl daemon-reload
   systemctl restart kubelet
 }
+
+# prune_snapshots DIR KEEP — removes all but the KEEP newest before-v*.db snapshots in DIR: each one
+# holds the whole keyspace, and a cluster upgraded for years would otherwise fill the disk.
+prune_snapshots() {
+  local dir=$1 keep=$2
+  find "$dir" -maxdepth 1 -name 'before-v*.db' -printf '%T@ %p\n' | sort -rn | tail -n +"$((keep + 1))" \
+    | cut -d' ' -f2- | xargs -r rm -f --
+}

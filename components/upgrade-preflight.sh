@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # First step of an upgrade, on the first control plane: refuse an unsupported version change before
-# anything changes, then snapshot etcd. A no-op when the cluster already runs K8S_VERSION.
+# anything changes, then snapshot etcd (the three newest snapshots are kept). A no-op when the cluster
+# already runs K8S_VERSION.
 # Parameters: K8S_VERSION STACKED_ETCD ETCD_POD
 set -euo pipefail
 
@@ -21,6 +22,7 @@ if [[ $STACKED_ETCD == true ]]; then
     --cacert=/etc/kubernetes/pki/etcd/ca.crt --cert=/etc/kubernetes/pki/etcd/server.crt \
     --key=/etc/kubernetes/pki/etcd/server.key snapshot save "$snapshot" >&2
   log "etcd snapshot saved to $snapshot on $(hostname)"
+  prune_snapshots "${snapshot%/*}" 3
 else
   log "external etcd: take its snapshot with etcdctl on an etcd member before upgrading it (kubeadm does not upgrade external etcd)"
 fi

@@ -36,6 +36,17 @@ def test_downgrades_are_refused(current, target):
     assert f"downgrade Kubernetes from {current} to {target}" in result.stderr
 
 
+def test_prune_snapshots_keeps_the_newest(tmp_path):
+    for age, version in enumerate(["1.37.2", "1.37.1", "1.36.4", "1.36.3", "1.35.9"]):
+        snapshot = tmp_path / f"before-v{version}.db"
+        snapshot.write_text(version)
+        os.utime(snapshot, (1_700_000_000 - age * 86400,) * 2)
+    (tmp_path / "keep-me.txt").write_text("not a snapshot")
+    assert bash(f"prune_snapshots {tmp_path} 3", "upgrade-lib.sh").returncode == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "before-v1.36.4.db", "before-v1.37.1.db", "before-v1.37.2.db", "keep-me.txt"]
+
+
 def test_write_if_changed_reports_change_once(tmp_path):
     target = tmp_path / "sub" / "file.conf"
     code = f"""
