@@ -9,13 +9,13 @@ from typing import Any
 from components.config import DEFAULT_KUBERNETES_VERSION, parse_spec
 from components.program import main
 from hosts import CLIENT_NS, Lab
-from lab.engine import LabEngine, SshRunner, UpResult
+from lab.engine import LabEngine, SshRunner, UpResult, print_line
 
 
 class LabCluster:
     """Hosts for every node of `config_path`; `up(config)` runs the program for any subset of them."""
 
-    def __init__(self, config_path: Path, log=print):
+    def __init__(self, config_path: Path, log=print_line):
         self.lab = Lab.from_file(config_path)
         parse_spec(self.lab.config)  # a config the program rejects gets no hosts (ConfigError)
         self.log = log

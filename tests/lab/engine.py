@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -136,8 +137,14 @@ class _PassThroughMocks(pulumi.runtime.Mocks):
         return {}
 
 
+def print_line(line: str) -> None:
+    """One write per line: commands on different hosts finish in parallel threads."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 class LabEngine:
-    def __init__(self, state_path: Path, runner: SshRunner, log: Callable[[str], None] = print):
+    def __init__(self, state_path: Path, runner: SshRunner, log: Callable[[str], None] = print_line):
         self.rerun_all = False
         self.state_path = Path(state_path)
         self.runner = runner

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from cluster import LabCluster
 from conftest import CONFIGS
-from hosts import CLIENT_NS
+from hosts import CLIENT_NS, PREFIX
 
 pytestmark = pytest.mark.lab
 
@@ -254,3 +255,30 @@ def test_single_control_plane_on_cri_o_behind_a_bastion_upgrades_a_minor():
         assert cluster.destroy().error is None
         assert cluster.members() == {}
         assert all("--cri-socket" in c["argv"] for c in calls(cluster, "kubeadm", "reset"))
+
+
+RUN = Path(__file__).resolve().parent / "run"
+
+
+def lab_namespaces() -> list[str]:
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in listed.splitlines() if line.startswith(PREFIX)]
+
+
+def test_run_brings_up_a_config_summarises_last_and_cleans_up():
+    result = subprocess.run([str(RUN), str(CONFIGS / "external-lb-mixed.yaml")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("lab: OK: 4/4 nodes as configured at v1.35.9")
+    assert lab_namespaces() == []
+
+
+def test_run_fails_and_still_cleans_up(tmp_path):
+    config = yaml.safe_load((CONFIGS / "ha-kube-vip.yaml").read_text())
+    config["config"]["kubeadm-cluster:kubernetesVersion"] = "1.36.9"  # not in the lab's package repository
+    path = tmp_path / "missing-version.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([str(RUN), str(path)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1].startswith("lab: FAILED:")
+    assert "1.36.9 is not in" in result.stderr
+    assert lab_namespaces() == []
