@@ -279,8 +279,8 @@ class _Reader:
                 # No value in the message: a mistyped key may hold a secret.
                 guess = difflib.get_close_matches(str(key), known, n=1)
                 hint = f" (did you mean {guess[0]}?)" if guess else ""
-                self.problems.append(f"{path}.{key}: unknown key{hint}; known keys: {', '.join(known)}" if path else
-                                     f"{key}: unknown key{hint}; known keys: {', '.join(known)}")
+                key_path = f"{path}.{key}" if path else str(key)
+                self.problems.append(f"{key_path}: unknown key{hint}; known keys: {', '.join(known)}")
         return dict(value)
 
     def string(self, path: str, value: Any, default: str | None = None, *, required: bool = False,
