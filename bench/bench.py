@@ -3,7 +3,9 @@
 For each size (3 control planes, the rest workers) it reports, against a floor program that registers
 the same number of bare remote Commands under the same mocks: wall time and peak memory of a whole
 evaluation, remote commands per node, the depth of the remote-command dependency graph (the longest
-chain of commands that must run one after another), and how many resources adding one node touches.
+chain of commands that must run one after another: on a new cluster only commands with a `create`
+connect to a machine; on a version change the update-only day-2 steps run too), and how many
+resources adding one node touches.
 Each measurement runs in a fresh process.
 
     .venv/bin/python bench/bench.py [SIZES...]
@@ -32,8 +34,9 @@ def config(nodes: int) -> dict:
     return base_config(nodes=inventory, ingress={"controller": "traefik"})
 
 
-def longest_command_chain(run) -> int:
-    """Commands on the longest dependency path (dependencies plus parent links, as the engine waits)."""
+def longest_command_chain(run, creating: bool) -> int:
+    """Commands that run on the longest dependency path (dependencies plus parent links, as the engine
+    waits). `creating`: a new cluster, where commands without a create run nothing."""
     by_urn = {r.urn: r for r in run.resources}
 
     @lru_cache(maxsize=None)
@@ -42,7 +45,8 @@ def longest_command_chain(run) -> int:
         if record is None:
             return 0
         below = max((depth(dep) for dep in run.waits_for(urn)), default=0)
-        return below + (1 if record.is_command else 0)
+        runs = record.is_command and (not creating or record.plain("create"))
+        return below + (1 if runs else 0)
 
     sys.setrecursionlimit(100_000)
     return max(depth(urn) for urn in by_urn)
@@ -58,7 +62,8 @@ def measure_program(nodes: int) -> dict:
     grown = config(nodes + 1)
     touched = plan(run, run_program(grown)).touched
     return {"seconds": seconds, "peak_mib": peak, "commands": len(run.commands),
-            "depth": longest_command_chain(run), "touched_by_one_more_node": len(touched)}
+            "creation_depth": longest_command_chain(run, creating=True),
+            "upgrade_depth": longest_command_chain(run, creating=False), "touched_by_one_more_node": len(touched)}
 
 
 def measure_floor(commands: int) -> dict:
@@ -96,11 +101,12 @@ def main(sizes: list[int]) -> None:
         floor = child("floor", program["commands"])
         rows.append((size, program, floor))
         print(f"measured {size} nodes", file=sys.stderr)
-    print("| nodes | remote commands | per node | command chain depth | program s | floor s | "
-          "program peak MiB | floor peak MiB | resources touched by +1 node |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| nodes | remote commands | per node | chain depth: new cluster | chain depth: upgrade | program s | "
+          "floor s | program peak MiB | floor peak MiB | resources touched by +1 node |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for size, p, f in rows:
-        print(f"| {size} | {p['commands']} | {p['commands'] / size:.1f} | {p['depth']} | {p['seconds']:.1f} | "
+        print(f"| {size} | {p['commands']} | {p['commands'] / size:.1f} | {p['creation_depth']} | "
+              f"{p['upgrade_depth']} | {p['seconds']:.1f} | "
               f"{f['seconds']:.1f} | {p['peak_mib']:.0f} | {f['peak_mib']:.0f} | {p['touched_by_one_more_node']} |")
 
 

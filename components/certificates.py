@@ -17,7 +17,8 @@ class CertificateRenewal(pulumi.ComponentResource):
         super().__init__("kubeadm-cluster:index:CertificateRenewal", node.name, None, opts)
         self.command = node_command(
             f"{node.name}-certs-renew", ctx, node,
-            create=node_script("certs-renew.sh", {"NODE_NAME": node.name, "RENEWAL": ctx.spec.certificates_renew}, node),
+            # A fresh cluster's certificates are new: renewal runs only when certificates.renew changes.
+            update=node_script("certs-renew.sh", {"NODE_NAME": node.name, "RENEWAL": ctx.spec.certificates_renew}, node),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})

@@ -4,7 +4,7 @@
 2. HA endpoint static pods (haproxy-keepalived on every control plane, kube-vip on the init node)
 3. external etcd formed and healthy (if chosen)
 4. kubeadm init on the first control plane; then the upgrade preflight and the first control
-   plane's upgrade step (no-ops unless kubernetesVersion changed)
+   plane's upgrade step (update-only: they run when kubernetesVersion changes)
 5. join material minted
 6. control-plane joins one at a time, worker joins in parallel; node registrations (labels, taints,
    and the drain/delete path); the other control planes' upgrade steps one at a time, then the

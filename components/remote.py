@@ -56,7 +56,8 @@ def node_command(
     ctx: Context,
     node: Node,
     *,
-    create: str,
+    create: str | None = None,
+    update: str | None = None,
     delete: str | None = None,
     stdin: pulumi.Input[str] | None = None,
     secret_stdout: bool = False,
@@ -67,6 +68,8 @@ def node_command(
 
     `secret_stdout`: the script prints a secret (as its last action): stdout and stderr become
     secret outputs and stdout is not streamed to the CLI.
+    `update` without `create`: a day-2 step that runs only when its inputs change; creating it
+    connects nowhere (pulumi-command runs nothing for an absent create).
     """
     if secret_stdout:
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
@@ -75,6 +78,7 @@ def node_command(
         name,
         connection=ctx.connection(node),
         create=create,
+        update=update,
         delete=delete,
         stdin=stdin,
         triggers=list(triggers) if triggers is not None else None,

@@ -1,6 +1,7 @@
-"""Day 2: the rolling upgrade, modelled as permanent resources that are no-ops at the current version.
+"""Day 2: the rolling upgrade, modelled as permanent resources that act only when the version changes.
 
-A change of kubernetesVersion changes their scripts, so `pulumi up` re-runs them in this order:
+They have no create: a new cluster or node passes through them without a connection. A change of
+kubernetesVersion changes their update scripts, so `pulumi up` runs them in this order:
 preflight + etcd snapshot (first control plane) → first control plane (`upgrade apply`) → other
 control planes one at a time (`upgrade node`) → workers in batches of upgrade.maxUnavailableWorkers,
 each worker drained (from the first control plane), upgraded, and uncordoned.
@@ -31,7 +32,7 @@ class UpgradePreflight(pulumi.ComponentResource):
         }
         self.command = node_command(
             "upgrade-preflight", ctx, first,
-            create=node_script("upgrade-preflight.sh", params, first, includes=UPGRADE_INCLUDES),
+            update=node_script("upgrade-preflight.sh", params, first, includes=UPGRADE_INCLUDES),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})
@@ -47,7 +48,7 @@ class ControlPlaneUpgrade(pulumi.ComponentResource):
         }
         self.command = node_command(
             f"{node.name}-upgrade", ctx, node,
-            create=node_script("upgrade-control-plane.sh", params, node, includes=UPGRADE_INCLUDES),
+            update=node_script("upgrade-control-plane.sh", params, node, includes=UPGRADE_INCLUDES),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})
@@ -63,18 +64,18 @@ class WorkerUpgrade(pulumi.ComponentResource):
         target = {"NODE_NAME": node.name, "K8S_VERSION": spec.kubernetes_version}
         drain = node_command(
             f"{node.name}-upgrade-drain", ctx, first,
-            create=node_script("upgrade-drain.sh", target, first, includes=("upgrade-lib.sh",)),
+            update=node_script("upgrade-drain.sh", target, first, includes=("upgrade-lib.sh",)),
             opts=pulumi.ResourceOptions(parent=self),
         )
         upgrade = node_command(
             f"{node.name}-upgrade", ctx, node,
-            create=node_script("upgrade-worker.sh", {**package_params(spec), **target}, node,
+            update=node_script("upgrade-worker.sh", {**package_params(spec), **target}, node,
                                includes=UPGRADE_INCLUDES),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[drain]),
         )
         self.uncordon = node_command(
             f"{node.name}-upgrade-uncordon", ctx, first,
-            create=node_script("upgrade-uncordon.sh", target, first, includes=("upgrade-lib.sh",)),
+            update=node_script("upgrade-uncordon.sh", target, first, includes=("upgrade-lib.sh",)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[upgrade]),
         )
         self.register_outputs({})

@@ -61,8 +61,8 @@ def test_minor_upgrade_changes_only_the_upgrade_chain_and_expiry():
                               "w1-upgrade-drain", "w1-upgrade", "w1-upgrade-uncordon",
                               "w2-upgrade-drain", "w2-upgrade", "w2-upgrade-uncordon", "certificate-expiry"}
     assert result.created == result.deleted == result.replaced == set()
-    assert "1.37.2" in after.named("cp1-upgrade").plain("create")
-    assert "K8S_MINOR=1.37\n" in after.named("cp1-upgrade").plain("create")
+    assert "1.37.2" in after.named("cp1-upgrade").plain("update")
+    assert "K8S_MINOR=1.37\n" in after.named("cp1-upgrade").plain("update")
 
 
 def test_cri_o_follows_the_kubelet_to_the_new_minor():
@@ -70,9 +70,18 @@ def test_cri_o_follows_the_kubelet_to_the_new_minor():
     after = run_program(base_config(kubernetesVersion="1.37.2", containerRuntime={"type": "cri-o"},
                                     packageRepositories=mirror))
     for name in ("cp2-upgrade", "w1-upgrade"):
-        script = after.named(name).plain("create")
+        script = after.named(name).plain("update")
         assert "RUNTIME=cri-o\n" in script and "CRIO_REPO_URL=https://mirror.example/cri-o/v1.37/deb/\n" in script
         assert "if [[ $RUNTIME == cri-o ]]; then upgrade_crio; fi" in script
+
+
+def test_day_two_steps_run_only_on_change_so_a_new_cluster_passes_through_them():
+    run = run_program(base_config())
+    day_two = [c for c in run.commands if c.name.endswith(("-upgrade", "-upgrade-drain", "-upgrade-uncordon",
+                                                               "-certs-renew", "upgrade-preflight"))]
+    assert len(day_two) == 1 + 3 + 2 * 3 + 3
+    for command in day_two:
+        assert command.plain("create") is None and command.plain("update"), command.name
 
 
 def test_version_change_does_not_rerun_preparation_init_or_joins():

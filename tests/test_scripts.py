@@ -31,11 +31,11 @@ pytestmark = pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shel
 
 @pytest.fixture(scope="module")
 def command_lines() -> dict[str, str]:
-    """Every distinct create/delete command line of every topology, by a readable label."""
+    """Every distinct create/update/delete command line of every topology, by a readable label."""
     lines: dict[str, str] = {}
     for index, config in enumerate(TOPOLOGIES):
         for command in run_program(config).commands:
-            for field in ("create", "delete"):
+            for field in ("create", "update", "delete"):
                 text = command.plain(field)
                 if text and text not in lines.values():
                     lines[f"t{index}-{command.name}-{field}"] = text

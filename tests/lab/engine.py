@@ -52,6 +52,9 @@ class Operation:
     seconds: float
 
 
+IDLE = ("same", "none")  # unchanged; or a change pulumi-command has no command for
+
+
 @dataclass
 class UpResult:
     operations: list[Operation] = field(default_factory=list)
@@ -59,10 +62,10 @@ class UpResult:
     error: BaseException | None = None
 
     def ran(self, action: str | None = None) -> list[str]:
-        return [op.name for op in self.operations if op.action != "same" and (action is None or op.action == action)]
+        return [op.name for op in self.operations if op.action not in IDLE and (action is None or op.action == action)]
 
     def hosts_touched(self) -> set[str]:
-        return {op.host for op in self.operations if op.action != "same"}
+        return {op.host for op in self.operations if op.action not in IDLE}
 
 
 class SshRunner:
@@ -168,6 +171,13 @@ class LabEngine:
                                 f"{stdout}{stderr}")
         return {"stdout": stdout.rstrip("\n"), "stderr": stderr.rstrip("\n")}
 
+    def _run_if(self, name: str, action: str, inputs: dict[str, Any], command: str | None) -> dict[str, str]:
+        if command:
+            return self._run(name, action, inputs, command)
+        with self.lock:
+            self.result.operations.append(Operation(name, "none", inputs["connection"]["host"], 0.0))
+        return {"stdout": "", "stderr": ""}
+
     def _save(self) -> None:
         self.state_path.write_text(json.dumps(self.state, indent=1, sort_keys=True))
 
@@ -181,16 +191,18 @@ class LabEngine:
                     inputs[key] = previous["inputs"][key]
                 else:
                     inputs.pop(key, None)
+        # As pulumi-command: no create, nothing runs (and nothing connects); an update runs `update`,
+        # else `create`.
         if previous is None:
-            outputs = self._run(name, "create", inputs, inputs["create"])
+            outputs = self._run_if(name, "create", inputs, inputs.get("create"))
         elif previous["inputs"].get("triggers") != inputs.get("triggers"):
             if delete_before_replace and previous["inputs"].get("delete"):
                 self._run(name, "delete", previous["inputs"], previous["inputs"]["delete"])
-            outputs = self._run(name, "replace", inputs, inputs["create"])
+            outputs = self._run_if(name, "replace", inputs, inputs.get("create"))
             if not delete_before_replace and previous["inputs"].get("delete"):
                 self._run(name, "delete", previous["inputs"], previous["inputs"]["delete"])
         elif previous["inputs"] != inputs or self.rerun_all:
-            outputs = self._run(name, "update", inputs, inputs.get("update") or inputs["create"])
+            outputs = self._run_if(name, "update", inputs, inputs.get("update") or inputs.get("create"))
         else:
             with self.lock:
                 self.result.operations.append(Operation(name, "same", inputs["connection"]["host"], 0.0))

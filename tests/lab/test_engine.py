@@ -55,10 +55,19 @@ def test_second_run_with_the_same_config_runs_nothing(engine):
 
 def test_rerun_all_updates_every_command(engine):
     lab, runner = engine
-    first = len(lab.up(base_config(), main).ran())
+    lab.up(base_config(), main)
     runner.calls.clear()
     result = lab.up(base_config(), main, rerun_all=True)
-    assert len(result.ran("update")) == first
+    assert sorted(result.ran("update")) == sorted(entry["name"] for entry in lab.state.values())
+    assert len(runner.calls) == len(lab.state)
+
+
+def test_a_command_without_create_connects_nowhere_until_it_changes(engine):
+    lab, runner = engine
+    result = lab.up(base_config(), main)
+    assert "w1-upgrade" not in result.ran() and ("10.0.0.21", "upgrade-worker.sh") not in runner.calls
+    result = lab.up(base_config(kubernetesVersion="1.37.2"), main)
+    assert "w1-upgrade" in result.ran("update") and ("10.0.0.21", "upgrade-worker.sh") in runner.calls
 
 
 def test_removed_worker_is_deleted_registration_before_reset(engine):
