@@ -617,20 +617,20 @@ def _read_networking(r: _Reader, value: Any, nodes: tuple[Node, ...], control_pl
             r.fail(f"networking.{key}", str(net), "IPv4 only: IPv6 and dual-stack clusters are not supported")
     if pod_net.version == svc_net.version and pod_net.overlaps(svc_net):
         r.fail("networking.serviceSubnet", svc, f"it overlaps networking.podSubnet {pod}; choose disjoint ranges")
+    # Addresses the cluster must reach outside its pod and service networks, each named once.
+    addresses: dict[str | None, str] = {}
     for i, node in enumerate(nodes):
-        for key, addr in (("address", node.address), ("internalAddress", node.internal_address)):
-            if _is_ip(addr):
-                ip = ipaddress.ip_address(addr)
-                for subnet_key, net in (("podSubnet", pod_net), ("serviceSubnet", svc_net)):
-                    if ip.version == net.version and ip in net:
-                        r.fail(f"networking.{subnet_key}", str(net),
-                               f"it contains nodes[{i}].{key} {addr}; node addresses must lie outside it")
-    for key, addr in (("controlPlane.loadBalancer.vip", control_plane.load_balancer.vip),
-                      ("controlPlane.endpoint", control_plane.endpoint_host)):
+        addresses.setdefault(node.address, f"nodes[{i}].address")
+        addresses.setdefault(node.internal_address, f"nodes[{i}].internalAddress")
+    addresses.setdefault(control_plane.load_balancer.vip, "controlPlane.loadBalancer.vip")
+    addresses.setdefault(control_plane.endpoint_host, "controlPlane.endpoint")
+    for addr, key in addresses.items():
         if addr and _is_ip(addr):
+            ip = ipaddress.ip_address(addr)
             for subnet_key, net in (("podSubnet", pod_net), ("serviceSubnet", svc_net)):
-                if ipaddress.ip_address(addr) in net:
-                    r.fail(f"networking.{subnet_key}", str(net), f"it contains {key} {addr}; it must lie outside it")
+                if ip.version == net.version and ip in net:
+                    r.fail(f"networking.{subnet_key}", str(net),
+                           f"it contains {key} {addr}; node, VIP and endpoint addresses must lie outside it")
     mode = r.choice("networking.kubeProxyMode", raw.get("kubeProxyMode"), KUBE_PROXY_MODES, "iptables")
     if mode == "ipvs":
         warnings.append("networking.kubeProxyMode ipvs is deprecated upstream since Kubernetes 1.35; "
