@@ -276,11 +276,21 @@ def test_run_brings_up_a_config_summarises_last_and_cleans_up():
 
 def test_run_fails_and_still_cleans_up(tmp_path):
     config = yaml.safe_load((CONFIGS / "ha-kube-vip.yaml").read_text())
-    config["config"]["kubeadm-cluster:kubernetesVersion"] = "1.36.9"  # not in the lab's package repository
-    path = tmp_path / "missing-version.yaml"
+    config["config"]["kubeadm-cluster:controlPlane"]["loadBalancer"]["interface"] = "eth9"  # no such interface
+    path = tmp_path / "missing-interface.yaml"
     path.write_text(yaml.safe_dump(config))
     result = subprocess.run([str(RUN), str(path)], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stdout.splitlines()[-1].startswith("lab: FAILED:")
-    assert "1.36.9 is not in" in result.stderr
+    assert "interface eth9 does not exist" in result.stderr
     assert lab_namespaces() == []
+
+
+def test_run_serves_the_configs_own_version(tmp_path):
+    config = yaml.safe_load((CONFIGS / "single-cri-o-bastion.yaml").read_text())
+    config["config"]["kubeadm-cluster:kubernetesVersion"] = "1.36.1"  # not among the lab's default versions
+    path = tmp_path / "other-version.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run([str(RUN), str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("lab: OK: 2/2 nodes as configured at v1.36.1")
