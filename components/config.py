@@ -39,6 +39,8 @@ HAPROXY_DEFAULT_PORT = 8443
 
 VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+# A Linux interface name: up to 15 characters, no '/', ':' or whitespace, not '.' or '..'.
+INTERFACE_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.@-]{1,15}$")
 HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$")
 LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
@@ -555,8 +557,9 @@ def _read_control_plane(r: _Reader, value: Any, nodes: tuple[Node, ...]) -> Cont
     lb_type = r.choice("controlPlane.loadBalancer.type", lb_raw.get("type"), LOAD_BALANCER_TYPES, lb_default)
     vip = r.string("controlPlane.loadBalancer.vip", lb_raw.get("vip"), check=_is_ip, allowed="expected an IP address")
     interface = r.string("controlPlane.loadBalancer.interface", lb_raw.get("interface"),
-                         check=lambda v: bool(re.match(r"^[A-Za-z0-9_.:@-]{1,15}$", v)),
-                         allowed="expected a network interface name such as eth0")
+                         check=lambda v: bool(INTERFACE_RE.match(v)),
+                         allowed="expected a network interface name such as eth0 (an alias label like eth0:1 "
+                                 "is not an interface)")
     if lb_type in ("kube-vip", "haproxy-keepalived") and vip is None and lb_raw.get("vip") is None:
         r.problems.append(f"controlPlane.loadBalancer.vip: is required with type {lb_type}")
     if vip and any(vip in (n.address, n.internal_address) for n in nodes):

@@ -108,6 +108,8 @@ BAD_CONFIGS = [
     ("helm-without-repo", with_(helmReleases=[{"name": "m", "chart": "metrics-server", "version": "3.13.0"}]),
      "helmReleases[0].repo", "oci://"),
     ("node-user-malformed", with_(nodes=nodes((1, {"user": "Admin User"}))), "nodes[1].user", "Unix user name"),
+    ("vip-interface-alias", with_(controlPlane={"endpoint": "10.0.0.100:6443", "loadBalancer": {
+        "type": "kube-vip", "vip": "10.0.0.100", "interface": "eth0:1"}}), "controlPlane.loadBalancer.interface", "alias"),
     ("bastion-host-key-malformed", with_(ssh={"bastion": {"host": "203.0.113.10", "hostKey": "AAAA"}}),
      "ssh.bastion.hostKey", "ssh-ed25519"),
 ]

@@ -245,6 +245,11 @@ class Lab:
         # The bastion starts first: with one, the nodes are reachable only through it.
         return ([{"name": BASTION, "address": bastion["host"]}] if bastion else []) + list(self.config["nodes"])
 
+    @property
+    def nic(self) -> str:
+        """The hosts' network interface: the one the config names for the VIP, else eth0."""
+        return ((self.config.get("controlPlane") or {}).get("loadBalancer") or {}).get("interface") or "eth0"
+
     def _bastion(self) -> dict[str, Any] | None:
         return (self.config.get("ssh") or {}).get("bastion")
 
@@ -289,19 +294,19 @@ class Lab:
         switch_end = f"{PREFIX}{index}"
         run("ip", "netns", "add", namespace)
         in_ns(namespace, "ip", "link", "set", "lo", "up")
-        run("ip", "link", "add", switch_end, "netns", SWITCH_NS, "type", "veth", "peer", "name", "eth0",
+        run("ip", "link", "add", switch_end, "netns", SWITCH_NS, "type", "veth", "peer", "name", self.nic,
             "netns", namespace)
         in_ns(SWITCH_NS, "ip", "link", "set", switch_end, "master", "br0", "up")
         for address in addresses:
-            in_ns(namespace, "ip", "addr", "add", f"{address}/32", "dev", "eth0")
+            in_ns(namespace, "ip", "addr", "add", f"{address}/32", "dev", self.nic)
         self._link_up(namespace, addresses)
 
     def _link_up(self, namespace: str, addresses: list[str]) -> None:
-        in_ns(namespace, "ip", "link", "set", "eth0", "up")
+        in_ns(namespace, "ip", "link", "set", self.nic, "up")
         # On-link routes to every other lab address, and nothing else: no default route.
         for address in self._all_addresses():
             if address not in addresses:
-                in_ns(namespace, "ip", "route", "replace", f"{address}/32", "dev", "eth0")
+                in_ns(namespace, "ip", "route", "replace", f"{address}/32", "dev", self.nic)
 
     def _network(self) -> None:
         run("ip", "netns", "add", SWITCH_NS)
@@ -313,7 +318,7 @@ class Lab:
             # SSH from the client (where the program runs) reaches the bastion only; the package
             # repository's HTTP traffic with the nodes still flows.
             in_ns(CLIENT_NS, "ip", "route", "add", "unreachable", "default", "table", "100")
-            in_ns(CLIENT_NS, "ip", "route", "add", f"{bastion['host']}/32", "dev", "eth0", "table", "100")
+            in_ns(CLIENT_NS, "ip", "route", "add", f"{bastion['host']}/32", "dev", self.nic, "table", "100")
             in_ns(CLIENT_NS, "ip", "rule", "add", "ipproto", "tcp", "dport", "22", "lookup", "100")
 
     def _make_host(self, node: dict[str, Any]) -> None:
@@ -360,7 +365,7 @@ class Lab:
         if host.process and host.process.poll() is None:
             os.killpg(host.process.pid, signal.SIGKILL)
             host.process.wait()
-        in_ns(host.namespace, "ip", "link", "set", "eth0", "down")
+        in_ns(host.namespace, "ip", "link", "set", self.nic, "down")
 
     def ssh(self, name: str, command: str, check: bool = True, stdin: str = "") -> subprocess.CompletedProcess:
         host = self.hosts[name]

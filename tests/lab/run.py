@@ -38,16 +38,19 @@ def main(argv: list[str]) -> int:
 def bring_up(cluster: LabCluster, started: float) -> int:
     config = cluster.config()
     result = cluster.up(config)
-    problems = [f"pulumi up failed: {result.error}"] if result.error else cluster.problems(config)
+    problems = cluster.problems(config)
+    if result.error:
+        print(f"lab: pulumi up failed: {result.error}", file=sys.stderr)
     for problem in problems:
         print(f"lab: {problem}", file=sys.stderr)
-    nodes = len(config["nodes"])
+    names = [node["name"] for node in config["nodes"]]
+    as_configured = [name for name in names if not any(p.startswith(f"{name}: ") for p in problems)]
     seconds = time.monotonic() - started
-    verdict = "FAILED" if problems else "OK"
+    failed = bool(result.error or problems)
     version = config.get("kubernetesVersion", DEFAULT_KUBERNETES_VERSION)
-    print(f"lab: {verdict}: {nodes - len(problems)}/{nodes} nodes as configured at v{version}, "
-          f"{len(result.ran())} commands in {seconds:.0f} s")
-    return 1 if problems else 0
+    print(f"lab: {'FAILED' if failed else 'OK'}: {len(as_configured)}/{len(names)} nodes as configured at "
+          f"v{version}, {len(result.ran())} commands in {seconds:.0f} s")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -274,16 +274,30 @@ def test_run_brings_up_a_config_summarises_last_and_cleans_up():
     assert lab_namespaces() == []
 
 
-def test_run_fails_and_still_cleans_up(tmp_path):
+def test_run_fails_when_a_machine_is_down_and_still_cleans_up(monkeypatch, capsys):
+    import run
+
+    def up_with_w2_down(cluster, config, rerun_all=False):
+        cluster.lab.stop_host("w2")
+        return LabCluster.up.__wrapped__(cluster, config, rerun_all)
+
+    up_with_w2_down.__wrapped__ = LabCluster.up
+    monkeypatch.setattr(LabCluster, "up", up_with_w2_down)
+    assert run.main([str(CONFIGS / "ha-kube-vip.yaml")]) == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1].startswith("lab: FAILED: 4/5 nodes")  # the others joined; w2 did not
+    assert "pulumi up failed: w2-prepare" in err and "w2: not in the cluster" in err
+    assert lab_namespaces() == []
+
+
+def test_run_gives_hosts_the_interface_the_config_names(tmp_path):
     config = yaml.safe_load((CONFIGS / "ha-kube-vip.yaml").read_text())
-    config["config"]["kubeadm-cluster:controlPlane"]["loadBalancer"]["interface"] = "eth9"  # no such interface
-    path = tmp_path / "missing-interface.yaml"
+    config["config"]["kubeadm-cluster:controlPlane"]["loadBalancer"]["interface"] = "ens18"
+    path = tmp_path / "ens18.yaml"
     path.write_text(yaml.safe_dump(config))
     result = subprocess.run([str(RUN), str(path)], capture_output=True, text=True)
-    assert result.returncode == 1
-    assert result.stdout.splitlines()[-1].startswith("lab: FAILED:")
-    assert "interface eth9 does not exist" in result.stderr
-    assert lab_namespaces() == []
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].startswith("lab: OK: 5/5 nodes")
 
 
 def test_run_serves_the_configs_own_version(tmp_path):
