@@ -6,10 +6,15 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from components.config import DEFAULT_KUBERNETES_VERSION, parse_spec
+from components.config import parse_spec
 from components.program import main
 from hosts import CLIENT_NS, Lab
 from lab.engine import LabEngine, SshRunner, UpResult, print_line
+
+
+def target_version(config: dict[str, Any]) -> str:
+    """The version the program deploys for `config`: its own default and normalisation (v1.36.4 → 1.36.4)."""
+    return parse_spec(config).kubernetes_version
 
 
 class LabCluster:
@@ -17,7 +22,9 @@ class LabCluster:
 
     def __init__(self, config_path: Path, log=print_line):
         self.lab = Lab.from_file(config_path)
-        parse_spec(self.lab.config)  # a config the program rejects gets no hosts (ConfigError)
+        version = target_version(self.lab.config)  # a config the program rejects gets no hosts (ConfigError)
+        # The config's own version too, so any stack config runs (the default versions serve upgrades).
+        self.lab.versions = tuple(dict.fromkeys([*self.lab.versions, version]))
         self.log = log
         self.engine: LabEngine | None = None
 
@@ -54,7 +61,7 @@ class LabCluster:
 
     def problems(self, config: dict[str, Any]) -> list[str]:
         """How the stand-in cluster differs from `config`: every node joined, right role and version."""
-        version = str(config.get("kubernetesVersion", DEFAULT_KUBERNETES_VERSION))
+        version = target_version(config)
         members = self.members()
         problems = []
         for node in config["nodes"]:

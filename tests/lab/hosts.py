@@ -276,9 +276,7 @@ class Lab:
         self.work.mkdir(parents=True)
         self.journal_dir.mkdir()
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key_path))
-        # The config's own version too, so any stack config can run (the default versions serve upgrades).
-        wanted = str(self.config.get("kubernetesVersion") or "").lstrip("v")
-        build_repository(self.work / "repo", tuple(dict.fromkeys([*self.versions, *([wanted] if wanted else [])])))
+        build_repository(self.work / "repo", self.versions)
         self._network()
         self.repo_server = subprocess.Popen(
             ["ip", "netns", "exec", CLIENT_NS, sys.executable, "-m", "http.server", str(REPO_PORT), "--bind",

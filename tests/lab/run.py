@@ -13,8 +13,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent), str(HERE)]
 
-from cluster import LabCluster  # noqa: E402
-from components.config import DEFAULT_KUBERNETES_VERSION, ConfigError  # noqa: E402
+from cluster import LabCluster, target_version  # noqa: E402
+from components.config import ConfigError  # noqa: E402
 from hosts import LabError, lab_available  # noqa: E402
 
 
@@ -47,7 +47,7 @@ def bring_up(cluster: LabCluster, started: float) -> int:
     as_configured = [name for name in names if not any(p.startswith(f"{name}: ") for p in problems)]
     seconds = time.monotonic() - started
     failed = bool(result.error or problems)
-    version = config.get("kubernetesVersion", DEFAULT_KUBERNETES_VERSION)
+    version = target_version(config)
     print(f"lab: {'FAILED' if failed else 'OK'}: {len(as_configured)}/{len(names)} nodes as configured at "
           f"v{version}, {len(result.ran())} commands in {seconds:.0f} s")
     return 1 if failed else 0

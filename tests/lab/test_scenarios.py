@@ -302,7 +302,7 @@ def test_run_gives_hosts_the_interface_the_config_names(tmp_path):
 
 def test_run_serves_the_configs_own_version(tmp_path):
     config = yaml.safe_load((CONFIGS / "single-cri-o-bastion.yaml").read_text())
-    config["config"]["kubeadm-cluster:kubernetesVersion"] = "1.36.1"  # not among the lab's default versions
+    config["config"]["kubeadm-cluster:kubernetesVersion"] = "v1.36.1"  # not a default version; written with a v
     path = tmp_path / "other-version.yaml"
     path.write_text(yaml.safe_dump(config))
     result = subprocess.run([str(RUN), str(path)], capture_output=True, text=True)

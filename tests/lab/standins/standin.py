@@ -317,7 +317,8 @@ def detect_cri_socket() -> str:
     return found[0] if found else DEFAULT_CRI_SOCKET
 
 
-def preflight(kind: str, ignore: set[str], cri_socket: str) -> None:
+def preflight(kind: str, ignore: set[str], cri_socket: str | None) -> None:
+    cri_socket = cri_socket or detect_cri_socket()
     errors = []
     swaps = [l for l in Path("/proc/swaps").read_text().splitlines()[1:] if l.strip()] if Path("/proc/swaps").exists() else []
     if swaps:
@@ -385,7 +386,7 @@ def kubeadm_init(argv: list[str]) -> None:
     if cluster is None:
         fail("error: init needs a ClusterConfiguration")
     registration = init.get("nodeRegistration", {})
-    preflight("init", ignore_set(flags, registration), registration.get("criSocket") or detect_cri_socket())
+    preflight("init", ignore_set(flags, registration), registration.get("criSocket"))
     version = cluster.get("kubernetesVersion", "").lstrip("v")
     if minor(version) != minor(VERSION) or parse_version(version) > parse_version(VERSION):
         fail(f"error: this version of kubeadm only supports deploying clusters with the control plane version "
@@ -549,7 +550,7 @@ def kubeadm_join(argv: list[str]) -> None:
         fail("error: join needs a JoinConfiguration")
     registration = join.get("nodeRegistration", {})
     discovery = join.get("discovery", {}).get("bootstrapToken", {})
-    preflight("join", ignore_set(flags, registration), registration.get("criSocket") or detect_cri_socket())
+    preflight("join", ignore_set(flags, registration), registration.get("criSocket"))
     name = registration.get("name", HOST)
     control_plane = "controlPlane" in join
     with journal() as j:
