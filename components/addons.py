@@ -1,6 +1,6 @@
 """Phase 7b: the cluster's add-ons through one explicit Kubernetes provider.
 
-flannel goes in as soon as the kubeconfig is read (the API answers); the ingress controller and the
+flannel (unless `cni.type` is none) goes in as soon as the kubeconfig is read; the ingress controller and the
 user's Helm releases wait for flannel's DaemonSet to be ready. Only CustomResource-based types are
 used (typed resources and helm.v3.Release), so a fresh stack's preview works while the kubeconfig
 is still unknown.
@@ -34,10 +34,14 @@ class Addons(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         on_cluster = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.provider})
-        cni = Flannel(spec, on_cluster)
-        after_cni = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[cni.daemon_set]))
+        cni_namespaces: dict[str, pulumi.Output[str]] = {}
+        after_cni = on_cluster
+        if spec.cni.type == "flannel":  # none: the user's own CNI, which nothing here can wait for
+            cni = Flannel(spec, on_cluster)
+            cni_namespaces = cni.owned_namespaces
+            after_cni = pulumi.ResourceOptions.merge(on_cluster, pulumi.ResourceOptions(depends_on=[cni.daemon_set]))
         ingress = Ingress(spec, after_cni)
-        HelmReleases(spec.helm_releases, {**cni.owned_namespaces, **ingress.owned_namespaces},
+        HelmReleases(spec.helm_releases, {**cni_namespaces, **ingress.owned_namespaces},
                      "helmReleases" in spec.secret_config_keys, after_cni)
         self.ingress_class_name = ingress.class_name
         self.register_outputs({"ingressClassName": self.ingress_class_name})
