@@ -45,10 +45,20 @@ write_if_changed() {
   return 0
 }
 
-# The interface that carries the VIP: the configured one, else the one that routes to it.
+# The interface that carries the VIP: the configured one, else the one whose main-table route to it
+# is most specific (the connected subnet). Not `ip route get`: on the node holding the VIP that
+# answers from the local table, `local VIP dev lo`. The VIP's own host route (IPv6 adds one for a
+# /128) names where it is held, not the network it belongs to.
 vip_interface() {
-  local vip=$1 configured=$2 found
-  found=${configured:-$(ip -o route get "$vip" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p')}
+  local vip=$1 configured=$2 found family=-4
+  [[ $vip == *:* ]] && family=-6
+  # shellcheck disable=SC2016  # awk's $ fields
+  found=${configured:-$(ip -o "$family" route show table main match "$vip" 2>/dev/null | awk -v vip="$vip" '
+    { dev = ""; for (i = 1; i < NF; i++) if ($i == "dev") { dev = $(i + 1); break } }
+    dev == "" || $1 == vip || $1 == vip "/32" || $1 == vip "/128" { next }
+    { len = $1 == "default" ? 0 : index($1, "/") ? substr($1, index($1, "/") + 1) + 0 : 128 }
+    found == "" || len > best { best = len; found = dev }
+    END { print found }')}
   [[ -n $found ]] || die "no interface routes to the VIP $vip on $(hostname); set controlPlane.loadBalancer.interface"
   ip link show "$found" >/dev/null 2>&1 || die "interface $found does not exist on $(hostname)"
   echo "$found"
