@@ -92,9 +92,13 @@ def vrrp_router_id(cluster_name: str) -> int:
 
 
 def keepalived_config(spec: ClusterSpec, node: Node) -> str:
-    """keepalived.conf with @INTERFACE@ and @AUTH_PASS@ left for the node; the first control plane is MASTER."""
-    index = spec.control_planes.index(node)
-    state, priority = ("MASTER", 101) if index == 0 else ("BACKUP", 100 - index)
+    """keepalived.conf with @INTERFACE@ and @AUTH_PASS@ left for the node; the first control plane is MASTER.
+
+    Priorities as kubeadm's docs/ha-considerations.md: MASTER 101, every BACKUP 100. A failing check
+    subtracts its weight 2 (keepalived.conf(5) "VRRP script(s)"), so a failing MASTER (99) drops below
+    every healthy BACKUP; with backups at 100 - index it tied or stayed above them.
+    """
+    state, priority = ("MASTER", 101) if node == spec.first_control_plane else ("BACKUP", 100)
     return (
         "global_defs {\n    router_id LVS_DEVEL\n}\n"
         "vrrp_script check_apiserver {\n    script \"/etc/keepalived/check_apiserver.sh\"\n"
