@@ -64,7 +64,7 @@ def test_keepalived_first_control_plane_is_master():
     first = param(inner_script(run.named("cp1-haproxy-keepalived-before-kubeadm").plain("create")), "KEEPALIVED_CONF")
     second = param(inner_script(run.named("cp2-haproxy-keepalived-before-kubeadm").plain("create")), "KEEPALIVED_CONF")
     assert "state MASTER" in first and "priority 101" in first
-    assert "state BACKUP" in second and "priority 99" in second
+    assert "state BACKUP" in second and "priority 100" in second
     assert "10.0.0.100" in first and "auth_pass @AUTH_PASS@" in first
 
 
