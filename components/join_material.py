@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.kubeadm_config import upload_certs_configuration
 from components.remote import Context, last_json_document, node_command, node_script
 
 JOIN_MATERIAL_KEYS = ("token", "caCertHash", "certificateKey")
@@ -21,7 +22,7 @@ class JoinMaterial(pulumi.ComponentResource):
         super().__init__("kubeadm-cluster:index:JoinMaterial", "join-material", None, opts)
         self.command = node_command(
             "join-material", ctx, node,
-            create=node_script("join-material.sh", {}, node),
+            create=node_script("join-material.sh", {"UPLOAD_CERTS_CONFIG": upload_certs_configuration(ctx.spec)}, node),
             secret_stdout=True,
             triggers=[node.address, ",".join(sorted(joining)), ctx.spec.join_material_epoch],
             opts=pulumi.ResourceOptions(parent=self),

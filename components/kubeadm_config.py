@@ -93,6 +93,37 @@ def init_configuration(spec: ClusterSpec) -> str:
     )
 
 
+UPLOAD_CERTS_VERSION = "@KUBERNETES_VERSION@"
+
+
+def upload_certs_configuration(spec: ClusterSpec) -> str:
+    """The config `kubeadm init phase upload-certs` reads on the first control plane.
+
+    Without --config the phase uploads the certificate set of kubeadm's defaults, i.e. local etcd's,
+    and overwrites the external-etcd set init uploaded (cmd/kubeadm/app/cmd/init.go newInitData →
+    LoadOrDefaultInitConfiguration; phases/copycerts/copycerts.go certsToTransfer, @v1.36.4); the
+    default kubernetesVersion "stable-1" is also looked up online. Only etcd decides the set; the
+    version is filled on the node with kubeadm's own (@KUBERNETES_VERSION@), because kubeadm refuses
+    a version older than its minor - 1 (util/config/common.go NormalizeKubernetesVersion) and the
+    init-time version goes stale with upgrades.
+    """
+    node = spec.first_control_plane
+    return yaml_documents(
+        {
+            "apiVersion": KUBEADM_API,
+            "kind": "InitConfiguration",
+            "localAPIEndpoint": {"advertiseAddress": node.internal_address, "bindPort": API_SERVER_PORT},
+            "nodeRegistration": {"name": node.name, "criSocket": CRI_SOCKETS[spec.container_runtime]},
+        },
+        {
+            "apiVersion": KUBEADM_API,
+            "kind": "ClusterConfiguration",
+            "kubernetesVersion": UPLOAD_CERTS_VERSION,
+            "etcd": _etcd(spec),
+        },
+    )
+
+
 def join_configuration(spec: ClusterSpec, node: Node, material: Mapping[str, str]) -> str:
     """JoinConfiguration with the join material in it: a secret, for stdin only."""
     document: dict[str, Any] = {

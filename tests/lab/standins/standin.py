@@ -370,6 +370,14 @@ def ignore_set(flags: dict[str, Any], registration: dict[str, Any]) -> set[str]:
     return values | set(registration.get("ignorePreflightErrors", []))
 
 
+def uploaded_etcd_set(cluster: dict[str, Any] | None) -> str:
+    """Which etcd certificates an upload to the kubeadm-certs Secret holds: the set of the config the
+    upload was given, the local-etcd one for kubeadm's defaults (cmd/kubeadm/app/phases/copycerts/
+    copycerts.go certsToTransfer; cmd/init.go newInitData → LoadOrDefaultInitConfiguration, @v1.36.4).
+    Each upload replaces the Secret's data (apiclient.CreateOrUpdate in copycerts.UploadCerts)."""
+    return "external" if (cluster or {}).get("etcd", {}).get("external") else "local"
+
+
 def kubeadm_init(argv: list[str]) -> None:
     if argv and argv[0] == "phase":
         return kubeadm_init_phase(argv[1:])
@@ -428,6 +436,7 @@ def kubeadm_init(argv: list[str]) -> None:
         j["tokens"][secrets.token_hex(3) + "." + secrets.token_hex(8)] = now() + 86400
         if "upload-certs" in flags:
             j["certificateKeys"][secrets.token_hex(32)] = now() + 7200
+            j["uploadedEtcdCerts"] = uploaded_etcd_set(cluster)
     set_kubelet_running(True)
     print("[init] Using Kubernetes version: v" + version)
     print("Your Kubernetes control-plane has initialized successfully!")
@@ -443,6 +452,21 @@ def kubeadm_init_phase(argv: list[str]) -> None:
                                           "kubeconfig": True, "skip-certificate-key-print": False, "v": True})
         if "upload-certs" not in flags:
             fail("error: to upload certificates use --upload-certs")
+        reject_flags_with_config(flags)
+        cluster_config = None
+        if "config" in flags:
+            cluster_config = load_config(flags["config"]).get("ClusterConfiguration", {})
+            version = cluster_config.get("kubernetesVersion", "")
+            if not version:
+                fail("error: the lab has no internet: kubernetesVersion unset, so kubeadm would look up "
+                     "stable-1 online (v1beta4 defaults.go DefaultKubernetesVersion)")
+            if minor(version) < minor(VERSION) - 1 or parse_version(version) > parse_version(VERSION):
+                fail(f"error: this version of kubeadm only supports deploying clusters with the control plane "
+                     f"version >= 1.{minor(VERSION) - 1}.0. Current version: {version}")
+        else:
+            # kubeadm's defaults: kubernetesVersion stable-1, looked up online (util/config/common.go).
+            print("W could not fetch a Kubernetes version from the internet: unable to get URL "
+                  "\"https://dl.k8s.io/release/stable-1.txt\"", file=sys.stderr)
         if not (K8S / "admin.conf").exists():
             fail("error: open /etc/kubernetes/admin.conf: no such file or directory")
         key = flags.get("certificate-key") or secrets.token_hex(32)
@@ -452,6 +476,7 @@ def kubeadm_init_phase(argv: list[str]) -> None:
             if "cluster" not in j:
                 fail("error: the cluster is not initialized")
             j["certificateKeys"][key] = now() + 7200
+            j["uploadedEtcdCerts"] = uploaded_etcd_set(cluster_config)
         print('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace')
         if "skip-certificate-key-print" not in flags:
             print("[upload-certs] Using certificate key:")
@@ -581,6 +606,13 @@ def kubeadm_join(argv: list[str]) -> None:
                      'error downloading the secret: Secret "kubeadm-certs" was not found in the "kube-system" '
                      'Namespace. This Secret might have expired. Please, run `kubeadm init phase upload-certs '
                      '--upload-certs` on a control plane to generate a new one')
+            # The joiner's certsToTransfer comes from the cluster's config (copycerts.go DownloadCerts).
+            needed = "local" if cluster["stackedEtcd"] else "external"
+            if j.get("uploadedEtcdCerts", needed) != needed:
+                missing = ("etcd/ca.crt", "etcd/ca.crt") if needed == "local" else ("external-etcd-ca.crt", "etcd/ca.crt")
+                fail("error execution phase control-plane-prepare/download-certs: error downloading certs: the Secret "
+                     f"does not include the required certificate or key - name: {missing[0]}, "
+                     f"path: /etc/kubernetes/pki/{missing[1]}")
         pki = cluster["pki"]
         j["nodes"][name] = {"role": "control-plane" if control_plane else "worker", "kubelet": VERSION,
                             "controlPlane": cluster["version"] if control_plane else None, "host": HOST,
