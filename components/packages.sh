@@ -6,6 +6,11 @@ set -euo pipefail
 
 KEYRINGS=/etc/apt/keyrings
 
+# Every apt-get waits up to 10 minutes for the dpkg lock that cloud-init or unattended-upgrades may
+# hold on a fresh machine (DPkg::Lock::Timeout, apt >= 1.9.11: apt-pkg/deb/debsystem.cc@2.6.1).
+# dnf needs nothing: it waits for its lock by default (exit_on_lock defaults to False, dnf/lock.py).
+apt_get() { DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q "$@"; }
+
 # apt_source NAME KEY_URL LINE — the repository's signing key as a keyring and the source
 # `deb [signed-by=keyring] LINE` in /etc/apt/sources.list.d/NAME.list.
 apt_source() {
@@ -38,20 +43,29 @@ kubernetes_repository() {
 
 refresh_package_index() {
   case $(package_manager) in
-    apt) apt-get update -q >&2 ;;
+    # apt-get update takes the lists lock without waiting (pkgAcquire::GetLock, apt-pkg/acquire.cc@2.6.1):
+    # a concurrent update by apt-daily is waited out by retrying.
+    apt) retry 30 10 apt_get update >&2 || die "apt-get update failed for 5 minutes" ;;
     dnf) dnf makecache -q >&2 ;;
   esac
 }
 
-# pkgs.k8s.io versions look like 1.36.4-1.1: the one for K8S_VERSION.
+# The version prefix PKG is pinned to: kubelet, kubeadm and kubectl exactly K8S_VERSION; cri-tools
+# (crictl, configured by /etc/crictl.yaml) the K8S_MINOR release pkgs.k8s.io carries beside them.
+# kubeadm's packages require nothing since 1.32 (kubernetes/release cmd/krel/templates/latest/metadata.yaml),
+# so cri-tools is installed explicitly.
+pinned_prefix() { if [[ $1 == cri-tools ]]; then echo "$K8S_MINOR."; else echo "$K8S_VERSION-"; fi; }
+
+# pkgs.k8s.io versions look like 1.36.4-1.1 (cri-tools 1.36.0-1.1): the newest with PKG's prefix.
 apt_k8s_version() {
-  local pkg=$1 version
-  version=$(apt-cache madison "$pkg" 2>/dev/null | awk '{print $3}' | grep -E "^${K8S_VERSION//./\\.}-" | head -n1 || true)
-  [[ -n $version ]] || die "$pkg $K8S_VERSION is not in $K8S_REPO (it has: $(apt-cache madison "$pkg" 2>/dev/null | awk '{print $3}' | head -n5 | xargs))"
+  local pkg=$1 prefix version
+  prefix=$(pinned_prefix "$pkg")
+  version=$(apt-cache madison "$pkg" 2>/dev/null | awk -v p="$prefix" 'index($3, p) == 1 {print $3}' | sort -V | tail -n1)
+  [[ -n $version ]] || die "$pkg ${prefix%[-.]} is not in $K8S_REPO (it has: $(apt-cache madison "$pkg" 2>/dev/null | awk '{print $3}' | head -n5 | xargs))"
   echo "$version"
 }
 
-# install_kubernetes_packages PKG... — exactly K8S_VERSION, held against unattended upgrades.
+# install_kubernetes_packages PKG... — at their pinned versions, held against unattended upgrades.
 install_kubernetes_packages() {
   local pkg version want=()
   case $(package_manager) in
@@ -63,17 +77,19 @@ install_kubernetes_packages() {
       if ((${#want[@]})); then
         log "installing ${want[*]}"
         apt-mark unhold "$@" >/dev/null 2>&1 || true
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-change-held-packages --allow-downgrades "${want[@]}"
+        apt_get install -y --allow-change-held-packages --allow-downgrades "${want[@]}" >&2
       fi
       apt-mark hold "$@" >/dev/null
       ;;
     dnf)
+      # The kubernetes repository excludes these packages, which holds them; rpm's VERSION has no release.
       for pkg in "$@"; do
-        [[ $(rpm -q --qf '%{VERSION}' "$pkg" 2>/dev/null || true) == "$K8S_VERSION" ]] || want+=("$pkg-$K8S_VERSION")
+        [[ $(rpm -q --qf '%{VERSION}-' "$pkg" 2>/dev/null || true) == "$(pinned_prefix "$pkg")"* ]] \
+          || want+=("$pkg-$(pinned_prefix "$pkg")*")
       done
       if ((${#want[@]})); then
         log "installing ${want[*]}"
-        dnf install -y -q --disableexcludes=kubernetes "${want[@]}"
+        dnf install -y -q --disableexcludes=kubernetes "${want[@]}" >&2
       fi
       ;;
   esac
@@ -101,7 +117,7 @@ upgrade_crio() {
   case $(package_manager) in
     apt)
       before=$(dpkg-query -W -f='${Version}' cri-o)
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --only-upgrade cri-o >&2
+      apt_get install -y --only-upgrade cri-o >&2
       after=$(dpkg-query -W -f='${Version}' cri-o)
       ;;
     dnf)

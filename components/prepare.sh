@@ -47,8 +47,8 @@ apt_install_prerequisites() {
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   if ((${#missing[@]})); then
-    apt-get update -q
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    refresh_package_index
+    apt_get install -y "${missing[@]}"
   fi
 }
 
@@ -103,7 +103,7 @@ install_runtime() {
         RUNTIME_PACKAGE=containerd
       fi
       dpkg -s "$RUNTIME_PACKAGE" >/dev/null 2>&1 \
-        || DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$RUNTIME_PACKAGE"
+        || apt_get install -y "$RUNTIME_PACKAGE"
       ;;
     dnf)
       if [[ $RUNTIME == cri-o ]]; then RUNTIME_PACKAGE=cri-o; else RUNTIME_PACKAGE=containerd.io; fi
@@ -160,7 +160,7 @@ runtime_repository
 refresh_package_index
 RUNTIME_PACKAGE=""
 install_runtime
-install_kubernetes_packages kubelet kubeadm kubectl
+install_kubernetes_packages kubelet kubeadm kubectl cri-tools
 case $RUNTIME in
   containerd) configure_containerd ;;
   cri-o) configure_crio ;;

@@ -47,7 +47,7 @@ uncordon_after_upgrade() {
 
 upgrade_kubelet() {
   if [[ $RUNTIME == cri-o ]]; then upgrade_crio; fi
-  install_kubernetes_packages kubelet kubectl
+  install_kubernetes_packages kubelet kubectl cri-tools
   systemctl daemon-reload
   systemctl restart kubelet
 }

@@ -163,7 +163,9 @@ def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path) -> No
         for version in minor_versions:
             revision = f"{version}-1.1"
             code = standin.replace("@VERSION@", version)
-            _deb(directory, "kubeadm", revision, {"/usr/bin/kubeadm": code}, "cri-tools")
+            # kubeadm's packages require nothing since 1.32 (kubernetes/release
+            # cmd/krel/templates/latest/metadata.yaml): preparation must install cri-tools itself.
+            _deb(directory, "kubeadm", revision, {"/usr/bin/kubeadm": code})
             _deb(directory, "kubelet", revision, {"/usr/bin/kubelet": code}, "kubernetes-cni")
             _deb(directory, "kubectl", revision, {"/usr/bin/kubectl": code})
         _deb(directory, "cri-tools", f"{minor}.0-1.1", {"/usr/bin/crictl": standin.replace("@VERSION@", f"{minor}.0")})
