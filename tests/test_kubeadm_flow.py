@@ -46,7 +46,7 @@ def calls(tmp_path: Path) -> list[str]:
 
 JOIN_MATERIAL_STUBS = {
     "kubectl": "exit 0",
-    "openssl": "echo pubkey",
+    "openssl": "cat >/dev/null; echo pubkey",  # reads its stdin, as in the pipe
     "kubeadm": """case "$1 $2" in
   "version -o") echo v1.37.1 ;;
   "token create") echo abcdef.0123456789abcdef ;;
@@ -86,3 +86,71 @@ def test_upload_certs_config_does_not_change_with_the_version(stacked):
     """The join material is not re-minted by an upgrade: the version is filled on the node."""
     upgraded = run_program(base_config(kubernetesVersion="1.37.1"))
     assert upgraded.named("join-material").plain("create") == stacked.named("join-material").plain("create")
+
+
+# --- a sandbox for scripts that work on fixed paths ----------------------------------------------------
+
+SANDBOXED = ("/etc", "/var/lib")
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/unshare").exists(),
+                                reason="the sandbox needs root and unshare (a private mount namespace)")
+
+
+def sandboxed(script: str, tmp_path: Path, stubs: dict[str, str], setup: str = "", stdin: str = ""
+              ) -> subprocess.CompletedProcess:
+    """Runs `script` in a private mount namespace where /etc and /var/lib are overlays whose writes
+    land in tmp_path/upper (so the machine's own files are untouched), after `setup` (bash)."""
+    (tmp_path / "script.sh").write_text(script)
+    mounts = ""
+    for index, directory in enumerate(SANDBOXED):
+        upper, work = tmp_path / "upper" / str(index), tmp_path / "work" / str(index)
+        upper.mkdir(parents=True)
+        work.mkdir(parents=True)
+        mounts += f"mount -t overlay overlay -o lowerdir={directory},upperdir={upper},workdir={work} {directory}\n"
+    wrapper = f"set -e\n{mounts}{setup}\nexec bash {tmp_path}/script.sh\n"
+    return run_with_stubs(f"exec unshare --mount --propagation private bash -c {shlex_quote(wrapper)}",
+                          tmp_path, stubs, stdin)
+
+
+def shlex_quote(text: str) -> str:
+    import shlex
+    return shlex.quote(text)
+
+
+# --- item 14: upgrade snapshots outside the etcd data directory -----------------------------------------
+
+# The etcd pod sees of the machine only its hostPaths (/var/lib/etcd, /etc/kubernetes/pki/etcd):
+# a snapshot saved anywhere else stays inside the container (phases/etcd/local.go@v1.36.4 volumes).
+SNAPSHOT_STUBS = {"kubectl": """case "$*" in
+  *"snapshot save"*) target=${*: -1}
+    if [[ $target == /var/lib/etcd/* ]]; then echo "snapshot of the keyspace" >"$target"; fi ;;
+esac"""}
+APISERVER_MANIFEST = ("mkdir -p /etc/kubernetes/manifests /var/lib/etcd/member && echo '    image: "
+                      "registry.k8s.io/kube-apiserver:v1.36.4' >/etc/kubernetes/manifests/kube-apiserver.yaml")
+
+
+def preflight_script(version: str) -> str:
+    return inner_script(run_program(base_config(kubernetesVersion=version)).named("upgrade-preflight").plain("update"))
+
+
+@needs_root
+def test_upgrade_snapshot_lands_outside_the_etcd_data_directory(tmp_path):
+    result = sandboxed(preflight_script("1.37.1") + "ls -A /var/lib/etcd; stat -c %a /var/lib/etcd-snapshots; "
+                       "cat /var/lib/etcd-snapshots/before-v1.37.1.db\n", tmp_path, SNAPSHOT_STUBS,
+                       setup=APISERVER_MANIFEST)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:3] == ["member", "700", "snapshot of the keyspace"]
+
+
+@needs_root
+def test_upgrade_snapshots_keep_the_three_newest_and_move_old_ones_out_of_the_data_directory(tmp_path):
+    setup = APISERVER_MANIFEST + "\nmkdir -p /var/lib/etcd/kubeadm-cluster-snapshots /var/lib/etcd-snapshots\n" + "".join(
+        f"echo {v} >{d}/before-v{v}.db; touch -d '{age} days ago' {d}/before-v{v}.db\n" for v, d, age in (
+            ("1.35.8", "/var/lib/etcd/kubeadm-cluster-snapshots", 30), ("1.36.3", "/var/lib/etcd-snapshots", 20),
+            ("1.36.4", "/var/lib/etcd-snapshots", 10)))
+    result = sandboxed(preflight_script("1.37.1") + "ls -A /var/lib/etcd /var/lib/etcd-snapshots\n", tmp_path,
+                       SNAPSHOT_STUBS, setup=setup)
+    assert result.returncode == 0, result.stderr
+    listing = result.stdout.split("\n\n")
+    assert listing[0].split() == ["/var/lib/etcd:", "member"]
+    assert listing[1].split() == ["/var/lib/etcd-snapshots:", "before-v1.36.3.db", "before-v1.36.4.db",
+                                  "before-v1.37.1.db"]

@@ -360,6 +360,7 @@ def write_control_plane_manifests(image_repository: str, version: str, etcd_loca
             "spec": {"containers": [{"name": component, "image": f"{image_repository}/{component}:v{version}"}],
                      "hostNetwork": True}}))
     if etcd_local:
+        Path("/var/lib/etcd/member").mkdir(parents=True, exist_ok=True)  # what the etcd pod makes in its data dir
         (MANIFESTS / "etcd.yaml").write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "etcd", "namespace": "kube-system"},
             "spec": {"containers": [{"name": "etcd", "image": f"{image_repository}/etcd:3.6.6-0"}]}}))
@@ -1099,6 +1100,12 @@ def etcdctl(j: dict[str, Any], argv: list[str]) -> None:
         print(f"Member {args[2]} removed from cluster")
     elif args[:2] == ["snapshot", "save"]:
         j.setdefault("snapshots", []).append({"path": args[2], "version": j["cluster"]["version"], "time": now()})
+        # etcdctl runs in the etcd pod, which sees of the machine only its hostPaths, the data directory
+        # and the etcd certificates (cmd/kubeadm/app/phases/etcd/local.go@v1.36.4): a snapshot saved
+        # anywhere else stays in the container.
+        target = Path(args[2])
+        if target.parent.is_relative_to("/var/lib/etcd") and target.parent.is_dir():
+            target.write_text(f"lab etcd snapshot at v{j['cluster']['version']}\n")
         print(f"Snapshot saved at {args[2]}")
     else:
         fail(f"etcdctl: the lab does not implement {' '.join(args)}")
