@@ -117,15 +117,22 @@ pause_image() {
     | grep '/pause:' | head -n1
 }
 
+# containerd_config SANDBOX — containerd's own default config with systemd cgroups for runc and SANDBOX
+# as the pause image. Every 2.x default prints both keys (`SystemdCgroup = false` under runc's options,
+# `sandbox` under the images plugin's pinned_images: internal/cri/config/config_unix.go@v2.1.5).
+containerd_config() {
+  containerd config default \
+    | sed -E "s/^([[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*).*/\1true/" \
+    | sed -E "s|^([[:space:]]*sandbox[[:space:]]*=[[:space:]]*).*|\1'$1'|"
+}
+
 configure_containerd() {
   local version sandbox config
   version=$(containerd --version | grep -oE ' v?[0-9]+\.[0-9]+' | head -n1 | tr -d ' v')
   [[ ${version%%.*} -ge 2 ]] || die "containerd $version is installed; 2.x is required (RuntimeConfig CRI call). Remove it or provide a repository with containerd 2.x (packageRepositories.containerd)"
   sandbox=$(pause_image)
   [[ -n $sandbox ]] || die "could not determine the pause image from kubeadm config images list"
-  config=$(containerd config default \
-    | sed -E "s/^([[:space:]]*SystemdCgroup[[:space:]]*=[[:space:]]*).*/\1true/" \
-    | sed -E "s|^([[:space:]]*sandbox[[:space:]]*=[[:space:]]*).*|\1'${sandbox}'|")
+  config=$(containerd_config "$sandbox")
   grep -q 'SystemdCgroup = true' <<<"$config" || die "containerd config default has no SystemdCgroup option to set"
   if printf '%s\n' "$config" | write_if_changed /etc/containerd/config.toml; then
     log "containerd configured (systemd cgroups, sandbox $sandbox)"
