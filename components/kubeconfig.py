@@ -22,13 +22,16 @@ class Kubeconfig(pulumi.ComponentResource):
     def __init__(self, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         node = ctx.spec.first_control_plane
         super().__init__("kubeadm-cluster:index:Kubeconfig", "kubeconfig", None, opts)
-        renewal = ctx.spec.certificates_renew
+        renewal, version = ctx.spec.certificates_renew, ctx.spec.kubernetes_version
         self.command = node_command(
             "kubeconfig", ctx, node,
-            create=node_script("kubeconfig.sh", {"RENEWAL": renewal}, node),
+            create=node_script("kubeconfig.sh", {"RENEWAL": renewal, "K8S_VERSION": version}, node),
             secret_stdout=True,
-            # Re-read after a certificate renewal: admin.conf's client certificate is renewed too.
-            triggers=[node.address, renewal],
+            # Re-read after a certificate renewal and after an upgrade: both renew admin.conf's client
+            # certificate (`kubeadm upgrade apply` renews admin.conf's unless told not to:
+            # cmd/kubeadm/app/phases/upgrade/staticpods.go@v1.36.4 StaticPodControlPlane). The phase
+            # runner puts this step after the first control plane's upgrade.
+            triggers=[node.address, renewal, version],
             opts=pulumi.ResourceOptions(parent=self),
         )
         endpoint = ctx.spec.control_plane.endpoint

@@ -60,7 +60,8 @@ def test_minor_upgrade_changes_only_the_upgrade_chain_and_expiry():
     assert result.updated == {"upgrade-preflight", "cp1-upgrade", "cp2-upgrade", "cp3-upgrade",
                               "w1-upgrade-drain", "w1-upgrade", "w1-upgrade-uncordon",
                               "w2-upgrade-drain", "w2-upgrade", "w2-upgrade-uncordon", "certificate-expiry"}
-    assert result.created == result.deleted == result.replaced == set()
+    assert result.replaced == {"kubeconfig"}  # upgrade apply renewed admin.conf
+    assert result.created == result.deleted == set()
     assert "1.37.2" in after.named("cp1-upgrade").plain("update")
     assert "K8S_MINOR=1.37\n" in after.named("cp1-upgrade").plain("update")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import base_config, inner_script, run_program
+from harness import base_config, inner_script, plan, run_program
 
 EXTERNAL = base_config(etcd={"topology": "external"}, nodes=base_config()["nodes"] + [
     {"name": f"etcd{i}", "address": f"10.0.0.3{i}", "roles": ["etcd"]} for i in (1, 2, 3)])
@@ -154,3 +154,12 @@ def test_upgrade_snapshots_keep_the_three_newest_and_move_old_ones_out_of_the_da
     assert listing[0].split() == ["/var/lib/etcd:", "member"]
     assert listing[1].split() == ["/var/lib/etcd-snapshots:", "before-v1.36.3.db", "before-v1.36.4.db",
                                   "before-v1.37.1.db"]
+
+
+# --- item 6: the kubeconfig output is read again after an upgrade ---------------------------------------
+
+def test_an_upgrade_reads_the_kubeconfig_again_after_the_first_control_plane_upgraded(stacked):
+    """`kubeadm upgrade apply` renews admin.conf's client certificate (phases/upgrade/staticpods.go@v1.36.4)."""
+    upgraded = run_program(base_config(kubernetesVersion="1.37.1"))
+    assert "kubeconfig" in plan(stacked, upgraded).replaced
+    assert upgraded.depends_on("kubeconfig", "cp1-upgrade")
