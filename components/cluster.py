@@ -6,7 +6,8 @@
 4. kubeadm init on the first control plane; then the upgrade preflight and the first control
    plane's upgrade step (update-only: they run when kubernetesVersion changes)
 5. join material minted
-6. control-plane joins one at a time, worker joins in parallel; node registrations (labels, taints,
+6. control-plane joins one at a time, worker joins in parallel (in a run that also upgrades, after the
+   control planes' upgrade steps before them); node registrations (labels, taints,
    and the drain/delete path); the other control planes' upgrade steps one at a time, then the
    workers' in batches of upgrade.maxUnavailableWorkers
 7. certificate renewal chain, kubeconfig read back, certificate expiry report
@@ -68,14 +69,21 @@ class KubeadmCluster(pulumi.ComponentResource):
         previous_upgrade = upgraded
         renewal = first_renewal = CertificateRenewal(ctx, first, child(upgraded)).command
         for node in spec.control_planes[1:]:
-            join = NodeJoin(ctx, node, material.material, child(previous_join, *before_kubeadm(node))).command
+            # A node added in a run that also upgrades joins at kubernetesVersion once the control planes
+            # before it run it: its own upgrade step is new too and, having no create, never runs. (A joining
+            # control plane's kubelet talks to its own API server: kubeadm phases/join/kubelet.go@v1.36.3.)
+            join = NodeJoin(ctx, node, material.material,
+                            child(previous_join, previous_upgrade, *before_kubeadm(node))).command
             joins[node.name] = previous_join = join
-            joined = [join, *endpoint(node, "after-kubeadm", join)]
-            previous_upgrade = ControlPlaneUpgrade(ctx, node, child(previous_upgrade, *joined)).command
+            endpoint(node, "after-kubeadm", join)
+            # Not after its own join, so workers, which wait for these steps, still join in parallel with
+            # the control planes; a node not joined yet has nothing to upgrade.
+            previous_upgrade = ControlPlaneUpgrade(ctx, node, child(previous_upgrade)).command
             renewal = CertificateRenewal(ctx, node, child(renewal, join)).command
         for node in spec.workers:
+            # Workers join once every control plane runs kubernetesVersion: a kubelet never newer than an API server.
             joins[node.name] = NodeJoin(ctx, node, material.material,
-                                        child(material.command, prepared[node.name])).command
+                                        child(material.command, previous_upgrade, prepared[node.name])).command
 
         registrations = {node.name: NodeRegistration(ctx, node, child(joins[node.name], *ready)).command
                          for node in spec.cluster_nodes}

@@ -4,6 +4,12 @@
 # Parameters: NODE_NAME K8S_VERSION K8S_MINOR K8S_REPO_URL FIRST
 set -euo pipefail
 
+# This step does not wait for the node's join (workers wait for it and must not wait for control-plane
+# joins), so it may meet a node whose join is still to come: that join installs K8S_VERSION itself.
+if [[ ! -f /etc/kubernetes/kubelet.conf ]]; then
+  log "$NODE_NAME has not joined the cluster yet: nothing to upgrade"
+  exit 0
+fi
 control_plane=$(local_control_plane_version)
 kubelet_version=$(local_kubelet_version)
 if [[ $control_plane == "$K8S_VERSION" && $kubelet_version == "$K8S_VERSION" ]]; then
