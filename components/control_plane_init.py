@@ -6,7 +6,7 @@ import pulumi
 
 from components.kubeadm_config import init_configuration
 from components.remote import Context, node_command, node_script
-from components.reset import reset_script
+from components.reset import reset_script, retry_params
 
 
 class ControlPlaneInit(pulumi.ComponentResource):
@@ -16,7 +16,8 @@ class ControlPlaneInit(pulumi.ComponentResource):
         self.node = node
         self.command = node_command(
             f"{node.name}-init", ctx, node,
-            create=node_script("init.sh", {"NODE_NAME": node.name, "KUBEADM_CONFIG": init_configuration(ctx.spec)}, node),
+            create=node_script("init.sh", {"NODE_NAME": node.name, "KUBEADM_CONFIG": init_configuration(ctx.spec),
+                                           **retry_params(ctx.spec, node)}, node, includes=("kubeadm-retry.sh",)),
             delete=reset_script(ctx.spec, node),
             triggers=[node.address],
             # A running cluster is changed by upgrades, never by a second init.

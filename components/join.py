@@ -7,7 +7,7 @@ import pulumi
 from components.config import Node
 from components.kubeadm_config import join_configuration
 from components.remote import Context, node_command, node_script
-from components.reset import reset_script
+from components.reset import reset_script, retry_params
 
 
 class NodeJoin(pulumi.ComponentResource):
@@ -18,7 +18,8 @@ class NodeJoin(pulumi.ComponentResource):
         join_config = pulumi.Output.secret(material.apply(lambda m: join_configuration(ctx.spec, node, m)))
         self.command = node_command(
             f"{node.name}-join", ctx, node,
-            create=node_script("join.sh", {"NODE_NAME": node.name, "ROLE": role}, node),
+            create=node_script("join.sh", {"NODE_NAME": node.name, "ROLE": role, **retry_params(ctx.spec, node)}, node,
+                               includes=("kubeadm-retry.sh",)),
             stdin=join_config,
             delete=reset_script(ctx.spec, node),
             triggers=[node.address],

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kubeadm join with the JoinConfiguration read from stdin (it holds the token and certificate key).
-# Parameters: NODE_NAME ROLE
-# Idempotent: a joined node does nothing; a half-finished join is reset and redone.
+# Parameters: NODE_NAME ROLE CRI_SOCKET KEEP_ACROSS_RESET (files, one a line)
+# Idempotent: a joined node does nothing; a half-finished join is reset and redone, keeping what
+# earlier steps placed (kubeadm-retry.sh).
 set -euo pipefail
 
 STATE_DIR=/etc/kubernetes/kubeadm-cluster
@@ -9,6 +10,7 @@ config=$(mktemp)
 trap 'rm -f "$config"' EXIT
 chmod 0600 "$config"
 cat >"$config"
+restore_kept "$STATE_DIR"
 if [[ -f $STATE_DIR/joined || -f $STATE_DIR/initialized ]]; then
   log "$NODE_NAME is already a member of the cluster"
   exit 0
@@ -16,7 +18,8 @@ fi
 [[ -s $config ]] || die "no JoinConfiguration on stdin"
 if [[ -f /etc/kubernetes/kubelet.conf ]]; then
   log "an earlier kubeadm join did not finish; resetting before trying again"
-  kubeadm reset -f
+  mapfile -t keep <<<"$KEEP_ACROSS_RESET"
+  reset_keeping "$STATE_DIR" "$CRI_SOCKET" "${keep[@]}"
 fi
 log "kubeadm join as $ROLE"
 if ! kubeadm join --config "$config" >&2; then

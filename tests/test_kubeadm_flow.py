@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import base_config, inner_script, plan, run_program
+from harness import base_config, inner_script, plan, run_program, script_param
 
 EXTERNAL = base_config(etcd={"topology": "external"}, nodes=base_config()["nodes"] + [
     {"name": f"etcd{i}", "address": f"10.0.0.3{i}", "roles": ["etcd"]} for i in (1, 2, 3)])
@@ -163,3 +163,100 @@ def test_an_upgrade_reads_the_kubeconfig_again_after_the_first_control_plane_upg
     upgraded = run_program(base_config(kubernetesVersion="1.37.1"))
     assert "kubeconfig" in plan(stacked, upgraded).replaced
     assert upgraded.depends_on("kubeconfig", "cp1-upgrade")
+
+
+# --- item 3: a retried init or join keeps what earlier steps placed ------------------------------------
+
+HA_EXTERNAL = dict(EXTERNAL, controlPlane={"endpoint": "10.0.0.100:8443",
+                                           "loadBalancer": {"type": "haproxy-keepalived", "vip": "10.0.0.100"}},
+                   keepalivedAuthPass="vrrp5ecr")
+PLACED = {  # what the endpoint and external-etcd steps put on the first control plane before init
+    "/etc/kubernetes/manifests/haproxy.yaml": "haproxy pod", "/etc/kubernetes/manifests/keepalived.yaml": "vrrp pod",
+    "/etc/kubernetes/pki/etcd/ca.crt": "etcd CA", "/etc/kubernetes/pki/apiserver-etcd-client.crt": "client cert",
+    "/etc/kubernetes/pki/apiserver-etcd-client.key": "client key"}
+# kubeadm reset's cleanup-node: empties manifests/ and pki/, removes the kubeconfig files
+# (cmd/kubeadm/app/cmd/phases/reset/cleanupnode.go@v1.36.4); init/join fail without what the cluster's
+# config names (external etcd files) and record the CA they find (certs.go uses an existing CA).
+KUBEADM_RETRY_STUBS = {
+    "kubectl": "exit 0",
+    "kubeadm": """K=/etc/kubernetes
+case "$1" in
+  reset) [[ " $* " == *" --cri-socket "* ]] || exit 3
+    find $K/manifests $K/pki -mindepth 1 -delete 2>/dev/null || true; rm -f $K/*.conf ;;
+  init|join)
+    for f in "$K/pki/etcd/ca.crt" "$K/pki/apiserver-etcd-client.key"; do [[ -s $f ]] || { echo "missing $f" >&2; exit 1; }; done
+    mkdir -p $K/pki $K/manifests; [[ -f $K/pki/ca.crt ]] || echo "a new CA" >$K/pki/ca.crt
+    touch $K/manifests/kube-apiserver.yaml $K/kubelet.conf ;;
+esac""",
+}
+
+
+def place(files: dict[str, str], root: str = "") -> str:
+    return "".join(f"mkdir -p {root}{os.path.dirname(p)} && echo '{c}' >{root}{p}\n" for p, c in files.items())
+
+
+def listing(files) -> str:
+    return "".join(f"echo \"{p}=$(cat {p} 2>/dev/null)\"\n" for p in files)
+
+
+def state(stdout: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
+
+
+@pytest.fixture(scope="module")
+def ha_external():
+    return run_program(HA_EXTERNAL)
+
+
+@needs_root
+def test_a_retried_init_keeps_the_endpoint_pods_the_etcd_client_pair_and_the_cluster_ca(ha_external, tmp_path):
+    """A half-finished init (manifests written, no marker) is reset and redone: reset's cleanup must not
+    take the haproxy/keepalived pods or the external-etcd pair, and the CA stays the one that wrote to etcd."""
+    half_done = place({**PLACED, "/etc/kubernetes/pki/ca.crt": "the first CA",
+                       "/etc/kubernetes/manifests/kube-apiserver.yaml": "apiserver"})
+    script = inner_script(ha_external.named("cp1-init").plain("create"))
+    result = sandboxed(script + listing([*PLACED, "/etc/kubernetes/pki/ca.crt"]), tmp_path, KUBEADM_RETRY_STUBS,
+                       setup=half_done)
+    assert result.returncode == 0, result.stderr
+    assert state(result.stdout) == {**PLACED, "/etc/kubernetes/pki/ca.crt": "the first CA"}
+    assert "kubeadm reset -f --cri-socket unix:///run/containerd/containerd.sock" in calls(tmp_path)
+
+
+@needs_root
+def test_a_retry_after_an_interruption_right_after_reset_restores_the_kept_files(ha_external, tmp_path):
+    """The run before stopped between reset and restore: the kept copy is what remains, and is put back."""
+    kept = place(PLACED, root="/etc/kubernetes/kubeadm-cluster/kept-across-reset")
+    script = inner_script(ha_external.named("cp1-init").plain("create"))
+    result = sandboxed(script + listing(PLACED) + "ls -A /etc/kubernetes/kubeadm-cluster\n", tmp_path,
+                       KUBEADM_RETRY_STUBS, setup=kept)
+    assert result.returncode == 0, result.stderr
+    assert state(result.stdout) == PLACED
+    assert "kept-across-reset" not in result.stdout
+    assert not [c for c in calls(tmp_path) if c.startswith("kubeadm reset")]  # nothing half-done was left
+
+
+@needs_root
+def test_a_retried_control_plane_join_keeps_its_endpoint_pods(ha_external, tmp_path):
+    pods = {p: c for p, c in PLACED.items() if "/manifests/" in p}
+    half_done = place({**pods, "/etc/kubernetes/kubelet.conf": "kubelet",
+                       # what the first attempt downloaded from the kubeadm-certs Secret
+                       "/etc/kubernetes/pki/etcd/ca.crt": "etcd CA", "/etc/kubernetes/pki/apiserver-etcd-client.key": "k"})
+    script = inner_script(ha_external.named("cp2-join").plain("create"))
+    result = sandboxed(script + listing(pods) + "ls /etc/kubernetes/pki\n", tmp_path,
+                       {**KUBEADM_RETRY_STUBS, "kubeadm": KUBEADM_RETRY_STUBS["kubeadm"].replace(
+                           "for f in", "[[ $1 == init ]] || { mkdir -p $K/pki; touch $K/kubelet.conf; exit 0; }\n    for f in")},
+                       setup=half_done, stdin="kind: JoinConfiguration\n")
+    assert result.returncode == 0, result.stderr
+    assert state(result.stdout) == pods
+    assert "etcd" not in result.stdout.split("\n")[-2:]  # joins get their certificates from the Secret again
+
+
+def test_what_a_retry_keeps_follows_the_topology(ha_external, stacked):
+    def kept(run, name):
+        return script_param(inner_script(run.named(name).plain("create")), "KEEP_ACROSS_RESET").split("\n")
+
+    assert "/etc/kubernetes/pki/apiserver-etcd-client.key" in kept(ha_external, "cp1-init")
+    assert "/etc/kubernetes/pki/etcd/ca.key" in kept(stacked, "cp1-init")
+    assert kept(ha_external, "cp2-join") == ["/etc/kubernetes/manifests/haproxy.yaml",
+                                              "/etc/kubernetes/manifests/keepalived.yaml"]
+    assert kept(ha_external, "w1-join") == [""]
