@@ -41,20 +41,32 @@ def _static_pod(name: str, container: dict[str, Any], volumes: list[dict[str, An
 
 
 def kube_vip_manifest(spec: ClusterSpec, kubeconfig_path: str) -> str:
-    """The pod `kube-vip manifest pod --controlplane --arp --leaderElection` generates; @INTERFACE@ is filled on the node."""
-    env = {
-        "vip_arp": "true",
-        "port": str(API_SERVER_PORT),
-        "vip_interface": "@INTERFACE@",
-        "vip_cidr": "32",
-        "cp_enable": "true",
-        "cp_namespace": "kube-system",
-        "vip_leaderelection": "true",
-        "vip_leaseduration": "5",
-        "vip_renewdeadline": "3",
-        "vip_retryperiod": "1",
-        "vip_address": spec.control_plane.load_balancer.vip,
-    }
+    """What `kube-vip manifest pod --interface @INTERFACE@ --address VIP --controlplane --arp --leaderElection
+    --k8sConfigPath PATH` of KUBE_VIP_IMAGE's version prints (kube-vip pkg/kubevip/config_generator.go@v1.2.3,
+    generatePodSpec; flag defaults in cmd/kube-vip.go@v1.2.3); @INTERFACE@ is filled on the node.
+
+    `address` with `vip_subnet`: since v1.2.0 the manager exits when `vip_address` comes without
+    `vip_subnet` (config_manager.go CheckSubnetExists, kube-vip#1500). `vip_nodename` from the pod's
+    node name is the leader-election identity (else the hostname, which can differ from the node name).
+    """
+    env: list[dict[str, Any]] = [
+        {"name": "vip_arp", "value": "true"},
+        {"name": "port", "value": str(API_SERVER_PORT)},
+        {"name": "vip_nodename", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "vip_interface", "value": "@INTERFACE@"},
+        {"name": "vip_subnet", "value": "32"},  # cmd/kube-vip.go GenerateCidrRange for an IPv4 address
+        {"name": "dns_mode", "value": "first"},
+        {"name": "dhcp_mode", "value": "ipv4"},
+        {"name": "cp_enable", "value": "true"},
+        {"name": "cp_namespace", "value": "kube-system"},
+        {"name": "vip_leaderelection", "value": "true"},
+        {"name": "vip_leasename", "value": "plndr-cp-lock"},
+        {"name": "vip_leaseduration", "value": "15"},
+        {"name": "vip_renewdeadline", "value": "10"},
+        {"name": "vip_retryperiod", "value": "2"},
+        {"name": "address", "value": spec.control_plane.load_balancer.vip},
+        {"name": "prometheus_server", "value": ":2112"},
+    ]
     return _static_pod(
         "kube-vip",
         {
@@ -62,8 +74,8 @@ def kube_vip_manifest(spec: ClusterSpec, kubeconfig_path: str) -> str:
             "image": KUBE_VIP_IMAGE,
             "imagePullPolicy": "IfNotPresent",
             "args": ["manager"],
-            "env": [{"name": k, "value": v} for k, v in env.items()],
-            "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"]}},
+            "env": env,
+            "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_RAW"], "drop": ["ALL"]}},
             "volumeMounts": [{"name": "kubeconfig", "mountPath": "/etc/kubernetes/admin.conf"}],
         },
         [{"name": "kubeconfig", "hostPath": {"path": kubeconfig_path}}],

@@ -23,8 +23,8 @@ def test_kube_vip_on_the_init_node_goes_in_before_init_with_super_admin_conf():
     assert run.depends_on("cp1-init", "cp1-kube-vip-before-kubeadm")
     manifest = yaml.safe_load(param(inner_script(run.named("cp1-kube-vip-before-kubeadm").plain("create")), "MANIFEST"))
     assert manifest["spec"]["volumes"][0]["hostPath"]["path"] == "/etc/kubernetes/super-admin.conf"
-    env = {e["name"]: e["value"] for e in manifest["spec"]["containers"][0]["env"]}
-    assert env["vip_address"] == "10.0.0.100"
+    env = {e["name"]: e.get("value") for e in manifest["spec"]["containers"][0]["env"]}
+    assert env["address"] == "10.0.0.100" and env["vip_subnet"] == "32"
     assert env["vip_interface"] == "@INTERFACE@"
     assert env["vip_arp"] == "true" and env["vip_leaderelection"] == "true"
     assert manifest["spec"]["containers"][0]["image"].startswith("ghcr.io/kube-vip/kube-vip:v")

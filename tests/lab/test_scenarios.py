@@ -42,8 +42,8 @@ def test_ha_bring_up(scale):
     for node in ("cp1", "cp2", "cp3"):
         manifest = yaml.safe_load(cluster.lab.ssh(node, "sudo cat /etc/kubernetes/manifests/kube-vip.yaml").stdout)
         assert manifest["spec"]["volumes"][0]["hostPath"]["path"] == "/etc/kubernetes/admin.conf"
-        env = {e["name"]: e["value"] for e in manifest["spec"]["containers"][0]["env"]}
-        assert env["vip_interface"] == "eth0" and env["vip_address"] == "198.18.0.100"
+        env = {e["name"]: e.get("value") for e in manifest["spec"]["containers"][0]["env"]}
+        assert env["vip_interface"] == "eth0" and env["address"] == "198.18.0.100" and env["vip_subnet"] == "32"
     assert "https://198.18.0.100:6443" in cluster.engine.result.outputs["kubeconfig"]
 
 
