@@ -6,7 +6,7 @@ import json
 
 import pulumi
 
-from components.config import Node
+from components.config import API_SERVER_PORT, Node
 from components.remote import Context, node_command, node_script
 
 
@@ -18,7 +18,12 @@ class CertificateRenewal(pulumi.ComponentResource):
         self.command = node_command(
             f"{node.name}-certs-renew", ctx, node,
             # A fresh cluster's certificates are new: renewal runs only when certificates.renew changes.
-            update=node_script("certs-renew.sh", {"NODE_NAME": node.name, "RENEWAL": ctx.spec.certificates_renew}, node),
+            update=node_script("certs-renew.sh", {
+                "NODE_NAME": node.name,
+                "RENEWAL": ctx.spec.certificates_renew,
+                "LOCAL_API_SERVER": f"https://{node.internal_address}:{API_SERVER_PORT}",
+                "STACKED_ETCD": ctx.spec.etcd_topology == "stacked",
+            }, node),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})

@@ -95,10 +95,11 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0 or not Path("/usr/bin/unshare"
                                 reason="the sandbox needs root and unshare (a private mount namespace)")
 
 
-def sandboxed(script: str, tmp_path: Path, stubs: dict[str, str], setup: str = "", stdin: str = ""
-              ) -> subprocess.CompletedProcess:
+def sandboxed(script: str, tmp_path: Path, stubs: dict[str, str], setup: str = "", stdin: str = "",
+              after: str = "") -> subprocess.CompletedProcess:
     """Runs `script` in a private mount namespace where /etc and /var/lib are overlays whose writes
-    land in tmp_path/upper (so the machine's own files are untouched), after `setup` (bash)."""
+    land in tmp_path/upper (so the machine's own files are untouched), between `setup` and `after`
+    (bash; the script's exit status is the result's)."""
     (tmp_path / "script.sh").write_text(script)
     mounts = ""
     for index, directory in enumerate(SANDBOXED):
@@ -106,7 +107,7 @@ def sandboxed(script: str, tmp_path: Path, stubs: dict[str, str], setup: str = "
         upper.mkdir(parents=True)
         work.mkdir(parents=True)
         mounts += f"mount -t overlay overlay -o lowerdir={directory},upperdir={upper},workdir={work} {directory}\n"
-    wrapper = f"set -e\n{mounts}{setup}\nexec bash {tmp_path}/script.sh\n"
+    wrapper = f"set -e\n{mounts}{setup}\nrc=0\nbash {tmp_path}/script.sh || rc=$?\n{after}\nexit $rc\n"
     return run_with_stubs(f"exec unshare --mount --propagation private bash -c {shlex_quote(wrapper)}",
                           tmp_path, stubs, stdin)
 
@@ -260,3 +261,59 @@ def test_what_a_retry_keeps_follows_the_topology(ha_external, stacked):
     assert kept(ha_external, "cp2-join") == ["/etc/kubernetes/manifests/haproxy.yaml",
                                               "/etc/kubernetes/manifests/keepalived.yaml"]
     assert kept(ha_external, "w1-join") == [""]
+
+
+# --- item 8: a renewal waits for this node's own API server and etcd member, and restarts kube-vip -----
+
+KUBE_VIP = base_config(controlPlane={"endpoint": "10.0.0.100:6443",
+                                     "loadBalancer": {"type": "kube-vip", "vip": "10.0.0.100"}},
+                       certificates={"renew": "2026-11-25"})
+STATIC_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "etcd", "kube-vip")
+# The kubelet runs a static pod while its manifest is in /etc/kubernetes/manifests: the stubs for
+# this node's own API server (--server) and etcd member (127.0.0.1:2381) answer only then; the
+# endpoint (no --server) is answered by the other control planes all along.
+RENEW_STUBS = {
+    "kubeadm": "exit 0",
+    "sleep": 'echo "parked: $(ls /etc/kubernetes/kubeadm-cluster/parked-manifests | tr "\\n" " ")" >>$STUB_DIR/calls',
+    "kubectl": """if [[ " $* " == *" --server "* ]]; then [[ -f /etc/kubernetes/manifests/kube-apiserver.yaml ]]; fi""",
+    "curl": """[[ " $* " == *" http://127.0.0.1:2381/readyz "* && -f /etc/kubernetes/manifests/etcd.yaml ]]""",
+}
+
+
+def renew_script(name: str = "cp2-certs-renew") -> str:
+    return inner_script(run_program(KUBE_VIP).named(name).plain("update"))
+
+
+@needs_root
+def test_renewal_restarts_kube_vip_with_the_control_plane_and_waits_for_this_node(tmp_path):
+    setup = place({f"/etc/kubernetes/manifests/{pod}.yaml": pod for pod in STATIC_PODS})
+    result = sandboxed(renew_script() + "ls /etc/kubernetes/manifests\n", tmp_path, RENEW_STUBS, setup=setup)
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split()) == sorted(f"{pod}.yaml" for pod in STATIC_PODS)
+    log = calls(tmp_path)
+    parked = next(i for i, line in enumerate(log) if line.startswith("parked:"))
+    assert sorted(log[parked].split()[1:]) == sorted(f"{pod}.yaml" for pod in STATIC_PODS)
+    after = log[parked + 1:]
+    assert "curl -sf --max-time 5 http://127.0.0.1:2381/readyz" in after
+    assert "kubectl --kubeconfig /etc/kubernetes/admin.conf --server https://10.0.0.12:6443 get --raw=/readyz" in after
+
+
+@needs_root
+def test_renewal_does_not_finish_while_this_nodes_api_server_is_down(tmp_path):
+    """The endpoint answers (other members), but this node's API server does not come back: no success."""
+    setup = place({f"/etc/kubernetes/manifests/{pod}.yaml": pod for pod in STATIC_PODS})
+    stubs = {**RENEW_STUBS, "kubectl": """[[ " $* " != *" --server "* ]]"""}
+    script = renew_script().replace("retry 60 5 local_api_server_ready", "retry 2 0 local_api_server_ready")
+    result = sandboxed(script, tmp_path, stubs, setup=setup)
+    assert result.returncode == 1
+    assert "the API server on cp2 (https://10.0.0.12:6443) did not become ready" in result.stderr
+
+
+@needs_root
+def test_a_renewal_stopped_while_manifests_were_parked_puts_them_back(tmp_path):
+    parked = place({f"/etc/kubernetes/kubeadm-cluster/parked-manifests/{pod}.yaml": pod for pod in STATIC_PODS})
+    setup = parked + "mkdir -p /etc/kubernetes/manifests && printf 2026-11-25 >/etc/kubernetes/kubeadm-cluster/certificates-renewal"
+    result = sandboxed(renew_script(), tmp_path, RENEW_STUBS, setup=setup,
+                       after="ls -A /etc/kubernetes/manifests; ls -A /etc/kubernetes/kubeadm-cluster")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [*sorted(f"{pod}.yaml" for pod in STATIC_PODS), "certificates-renewal"]

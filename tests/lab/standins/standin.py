@@ -361,6 +361,7 @@ def write_control_plane_manifests(image_repository: str, version: str, etcd_loca
                      "hostNetwork": True}}))
     if etcd_local:
         Path("/var/lib/etcd/member").mkdir(parents=True, exist_ok=True)  # what the etcd pod makes in its data dir
+        start_etcd_metrics_server()
         (MANIFESTS / "etcd.yaml").write_text(yaml.safe_dump({
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "etcd", "namespace": "kube-system"},
             "spec": {"containers": [{"name": "etcd", "image": f"{image_repository}/etcd:3.6.6-0"}]}}))
@@ -539,6 +540,26 @@ def kubeadm_phase_etcd_local(argv: list[str]) -> None:
                                           "initialCluster": args["initial-cluster"]}
     start_etcd_health_server(args["listen-client-urls"])
     print("[etcd] Creating static Pod manifest for local etcd in \"/etc/kubernetes/manifests\"")
+
+
+def start_etcd_metrics_server() -> None:
+    """A stacked member's metrics listener, where kubeadm's probes ask /readyz (--listen-metrics-urls
+    http://127.0.0.1:2381, cmd/kubeadm/app/phases/etcd/local.go@v1.36.4): ready while the kubelet runs
+    the etcd static pod, i.e. while its manifest is in place. Started once; reset ends it."""
+    code = f"""
+import http.server, os
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = self.path in ("/readyz", "/livez") and os.path.exists("{MANIFESTS}/etcd.yaml")
+        self.send_response(200 if ok else 503); self.end_headers(); self.wfile.write(b"ok" if ok else b"")
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 2381), H).serve_forever()
+"""
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 2381)) == 0:
+            return
+    subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def start_etcd_health_server(url: str) -> None:
@@ -976,7 +997,9 @@ def crictl(argv: list[str]) -> None:
 def kubectl(argv: list[str]) -> None:
     known = {"kubeconfig": True, "n": True, "namespace": True, "o": True, "output": True, "raw": True,
              "overwrite": False, "ignore-daemonsets": False, "delete-emptydir-data": False, "force": False,
-             "timeout": True, "ignore-not-found": False, "w": True}
+             "timeout": True, "ignore-not-found": False, "w": True,
+             # kubectl's global --server/-s (cli-runtime genericclioptions/config_flags.go@kubernetes-1.36.4)
+             "server": True, "s": True}
     flags, args = parse_flags(argv, known, (1, 40))
     config = flags.get("kubeconfig") or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
     if not Path(config).exists():
@@ -989,6 +1012,12 @@ def kubectl(argv: list[str]) -> None:
             fail("The connection to the server was refused - is the cluster initialized?")
         verb = args[0]
         if verb == "get" and flags.get("raw"):
+            server = flags.get("server", flags.get("s"))
+            # One named API server answers only while the kubelet runs its static pod, i.e. while its
+            # manifest is in place; the endpoint is answered by any control plane.
+            if server and not (MANIFESTS / "kube-apiserver.yaml").exists():
+                fail(f"The connection to the server {server.removeprefix('https://')} was refused - "
+                     "did you specify the right host or port?")
             print("ok")
         elif verb == "get" and args[1:2] in (["node"], ["nodes"]):
             names = args[2:] or sorted(j["nodes"])
