@@ -2,7 +2,7 @@
 
 1. every node prepared, in parallel
 2. HA endpoint static pods (haproxy-keepalived on every control plane, kube-vip on the init node)
-3. external etcd formed and healthy (if chosen)
+3. external etcd formed and healthy (if chosen); the API server's hardening files on every control plane
 4. kubeadm init on the first control plane; then the upgrade preflight and the first control
    plane's upgrade step (update-only: they run when kubernetesVersion changes)
 5. join material minted
@@ -19,6 +19,7 @@ import pulumi
 
 from components.certificates import CertificateExpiry, CertificateRenewal
 from components.config import ClusterSpec, Node
+from components.control_plane_files import ControlPlaneFiles
 from components.control_plane_init import ControlPlaneInit
 from components.etcd import ExternalEtcd
 from components.join import NodeJoin
@@ -46,6 +47,12 @@ class KubeadmCluster(pulumi.ComponentResource):
 
         prepared = {node.name: NodePreparation(ctx, node, child()).command for node in spec.nodes}
         etcd = ExternalEtcd(ctx, prepared, child()) if spec.etcd_topology == "external" else None
+        first_files = ControlPlaneFiles(ctx, first, None, child(prepared[first.name]))
+        hardened = {first.name: first_files.command}
+        for node in spec.control_planes[1:]:
+            hardened[node.name] = ControlPlaneFiles(ctx, node, first_files.encryption_configuration,
+                                                    child(prepared[node.name], first_files.command)).command
+
 
         def endpoint(node: Node, stage: str, after: pulumi.Resource) -> list[pulumi.Resource]:
             if stage not in endpoint_stages(spec, node):
@@ -54,7 +61,7 @@ class KubeadmCluster(pulumi.ComponentResource):
 
         def before_kubeadm(node: Node) -> list[pulumi.Resource]:
             """What must be in place on a control plane before its kubeadm init/join."""
-            needs = [prepared[node.name], *endpoint(node, "before-kubeadm", prepared[node.name])]
+            needs = [prepared[node.name], hardened[node.name], *endpoint(node, "before-kubeadm", prepared[node.name])]
             return needs + ([etcd.client_certificates] if etcd is not None else [])
 
         init = ControlPlaneInit(ctx, child(*before_kubeadm(first))).command

@@ -45,6 +45,7 @@ HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) 
 LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
+POD_SECURITY_LEVELS = ("baseline", "restricted", "privileged")
 IMAGE_REPO_RE = re.compile(r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._/]*[a-z0-9])?)*$")
 
 
@@ -62,7 +63,7 @@ class ConfigError(pulumi.RunError):
 KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "": ("kubernetesVersion", "clusterName", "sshPrivateKey", "ssh", "nodes", "controlPlane", "etcd", "networking",
          "containerRuntime", "imageRepository", "packageRepositories", "cni", "ingress", "upgrade",
-         "joinMaterialEpoch", "certificates", "helmReleases", "keepalivedAuthPass"),
+         "joinMaterialEpoch", "certificates", "helmReleases", "keepalivedAuthPass", "security"),
     "ssh": ("user", "port", "bastion", "agent"),
     "ssh.bastion": ("host", "user", "port", "hostKey"),
     "nodes[]": ("name", "address", "internalAddress", "roles", "hostKey", "labels", "taints", "user", "port"),
@@ -72,11 +73,12 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "etcd": ("topology",),
     "networking": ("podSubnet", "serviceSubnet", "dnsDomain", "kubeProxyMode"),
     "containerRuntime": ("type",),
-    "packageRepositories": ("kubernetes", "containerd", "cri-o"),
+    "packageRepositories": ("kubernetes", "containerd", "cri-o", "allowInsecureHttp"),
     "cni": ("type", "version", "backend", "iface"),
     "ingress": ("controller", "chartVersion", "hostNetwork", "values"),
     "upgrade": ("maxUnavailableWorkers",),
     "certificates": ("renew",),
+    "security": ("profiling", "podSecurity", "auditLog", "encryptionAtRest", "protectKernelDefaults"),
     "helmReleases[]": ("name", "chart", "repo", "version", "namespace", "values", "timeout", "skipAwait"),
 }
 SECRET_KEYS = ("sshPrivateKey", "keepalivedAuthPass")
@@ -201,6 +203,30 @@ class HelmRelease:
 
 
 @dataclass(frozen=True)
+class Security:
+    """Control-plane hardening, all on by default; each key opts out of one measure."""
+
+    profiling: bool = False  # --profiling of kube-apiserver, kube-controller-manager, kube-scheduler
+    pod_security: str = "baseline"  # the Pod Security level enforced cluster-wide (restricted warns and audits)
+    audit_log: bool = True
+    encryption_at_rest: bool = True  # Secrets encrypted in etcd (secretbox)
+    protect_kernel_defaults: bool = True  # kubelet refuses to start on kernel settings it would change
+
+
+@dataclass(frozen=True)
+class EtcdBackup:
+    """Scheduled etcd snapshots on every etcd member (etcd.backup)."""
+
+    enabled: bool = True
+    schedule: str = "*-*-* 00/6:00:00"  # systemd OnCalendar: every 6 hours
+    retention: int = 5
+    directory: str = "/var/lib/etcd-backups"  # outside etcd's data directory /var/lib/etcd
+    copy_command: str = ""
+    etcdutl_url: str = "https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-{arch}.tar.gz"
+    etcdutl_sha256: Mapping[str, str] = field(default_factory=dict)  # release tarball file name → sha256
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     kubernetes_version: str
     cluster_name: str
@@ -218,6 +244,7 @@ class ClusterSpec:
     join_material_epoch: str
     certificates_renew: str
     helm_releases: tuple[HelmRelease, ...]
+    security: Security = Security()
     warnings: tuple[str, ...] = ()
     # Keys the user set with --secret (e.g. a chart password under helmReleases): what comes from them
     # stays secret.
@@ -722,6 +749,132 @@ def _read_helm_releases(r: _Reader, value: Any) -> tuple[HelmRelease, ...]:
     return tuple(releases)
 
 
+def _read_security(r: _Reader, value: Any) -> Security:
+    raw = r.mapping("security", value, KNOWN_KEYS["security"])
+    return Security(
+        profiling=r.boolean("security.profiling", raw.get("profiling"), Security.profiling),
+        pod_security=r.choice("security.podSecurity", raw.get("podSecurity"), POD_SECURITY_LEVELS,
+                              Security.pod_security),
+        audit_log=r.boolean("security.auditLog", raw.get("auditLog"), Security.audit_log),
+        encryption_at_rest=r.boolean("security.encryptionAtRest", raw.get("encryptionAtRest"),
+                                     Security.encryption_at_rest),
+        protect_kernel_defaults=r.boolean("security.protectKernelDefaults", raw.get("protectKernelDefaults"),
+                                          Security.protect_kernel_defaults),
+    )
+
+
+def _read_package_repositories(r: _Reader, value: Any) -> dict[str, str]:
+    """Mirror URLs by name. Plain http:// is refused unless allowInsecureHttp: the repository key is
+    fetched from the mirror itself, so whoever is on the path could replace it."""
+    raw = r.mapping("packageRepositories", value, KNOWN_KEYS["packageRepositories"])
+    allow_http = r.boolean("packageRepositories.allowInsecureHttp", raw.pop("allowInsecureHttp", None), False)
+    repositories = {}
+    for key, raw_url in raw.items():
+        path = f"packageRepositories.{key}"
+        url = r.string(path, raw_url, check=lambda v: bool(URL_RE.match(v)),
+                       allowed="expected an http(s) URL ending in /; '{minor}' is replaced by e.g. 1.36")
+        if url and url.startswith("http://") and not allow_http:
+            r.fail(path, url, "expected an https:// URL: the repository key is fetched from this mirror; "
+                              "set packageRepositories.allowInsecureHttp: true to accept plain http")
+        elif url:
+            repositories[key] = url
+    return repositories
+
+
+# systemd.time(7) calendar events, the subset accepted here: the shorthands, or
+# "[WEEKDAYS] [YEAR-]MONTH-DAY HOUR:MINUTE[:SECOND]" (date or time may be left out) whose fields are
+# comma lists of *, N, N..M and N/STEP (*/STEP). The machine's systemd parses it again when the timer
+# is enabled; tests/test_etcd_backup.py checks this subset against `systemd-analyze calendar`.
+CALENDAR_SHORTHANDS = ("minutely", "hourly", "daily", "weekly", "monthly", "quarterly", "semiannually",
+                       "yearly", "annually")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday", "wednesday", "thursday",
+            "friday", "saturday", "sunday")
+
+
+def _calendar_field(text: str, lo: int, hi: int) -> bool:
+    def number(n: str) -> bool:
+        return n.isdigit() and lo <= int(n) <= hi
+    for item in text.split(","):
+        start, slash, step = item.partition("/")
+        if slash and not (step.isdigit() and int(step) > 0):
+            return False
+        first, dots, last = start.partition("..")
+        if start == "*" or number(start):
+            continue
+        if dots and not slash and number(first) and number(last) and int(first) <= int(last):
+            continue
+        return False
+    return bool(text)
+
+
+def is_calendar_event(text: str) -> bool:
+    """Whether `text` is a systemd OnCalendar expression of the subset above."""
+    if text.strip().lower() in CALENDAR_SHORTHANDS:
+        return True
+    parts = text.split()
+    if parts and re.fullmatch(r"[A-Za-z]+((\.\.|,)[A-Za-z]+)*", parts[0]):
+        if not all(day.lower() in WEEKDAYS for day in re.split(r"\.\.|,", parts.pop(0))):
+            return False
+    if not parts or len(parts) > 2:
+        return False
+    date = parts[0] if "-" in parts[0] else None
+    time = parts[-1] if ":" in parts[-1] else None
+    if len(parts) != (date is not None) + (time is not None) or (date and time and date == time):
+        return False
+    if date is not None:
+        fields = date.split("-")
+        limits = [(1970, 2199), (1, 12), (1, 31)][-len(fields):] if len(fields) in (2, 3) else None
+        if limits is None or not all(_calendar_field(f, lo, hi) for f, (lo, hi) in zip(fields, limits)):
+            return False
+    if time is not None:
+        fields = time.split(":")
+        if len(fields) not in (2, 3) or not all(_calendar_field(f, 0, hi) for f, hi in zip(fields, (23, 59, 59))):
+            return False
+    return True
+
+
+def _read_etcd_backup(r: _Reader, value: Any, etcd_is_secret: bool) -> EtcdBackup:
+    raw = r.mapping("etcd.backup", value, KNOWN_KEYS["etcd.backup"])
+    schedule = r.string("etcd.backup.schedule", raw.get("schedule"), EtcdBackup.schedule, check=is_calendar_event,
+                        allowed="expected a systemd OnCalendar expression such as '*-*-* 00/6:00:00' (every 6 "
+                                "hours), 'daily' or 'Mon..Fri 02:30'; fields take *, N, N..M, N/STEP and lists")
+    directory = r.string("etcd.backup.directory", raw.get("directory"), EtcdBackup.directory,
+                         check=lambda v: bool(re.fullmatch(r"/[A-Za-z0-9._/-]*[A-Za-z0-9._-]", v))
+                         and not re.match(r"^/var/lib/etcd(/|$)", v) and "/../" not in v + "/",
+                         allowed="expected an absolute path outside etcd's data directory /var/lib/etcd, "
+                                 "e.g. /var/lib/etcd-backups")
+    copy_command = r.string("etcd.backup.copyCommand", raw.get("copyCommand"), "",
+                            check=lambda v: "\n" not in v,
+                            allowed="expected one line of shell; the snapshot path is its $1") or ""
+    if copy_command and etcd_is_secret:
+        r.problems.append("etcd.backup.copyCommand: must not be set as a secret: it is written into the backup "
+                          "script on every etcd member; keep credentials in a file the command reads")
+    url = r.string("etcd.backup.etcdutlUrl", raw.get("etcdutlUrl"), EtcdBackup.etcdutl_url,
+                   check=lambda v: bool(URL_RE.match(v)),
+                   allowed="expected an http(s) URL of etcd's release tarball; {version} and {arch} are replaced")
+    sums_raw = raw.get("etcdutlSha256") or {}
+    sums: dict[str, str] = {}
+    if not isinstance(sums_raw, Mapping):
+        r.fail("etcd.backup.etcdutlSha256", sums_raw, "expected a mapping of release tarball names to sha256 sums")
+    else:
+        for name, digest in sums_raw.items():
+            key = f"etcd.backup.etcdutlSha256.{name}"
+            if not re.fullmatch(r"etcd-v\d+\.\d+\.\d+-linux-(amd64|arm64)\.tar\.gz", str(name)):
+                r.fail(key, name, "expected a release tarball name such as etcd-v3.6.8-linux-amd64.tar.gz")
+            elif r.string(key, digest, check=lambda v: bool(re.fullmatch(r"[0-9a-f]{64}", v)),
+                          allowed="expected the tarball's sha256 as 64 lowercase hex digits"):
+                sums[str(name)] = str(digest)
+    return EtcdBackup(
+        enabled=r.boolean("etcd.backup.enabled", raw.get("enabled"), EtcdBackup.enabled),
+        schedule=schedule or EtcdBackup.schedule,
+        retention=r.integer("etcd.backup.retention", raw.get("retention"), EtcdBackup.retention, 1, 1000),
+        directory=directory or EtcdBackup.directory,
+        copy_command=copy_command,
+        etcdutl_url=url or EtcdBackup.etcdutl_url,
+        etcdutl_sha256=sums,
+    )
+
+
 def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool = True,
                has_keepalived_auth_pass: bool = False, secret_keys: Collection[str] = ()) -> ClusterSpec:
     """Validate raw config values (keys without the project prefix) into a ClusterSpec.
@@ -753,12 +906,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
     image_repository = r.string("imageRepository", raw.get("imageRepository"), "registry.k8s.io",
                                 check=lambda v: bool(IMAGE_REPO_RE.match(v)),
                                 allowed="expected a registry path such as registry.k8s.io") or "registry.k8s.io"
-    repos_raw = r.mapping("packageRepositories", raw.get("packageRepositories"), KNOWN_KEYS["packageRepositories"])
-    package_repositories = {
-        key: url for key in repos_raw
-        if (url := r.string(f"packageRepositories.{key}", repos_raw[key], check=lambda v: bool(URL_RE.match(v)),
-                            allowed="expected an http(s) URL ending in /; '{minor}' is replaced by e.g. 1.36"))
-    }
+    package_repositories = _read_package_repositories(r, raw.get("packageRepositories"))
     upgrade_raw = r.mapping("upgrade", raw.get("upgrade"), KNOWN_KEYS["upgrade"])
     certs_raw = r.mapping("certificates", raw.get("certificates"), KNOWN_KEYS["certificates"])
     spec = ClusterSpec(
@@ -779,6 +927,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
         join_material_epoch=r.string("joinMaterialEpoch", raw.get("joinMaterialEpoch"), "1") or "1",
         certificates_renew=r.string("certificates.renew", certs_raw.get("renew"), "") or "",
         helm_releases=_read_helm_releases(r, raw.get("helmReleases")),
+        security=_read_security(r, raw.get("security")),
         warnings=tuple(warnings),
         secret_config_keys=frozenset(secret_keys),
     )

@@ -13,6 +13,9 @@ from components.config import ClusterSpec  # its validation warns that ingress-n
 INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
 TRAEFIK_REPO = "https://traefik.github.io/charts"
 NAMESPACES = {"ingress-nginx": "ingress-nginx", "traefik": "traefik"}
+# Host ports and the host network are forbidden from Pod Security level baseline up (pod-security-admission
+# policy/check_hostPorts.go, check_hostNamespaces.go), and the controller uses one or the other.
+NAMESPACE_LABELS = {"pod-security.kubernetes.io/enforce": "privileged"}
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -79,7 +82,7 @@ class Ingress(pulumi.ComponentResource):
         self.owned_namespaces: dict[str, pulumi.Output[str]] = {}
         if controller != "none":
             namespace = k8s.core.v1.Namespace(
-                f"{controller}-namespace", metadata={"name": NAMESPACES[controller]},
+                f"{controller}-namespace", metadata={"name": NAMESPACES[controller], "labels": NAMESPACE_LABELS},
                 opts=pulumi.ResourceOptions(parent=self))
             self.owned_namespaces[NAMESPACES[controller]] = namespace.metadata["name"]
             self.release = k8s.helm.v3.Release(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from components.config import API_SERVER_PORT, CONTROL_PLANE_TAINT_KEY, ClusterSpec, Node, Taint
+from components.control_plane_files import api_server_args, api_server_volumes, component_args
 from components.scripts import yaml_documents
 
 KUBEADM_API = "kubeadm.k8s.io/v1beta4"
@@ -64,7 +65,10 @@ def cluster_configuration(spec: ClusterSpec) -> dict[str, Any]:
             "serviceSubnet": spec.networking.service_subnet,
             "dnsDomain": spec.networking.dns_domain,
         },
-        "apiServer": {"certSANs": list(spec.control_plane.cert_sans)},
+        "apiServer": {"certSANs": list(spec.control_plane.cert_sans), "extraArgs": api_server_args(spec),
+                      "extraVolumes": api_server_volumes(spec)},
+        "controllerManager": {"extraArgs": component_args(spec)},
+        "scheduler": {"extraArgs": component_args(spec)},
         "etcd": _etcd(spec),
     }
 
@@ -84,6 +88,8 @@ def init_configuration(spec: ClusterSpec) -> str:
             "apiVersion": "kubelet.config.k8s.io/v1beta1",
             "kind": "KubeletConfiguration",
             "cgroupDriver": "systemd",
+            # Preparation sets the kernel settings the kubelet would otherwise change itself.
+            "protectKernelDefaults": spec.security.protect_kernel_defaults,
         },
         {
             "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",

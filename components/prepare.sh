@@ -34,8 +34,13 @@ load_kernel_modules() {
 }
 
 apply_sysctls() {
+  # vm.* and kernel.*: what the kubelet sets itself unless protectKernelDefaults, which makes it refuse
+  # to start without them (kubelet pkg/kubelet/cm/container_manager_linux.go setupKernelTunables).
   printf '%s\n' 'net.bridge.bridge-nf-call-iptables = 1' 'net.bridge.bridge-nf-call-ip6tables = 1' \
-    'net.ipv4.ip_forward = 1' | write_if_changed /etc/sysctl.d/99-kubernetes.conf || true
+    'net.ipv4.ip_forward = 1' \
+    'vm.overcommit_memory = 1' 'vm.panic_on_oom = 0' 'kernel.panic = 10' 'kernel.panic_on_oops = 1' \
+    'kernel.keys.root_maxkeys = 1000000' 'kernel.keys.root_maxbytes = 25000000' \
+    | write_if_changed /etc/sysctl.d/99-kubernetes.conf || true
   # Only our file: `sysctl --system` would also re-apply unrelated distribution defaults.
   sysctl -q -p /etc/sysctl.d/99-kubernetes.conf
 }

@@ -34,6 +34,10 @@ ETCD_CA_KEY_PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIsecretetcdcakeyBBBB\n----
 ADMIN_KEY_DATA = "c2VjcmV0LWFkbWluLWtleS1kYXRh"
 SSH_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1zZWNyZXQta2V5\n-----END OPENSSH PRIVATE KEY-----\n"
 KEEPALIVED_AUTH_PASS = "vrrp5ecr"
+ENCRYPTION_KEY = "c2VjcmV0Ym94LWtleS0zMi1ieXRlcy1sb25nLi4uLi4="
+ENCRYPTION_CONFIG = ("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources:\n"
+                     "  - resources: [secrets]\n    providers:\n      - secretbox:\n          keys:\n"
+                     f"            - name: key1\n              secret: {ENCRYPTION_KEY}\n      - identity: {{}}\n")
 
 ADMIN_CONF = f"""apiVersion: v1
 kind: Config
@@ -74,6 +78,7 @@ SECRET_PLAINTEXTS = {
     "etcd client key": "MIIsecretclientkeyAAAA",
     "ssh private key": "b3BlbnNzaC1zZWNyZXQta2V5",
     "keepalived password": KEEPALIVED_AUTH_PASS,
+    "encryption-at-rest key": ENCRYPTION_KEY,
 }
 
 
@@ -128,6 +133,8 @@ class ClusterMocks(pulumi.runtime.Mocks):
         outputs = dict(args.inputs)
         if args.typ == COMMAND:
             text = self.stdout(args.name)
+            if text is not None and args.name.endswith("-control-plane-files") and args.inputs.get("stdin"):
+                text = ""  # only the first control plane's prints (the encryption configuration)
             if text is not None:
                 outputs.update(stdout=text, stderr="")
         return f"{args.name}-id", outputs
@@ -237,7 +244,8 @@ def run_program(config: Mapping[str, Any], *, preview: bool = False, stack: str 
     secrets = ("sshPrivateKey", "keepalivedAuthPass", *secret_keys)
     pulumi.runtime.set_all_config(values, secret_keys=[f"kubeadm-cluster:{k}" for k in secrets])
     canned = {**CANNED_STDOUT, **(stdout or {})}
-    mocks = ClusterMocks(lambda name: None if preview else canned.get(name, ""))
+    mocks = ClusterMocks(lambda name: None if preview else canned.get(
+        name, ENCRYPTION_CONFIG if name.endswith("-control-plane-files") else ""))
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="kubeadm-cluster", stack=stack, preview=preview, monitor=monitor)
     run = Run(monitor.records)

@@ -87,11 +87,11 @@ def test_init_script_carries_the_config_and_upload_certs():
 
 
 def test_prepare_script_pins_the_version_and_uses_the_mirror():
-    config = base_config(packageRepositories={"kubernetes": "http://mirror.example/k8s/v{minor}/deb/"},
+    config = base_config(packageRepositories={"kubernetes": "https://mirror.example/k8s/v{minor}/deb/"},
                          imageRepository="mirror.example/k8s")
     script = inner_script(run_program(config).named("w1-prepare").plain("create"))
     assert "K8S_VERSION=1.36.4\n" in script
-    assert "K8S_REPO_URL=http://mirror.example/k8s/v1.36/deb/\n" in script
+    assert "K8S_REPO_URL=https://mirror.example/k8s/v1.36/deb/\n" in script
     assert "IMAGE_REPOSITORY=mirror.example/k8s\n" in script
     assert "apt-mark hold" in script and "swapoff -a" in script and "br_netfilter" in script
 

@@ -21,7 +21,8 @@ TOPOLOGIES = [
                               "loadBalancer": {"type": "haproxy-keepalived", "vip": "10.0.0.100"}},
                 keepalivedAuthPass=KEEPALIVED_AUTH_PASS),
     base_config(etcd={"topology": "external"}, packageRepositories={
-        "kubernetes": "http://mirror.example/k8s/v{minor}/deb/", "containerd": "http://mirror.example/containerd/"},
+        "kubernetes": "http://mirror.example/k8s/v{minor}/deb/", "containerd": "http://mirror.example/containerd/",
+        "allowInsecureHttp": True},
                 nodes=base_config()["nodes"] + [
                     {"name": f"etcd{i}", "address": f"10.0.0.3{i}", "roles": ["etcd"]} for i in (1, 2, 3)]),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -22,7 +23,7 @@ def pulumi_step(job: dict) -> dict:
 def test_preview_comments_the_diff_on_pull_requests():
     workflow = load("preview.yml")
     assert "pull_request" in workflow["on"]
-    assert workflow["permissions"]["pull-requests"] == "write"
+    assert workflow["jobs"]["preview"]["permissions"]["pull-requests"] == "write"
     step = pulumi_step(workflow["jobs"]["preview"])
     assert step["with"]["command"] == "preview"
     assert step["with"]["comment-on-pr"] is True and step["with"]["diff"] is True
@@ -38,3 +39,36 @@ def test_up_runs_on_main_one_at_a_time():
     step = pulumi_step(workflow["jobs"]["up"])
     assert step["with"]["command"] == "up"
     assert step["with"]["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+
+
+def secret_references(job: dict) -> set[str]:
+    return set(re.findall(r"secrets\.([A-Z_]+)", yaml.safe_dump(job))) - {"GITHUB_TOKEN"}
+
+
+def test_preview_reads_the_passphrase_only_in_the_protected_environment():
+    workflow = load("preview.yml")
+    assert workflow["jobs"]["preview"]["environment"] == "preview"
+    assert secret_references(workflow["jobs"]["test"]) == set()
+    assert "pull-requests" not in workflow["permissions"]
+
+
+def test_preview_skips_pull_requests_from_forks():
+    condition = load("preview.yml")["jobs"]["preview"]["if"]
+    assert condition == "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+def test_no_workflow_runs_untrusted_code_with_the_base_repository_secrets():
+    for name in ("preview.yml", "up.yml"):
+        assert "pull_request_target" not in load(name)["on"], name
+
+
+def test_up_waits_for_the_production_environment_approval():
+    job = load("up.yml")["jobs"]["up"]
+    assert job["environment"] == "production"
+    assert secret_references(job) == {"PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE"}
+
+
+def test_ci_docs_name_the_environments_and_their_reviewers():
+    docs = (WORKFLOWS.parent.parent / "docs" / "ci.md").read_text()
+    assert "| `preview` |" in docs and "| `production` |" in docs
+    assert docs.count("**required reviewers**") == 2

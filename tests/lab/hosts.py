@@ -205,6 +205,13 @@ mount -t tmpfs tmpfs "$root/tmp"
 mount --bind {journal} "$root/var/lib/kclab"
 exec chroot "$root" /bin/sh -c '
   mount -t proc proc /proc
+  # Kernel settings that are not per network namespace (the kubelet protectKernelDefaults set that
+  # preparation writes): each host gets its own copy, so the lab never changes this machine's kernel.
+  for key in vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes; do
+    copy=/run/kclab-sysctl-$(echo $key | tr / .)
+    cat /proc/sys/$key > $copy
+    mount --bind $copy /proc/sys/$key
+  done
   mount -t sysfs sysfs /sys
   mount -t cgroup2 cgroup2 /sys/fs/cgroup
   hostname {name}
@@ -396,6 +403,7 @@ class Lab:
             "kubernetes": f"{self.repo_url}/core/stable/v{{minor}}/deb/",
             "containerd": f"{self.repo_url}/containerd/deb/",
             "cri-o": f"{self.repo_url}/cri-o/v{{minor}}/deb/",
+            "allowInsecureHttp": True,  # the lab's own repository on the lab network
         }
         return config
 

@@ -124,7 +124,9 @@ TIMEOUTS = {k: str for k in ("controlPlaneComponentHealthCheck", "kubeletHealthC
                              "etcdAPICall", "tlsBootstrap", "discovery", "upgradeManifests")}
 PATCHES = {"directory": str}
 BOOTSTRAP_TOKEN = {"token": str, "description": str, "ttl": str, "expires": str, "usages": [str], "groups": [str]}
-CONTROL_PLANE_COMPONENT = {"extraArgs": [ARG], "extraVolumes": [dict], "extraEnvs": [ENV]}
+# HostPathMount, kubernetes cmd/kubeadm/app/apis/kubeadm/v1beta4/types.go (read at commit 017b1e4)
+HOST_PATH_MOUNT = {"name": str, "hostPath": str, "mountPath": str, "readOnly": bool, "pathType": str}
+CONTROL_PLANE_COMPONENT = {"extraArgs": [ARG], "extraVolumes": [HOST_PATH_MOUNT], "extraEnvs": [ENV]}
 SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("kubeadm.k8s.io/v1beta4", "InitConfiguration"): {
         "apiVersion": str, "kind": str, "bootstrapTokens": [BOOTSTRAP_TOKEN], "dryRun": bool,
@@ -162,7 +164,8 @@ SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
         "authorization": {"mode": str, "webhook": dict}, "containerRuntimeEndpoint": str, "staticPodPath": str,
         "failSwapOn": bool, "memorySwap": dict, "clusterDNS": [str], "clusterDomain": str, "maxPods": int,
         "rotateCertificates": bool, "serverTLSBootstrap": bool, "resolvConf": str, "evictionHard": dict,
-        "kubeReserved": dict, "systemReserved": dict, "featureGates": dict, "failCgroupV1": bool},
+        "kubeReserved": dict, "systemReserved": dict, "featureGates": dict, "failCgroupV1": bool,
+        "protectKernelDefaults": bool},
     ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"): {
         "apiVersion": str, "kind": str, "mode": str, "clusterCIDR": str, "bindAddress": str,
         "iptables": dict, "ipvs": dict, "nftables": dict, "conntrack": dict, "featureGates": dict},
@@ -351,6 +354,40 @@ def preflight(kind: str, ignore: set[str], cri_socket: str | None) -> None:
              "with `--ignore-preflight-errors=...`")
 
 
+# kube-apiserver reads these files at start-up and exits when one cannot be read; in its static pod only
+# the paths kubeadm mounts (PKI, CA certificates) and apiServer.extraVolumes exist.
+API_SERVER_FILE_FLAGS = ("admission-control-config-file", "audit-policy-file", "encryption-provider-config")
+# kubelet pkg/kubelet/cm/container_manager_linux.go setupKernelTunables (read at commit 001332b, 2026), values from
+# staging/src/k8s.io/component-helpers/node/util/sysctl/sysctl.go: with protectKernelDefaults the
+# kubelet fails instead of setting them.
+KERNEL_DEFAULTS = {"vm/overcommit_memory": 1, "vm/panic_on_oom": 0, "kernel/panic": 10, "kernel/panic_on_oops": 1,
+                   "kernel/keys/root_maxkeys": 1000000, "kernel/keys/root_maxbytes": 25000000}
+
+
+def check_api_server_files(api_server: dict[str, Any]) -> None:
+    args = {a["name"]: a["value"] for a in api_server.get("extraArgs", [])}
+    for flag in (f for f in API_SERVER_FILE_FLAGS if f in args):
+        path = args[flag]
+        mount = next((m for m in api_server.get("extraVolumes", [])
+                      if path.startswith(m["mountPath"].rstrip("/") + "/")), None)
+        source = Path(mount["hostPath"]) / Path(path).relative_to(mount["mountPath"]) if mount else None
+        if source is None or not source.is_file():
+            fail("error execution phase wait-control-plane: kube-apiserver is not healthy: the static pod exits: "
+                 f"--{flag}: open {path}: no such file or directory"
+                 + ("" if mount else " (no apiServer.extraVolumes entry mounts it)"))
+
+
+def check_kernel_defaults(protect: bool) -> None:
+    if not protect:
+        return
+    wrong = [f"invalid kernel flag: {key}, expected value: {value}, actual value: {actual}"
+             for key, value in KERNEL_DEFAULTS.items()
+             if (actual := Path(f"/proc/sys/{key}").read_text().strip()) != str(value)]
+    if wrong:
+        fail("error execution phase wait-control-plane: the kubelet is not healthy (protectKernelDefaults): "
+             + "; ".join(wrong))
+
+
 def write_control_plane_manifests(image_repository: str, version: str, etcd_local: bool) -> None:
     MANIFESTS.mkdir(parents=True, exist_ok=True)
     components = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
@@ -419,12 +456,16 @@ def kubeadm_init(argv: list[str]) -> None:
                        ("scheduler.conf", "scheduler")):
         kubeconfig(K8S / conf, f"https://{endpoint}", user)
     image_repository = cluster.get("imageRepository", "registry.k8s.io")
+    protect = docs.get("KubeletConfiguration", {}).get("protectKernelDefaults", False)
+    check_kernel_defaults(protect)
+    check_api_server_files(cluster.get("apiServer", {}))
     write_control_plane_manifests(image_repository, version, stacked)
     with journal() as j:
         j["cluster"] = {"name": cluster.get("clusterName", "kubernetes"), "endpoint": endpoint, "version": version,
                         "imageRepository": image_repository, "caHash": ca_hash(PKI / "ca.crt"),
                         "stackedEtcd": stacked, "init": name,
                         "networking": cluster.get("networking", {}),
+                        "apiServer": cluster.get("apiServer", {}), "protectKernelDefaults": protect,
                         "pki": {p: (PKI / p).read_text() for p in ("ca.crt", "ca.key", "front-proxy-ca.crt",
                                                                     "front-proxy-ca.key")}}
         if stacked:
@@ -620,6 +661,10 @@ def kubeadm_join(argv: list[str]) -> None:
         if minor(VERSION) != minor(cluster["version"]):
             fail(f"error execution phase preflight: kubeadm v{VERSION} cannot join a v{cluster['version']} "
                  "cluster: the kubeadm used for join must match the cluster's version")
+        # A joining node gets the cluster's kubelet config and, on a control plane, its API server flags.
+        check_kernel_defaults(cluster.get("protectKernelDefaults", False))
+        if control_plane:
+            check_api_server_files(cluster.get("apiServer", {}))
         if control_plane:
             key = join["controlPlane"].get("certificateKey", "")
             key_expiry = j["certificateKeys"].get(key)
