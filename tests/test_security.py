@@ -282,3 +282,17 @@ def test_security_settings_are_validated_all_at_once():
         "security.tls", "security.profiling", "security.podSecurity", "security.auditLog",
         "security.encryptionAtRest", "security.protectKernelDefaults"]
     assert "allowed: baseline, restricted, privileged" in error.value.problems[2]
+
+
+# -- the lab ---------------------------------------------------------------------------------------------
+
+def test_lab_host_start_script_parses():
+    """The lab's per-host start script (with its private kernel settings) is valid sh, quotes included."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "lab"))
+    from hosts import HOST_START
+
+    script = HOST_START.format(root="/tmp/root", journal="/tmp/journal", name="cp1")
+    assert subprocess.run(["sh", "-n", "-c", script], capture_output=True).returncode == 0
+    assert "mount --bind $copy /proc/sys/$key" in script

@@ -206,7 +206,8 @@ mount --bind {journal} "$root/var/lib/kclab"
 exec chroot "$root" /bin/sh -c '
   mount -t proc proc /proc
   # Kernel settings that are not per network namespace (the kubelet protectKernelDefaults set that
-  # preparation writes): each host gets its own copy, so the lab never changes this machine's kernel.
+  # preparation writes): each host gets its own copy, so the lab never changes the kernel of this machine
+  # (no single quote in this script: it is inside sh -c quotes).
   for key in vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops kernel/keys/root_maxkeys kernel/keys/root_maxbytes; do
     copy=/run/kclab-sysctl-$(echo $key | tr / .)
     cat /proc/sys/$key > $copy
