@@ -9,6 +9,7 @@ resources adding one node touches.
 Each measurement runs in a fresh process.
 
     .venv/bin/python bench/bench.py [SIZES...]
+    .venv/bin/python bench/bench.py --upgrade-depth WORKERS   # upgrade chain depth: default batch size vs 1
 """
 
 from __future__ import annotations
@@ -25,13 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 
-def config(nodes: int) -> dict:
+def config(nodes: int, upgrade: dict | None = None) -> dict:
     from harness import base_config
 
     inventory = [{"name": f"cp{i}", "address": f"10.1.0.{i}", "roles": ["control-plane"]} for i in (1, 2, 3)]
     inventory += [{"name": f"w{i}", "address": f"10.2.{i // 250}.{i % 250 + 1}", "roles": ["worker"]}
                   for i in range(nodes - 3)]
-    return base_config(nodes=inventory, ingress={"controller": "traefik"})
+    return base_config(nodes=inventory, ingress={"controller": "traefik"}, upgrade=upgrade or {})
 
 
 def longest_command_chain(run, creating: bool) -> int:
@@ -66,6 +67,14 @@ def measure_program(nodes: int) -> dict:
             "upgrade_depth": longest_command_chain(run, creating=False), "touched_by_one_more_node": len(touched)}
 
 
+def measure_upgrade_depth(workers: int, max_unavailable: str) -> dict:
+    """The upgrade chain depth with 3 control planes and `workers` workers; "" is the default setting."""
+    from harness import run_program
+
+    upgrade = {"maxUnavailableWorkers": max_unavailable} if max_unavailable else {}
+    return {"upgrade_depth": longest_command_chain(run_program(config(workers + 3, upgrade)), creating=False)}
+
+
 def measure_floor(commands: int) -> dict:
     """The same number of bare Commands, no dependencies: what the SDK and mocks cost by themselves."""
     import pulumi
@@ -88,10 +97,21 @@ def measure_floor(commands: int) -> dict:
             "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def child(kind: str, size: int) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, str(size)], capture_output=True, text=True,
-                         check=True)
+def child(kind: str, size: int, *extra: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, str(size), *extra], capture_output=True,
+                         text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def upgrade_depths(workers: int) -> None:
+    from components.config import DEFAULT_MAX_UNAVAILABLE_WORKERS
+
+    print("| workers | upgrade.maxUnavailableWorkers | chain depth: upgrade |")
+    print("|---|---|---|")
+    for setting in ("", "1"):
+        depth = child("upgrade-depth", workers, setting)["upgrade_depth"]
+        shown = f"{DEFAULT_MAX_UNAVAILABLE_WORKERS} (default)" if not setting else setting
+        print(f"| {workers} | {shown} | {depth} |")
 
 
 def main(sizes: list[int]) -> None:
@@ -113,7 +133,12 @@ def main(sizes: list[int]) -> None:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         kind, size = sys.argv[2], int(sys.argv[3])
-        result = measure_program(size) if kind == "program" else measure_floor(size)
+        if kind == "upgrade-depth":
+            result = measure_upgrade_depth(size, sys.argv[4])
+        else:
+            result = measure_program(size) if kind == "program" else measure_floor(size)
         print(json.dumps(result))
+    elif sys.argv[1:2] == ["--upgrade-depth"]:
+        upgrade_depths(int(sys.argv[2]))
     else:
         main([int(s) for s in sys.argv[1:]] or [10, 100, 1000])

@@ -76,7 +76,8 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "packageRepositories": ("kubernetes", "containerd", "cri-o", "allowInsecureHttp"),
     "cni": ("type", "version", "backend", "iface"),
     "ingress": ("controller", "chartVersion", "hostNetwork", "values"),
-    "upgrade": ("maxUnavailableWorkers",),
+    "upgrade": ("maxUnavailableWorkers", "drain"),
+    "upgrade.drain": ("timeout", "gracePeriod", "skipWaitForDeleteTimeout"),
     "certificates": ("renew",),
     "security": ("profiling", "podSecurity", "auditLog", "encryptionAtRest", "protectKernelDefaults"),
     "helmReleases[]": ("name", "chart", "repo", "version", "namespace", "values", "timeout", "skipAwait"),
@@ -214,6 +215,15 @@ class Security:
 
 
 @dataclass(frozen=True)
+class Drain:
+    """`kubectl drain` settings (flags of kubectl pkg/cmd/drain/drain.go@kubernetes-1.36.3)."""
+
+    timeout: str = "5m"  # --timeout; kubectl's own default 0 waits forever on a PodDisruptionBudget
+    grace_period: int = -1  # --grace-period; negative: each pod's terminationGracePeriodSeconds
+    skip_wait_for_delete_timeout: int = 0  # --skip-wait-for-delete-timeout; 0: always wait
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     kubernetes_version: str
     cluster_name: str
@@ -227,11 +237,12 @@ class ClusterSpec:
     package_repositories: Mapping[str, str]
     cni: Cni
     ingress: Ingress
-    max_unavailable_workers: int
+    max_unavailable_workers: int  # upgrade.maxUnavailableWorkers resolved to a count of workers
     join_material_epoch: str
     certificates_renew: str
     helm_releases: tuple[HelmRelease, ...]
     security: Security = Security()
+    drain: Drain = Drain()
     warnings: tuple[str, ...] = ()
     # Keys the user set with --secret (e.g. a chart password under helmReleases): what comes from them
     # stays secret.
@@ -768,6 +779,43 @@ def _read_package_repositories(r: _Reader, value: Any) -> dict[str, str]:
     return repositories
 
 
+DEFAULT_MAX_UNAVAILABLE_WORKERS = "20%"  # kubespray's default; k0sctl's is 10 %
+PERCENT_RE = re.compile(r"^(\d+)%$")
+# A Go duration as kubectl parses --timeout, limited to whole h/m/s parts, e.g. 5m, 90s, 1h30m.
+DURATION_RE = re.compile(r"^(?=\d)(\d+h)?(\d+m)?(\d+s)?$")
+
+
+def _read_max_unavailable_workers(r: _Reader, value: Any, workers: int) -> int:
+    """A count, or a percentage of the workers rounded up (at least 1), as kubespray and k0sctl take it."""
+    path = "upgrade.maxUnavailableWorkers"
+    allowed = "expected a count (1 to 1000) or a percentage of the workers (1% to 100%, e.g. 20%)"
+    text = DEFAULT_MAX_UNAVAILABLE_WORKERS if value is None else value
+    percent = PERCENT_RE.match(text) if isinstance(text, str) else None
+    if percent:
+        if not 1 <= int(percent.group(1)) <= 100:
+            r.fail(path, value, allowed)
+            return 1
+        return max(1, -(-workers * int(percent.group(1)) // 100))
+    if isinstance(text, bool) or not re.match(r"^\d+$", str(text).strip()) or not 1 <= int(str(text).strip()) <= 1000:
+        r.fail(path, value, allowed)
+        return 1
+    return int(str(text).strip())
+
+
+def _read_drain(r: _Reader, value: Any) -> Drain:
+    raw = r.mapping("upgrade.drain", value, KNOWN_KEYS["upgrade.drain"])
+    timeout = r.string("upgrade.drain.timeout", raw.get("timeout"), Drain.timeout,
+                       check=lambda v: bool(DURATION_RE.match(v)) and any(c in "123456789" for c in v),
+                       allowed="expected a duration above zero such as 5m, 90s or 1h30m (zero would wait forever)")
+    return Drain(
+        timeout=timeout or Drain.timeout,
+        grace_period=r.integer("upgrade.drain.gracePeriod", raw.get("gracePeriod"), Drain.grace_period, -1, 86400),
+        skip_wait_for_delete_timeout=r.integer("upgrade.drain.skipWaitForDeleteTimeout",
+                                               raw.get("skipWaitForDeleteTimeout"),
+                                               Drain.skip_wait_for_delete_timeout, 0, 86400),
+    )
+
+
 def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool = True,
                has_keepalived_auth_pass: bool = False, secret_keys: Collection[str] = ()) -> ClusterSpec:
     """Validate raw config values (keys without the project prefix) into a ClusterSpec.
@@ -815,8 +863,9 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
         package_repositories=package_repositories,
         cni=_read_cni(r, raw.get("cni")),
         ingress=_read_ingress(r, raw.get("ingress"), warnings),
-        max_unavailable_workers=r.integer("upgrade.maxUnavailableWorkers", upgrade_raw.get("maxUnavailableWorkers"),
-                                          1, 1, 1000),
+        max_unavailable_workers=_read_max_unavailable_workers(r, upgrade_raw.get("maxUnavailableWorkers"),
+                                                              sum(n.is_worker for n in nodes)),
+        drain=_read_drain(r, upgrade_raw.get("drain")),
         join_material_epoch=r.string("joinMaterialEpoch", raw.get("joinMaterialEpoch"), "1") or "1",
         certificates_renew=r.string("certificates.renew", certs_raw.get("renew"), "") or "",
         helm_releases=_read_helm_releases(r, raw.get("helmReleases")),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On the first control plane: drain a node that is leaving, remove its stacked etcd member (control
-# planes), delete the Node object. Parameters: NODE_NAME REMOVE_ETCD_MEMBER ETCD_POD
+# planes), delete the Node object. Parameters: NODE_NAME REMOVE_ETCD_MEMBER ETCD_POD, drain.sh's
 set -euo pipefail
 
 ETCDCTL=(etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt
@@ -14,8 +14,8 @@ etcd_member_id() {
 wait_for_apiserver
 if admin_kubectl get node "$NODE_NAME" >/dev/null 2>&1; then
   log "draining $NODE_NAME"
-  admin_kubectl drain "$NODE_NAME" --ignore-daemonsets --delete-emptydir-data --force --timeout=300s >&2 \
-    || log "drain of $NODE_NAME did not finish in 5 minutes; removing it anyway"
+  # The node is leaving either way: a drain that does not finish only costs its pods a clean move.
+  why=$(drain_node "$NODE_NAME") || log "drain of $NODE_NAME did not finish within $DRAIN_TIMEOUT ($why); removing it anyway"
 fi
 if [[ $REMOVE_ETCD_MEMBER == true ]]; then
   member=$(etcd_member_id)

@@ -11,6 +11,7 @@ import pulumi
 from components.config import Node
 from components.kubeadm_config import node_taints
 from components.remote import Context, node_command, node_script
+from components.upgrade import drain_params
 
 
 class NodeRegistration(pulumi.ComponentResource):
@@ -26,10 +27,11 @@ class NodeRegistration(pulumi.ComponentResource):
         remove = None
         if node != first:  # the init node goes last, with the whole cluster, through its reset
             remove = node_script("node-remove.sh", {
+                **drain_params(spec),
                 "NODE_NAME": node.name,
                 "REMOVE_ETCD_MEMBER": node.is_control_plane and spec.etcd_topology == "stacked",
                 "ETCD_POD": f"etcd-{first.name}",
-            }, first)
+            }, first, includes=("drain.sh",))
         self.command = node_command(
             f"{node.name}-register", ctx, first,
             create=node_script("node-register.sh", params, first),

@@ -28,10 +28,11 @@ check_upgrade_path() {
 DRAIN_MARK=kubeadm-cluster.io/drained-for-upgrade
 
 # drain_for_upgrade NODE — marks the node first, so a later step (or a re-run after an interruption)
-# knows this tool cordoned it and may uncordon it.
+# knows this tool cordoned it and may uncordon it. Needs drain.sh.
 drain_for_upgrade() {
+  local why
   admin_kubectl annotate node "$1" "$DRAIN_MARK=v$K8S_VERSION" --overwrite >/dev/null
-  admin_kubectl drain "$1" --ignore-daemonsets --delete-emptydir-data --force --timeout=300s >&2
+  why=$(drain_node "$1") || die "$1 was not drained within $DRAIN_TIMEOUT, so its upgrade did not start: $why. It stays cordoned; run pulumi up again once the pods can move"
 }
 
 # uncordon_after_upgrade NODE — uncordons a node drained by drain_for_upgrade; a node someone

@@ -11,11 +11,21 @@ from __future__ import annotations
 
 import pulumi
 
-from components.config import Node
+from components.config import ClusterSpec, Node
 from components.prepare import package_params
 from components.remote import Context, node_command, node_script
 
 UPGRADE_INCLUDES = ("packages.sh", "upgrade-lib.sh")
+DRAIN_INCLUDES = ("drain.sh", "upgrade-lib.sh")
+
+
+def drain_params(spec: ClusterSpec) -> dict[str, str | int]:
+    """drain.sh's parameters: the upgrade.drain settings, for every drain (upgrades and node removal)."""
+    return {
+        "DRAIN_TIMEOUT": spec.drain.timeout,
+        "DRAIN_GRACE_PERIOD": spec.drain.grace_period,
+        "DRAIN_SKIP_WAIT_FOR_DELETE_TIMEOUT": spec.drain.skip_wait_for_delete_timeout,
+    }
 
 
 class UpgradePreflight(pulumi.ComponentResource):
@@ -43,12 +53,14 @@ class ControlPlaneUpgrade(pulumi.ComponentResource):
         super().__init__("kubeadm-cluster:index:ControlPlaneUpgrade", node.name, None, opts)
         params = {
             **package_params(ctx.spec),
+            **drain_params(ctx.spec),
             "NODE_NAME": node.name,
             "FIRST": node == ctx.spec.first_control_plane,
         }
         self.command = node_command(
             f"{node.name}-upgrade", ctx, node,
-            update=node_script("upgrade-control-plane.sh", params, node, includes=UPGRADE_INCLUDES),
+            update=node_script("upgrade-control-plane.sh", params, node,
+                               includes=("drain.sh", *UPGRADE_INCLUDES)),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs({})
@@ -64,7 +76,8 @@ class WorkerUpgrade(pulumi.ComponentResource):
         target = {"NODE_NAME": node.name, "K8S_VERSION": spec.kubernetes_version}
         drain = node_command(
             f"{node.name}-upgrade-drain", ctx, first,
-            update=node_script("upgrade-drain.sh", target, first, includes=("upgrade-lib.sh",)),
+            update=node_script("upgrade-drain.sh", {**target, **drain_params(spec)}, first,
+                               includes=DRAIN_INCLUDES),
             opts=pulumi.ResourceOptions(parent=self),
         )
         upgrade = node_command(

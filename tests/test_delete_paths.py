@@ -21,7 +21,8 @@ def test_worker_registration_delete_drains_and_deletes_the_node_on_the_first_con
     assert register.host == "10.0.0.11"
     script = delete_script(run, "w1-register")
     assert "NODE_NAME=w1\n" in script
-    assert "admin_kubectl drain \"$NODE_NAME\" --ignore-daemonsets --delete-emptydir-data --force" in script
+    assert 'drain_node "$NODE_NAME"' in script
+    assert 'admin_kubectl drain "$node" --ignore-daemonsets --delete-emptydir-data --force' in script
     assert "admin_kubectl delete node \"$NODE_NAME\" --ignore-not-found" in script
     assert "REMOVE_ETCD_MEMBER=false\n" in script
 

@@ -1044,7 +1044,9 @@ def kubectl(argv: list[str]) -> None:
              "overwrite": False, "ignore-daemonsets": False, "delete-emptydir-data": False, "force": False,
              "timeout": True, "ignore-not-found": False, "w": True,
              # kubectl's global --server/-s (cli-runtime genericclioptions/config_flags.go@kubernetes-1.36.4)
-             "server": True, "s": True}
+             "server": True, "s": True,
+             # drain's, kubectl pkg/cmd/drain/drain.go@kubernetes-1.36.3
+             "grace-period": True, "skip-wait-for-delete-timeout": True}
     flags, args = parse_flags(argv, known, (1, 40))
     config = flags.get("kubeconfig") or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
     if not Path(config).exists():
