@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -181,15 +182,16 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is 
 
 
 def run_in_private_etc(scripts: list[tuple[str, str]], after: str = "") -> subprocess.CompletedProcess:
-    """Run each (script, stdin) with fresh tmpfs over /etc/kubernetes and /var/log/kubernetes."""
-    body = "set -e\nmkdir -p /tmp/kc-etc /tmp/kc-log\nmount -t tmpfs tmpfs /tmp/kc-etc\n"
-    body += "mount -t tmpfs tmpfs /tmp/kc-log\n"
-    for i, (script, stdin) in enumerate(scripts):
-        script = script.replace("/etc/kubernetes/", "/tmp/kc-etc/").replace("/var/log/kubernetes/", "/tmp/kc-log/")
-        body += f"cat <<'SCRIPT{i}' >/tmp/kc-s{i}\n{script}SCRIPT{i}\n"
-        body += f"printf %s {_quote(stdin)} | bash /tmp/kc-s{i} >/tmp/kc-out{i}\n"
-    body += after
-    return subprocess.run(["unshare", "--mount", "--fork", "bash", "-c", body], capture_output=True, text=True)
+    """Run each (script, stdin) in a private mount namespace, with /etc/kubernetes/ and /var/log/kubernetes/
+    redirected to a fresh tmpfs at $W (stdout of script i in $W/out<i>), then the shell lines `after`."""
+    with tempfile.TemporaryDirectory() as work:
+        body = f"set -e\nW={work}\nmount -t tmpfs tmpfs $W\nmkdir $W/etc $W/log\n"
+        for i, (script, stdin) in enumerate(scripts):
+            script = script.replace("/etc/kubernetes/", f"{work}/etc/").replace("/var/log/kubernetes/", f"{work}/log/")
+            body += f"cat <<'SCRIPT{i}' >$W/s{i}\n{script}SCRIPT{i}\n"
+            body += f"printf %s {_quote(stdin)} | bash $W/s{i} >$W/out{i}\n"
+        body += after
+        return subprocess.run(["unshare", "--mount", "--fork", "bash", "-c", body], capture_output=True, text=True)
 
 
 def _quote(text: str) -> str:
@@ -203,8 +205,7 @@ def files_script(first: bool) -> str:
 @needs_root
 def test_first_control_plane_makes_one_key_keeps_it_and_prints_it_last():
     result = run_in_private_etc([(files_script(True), ""), (files_script(True), "")], after=(
-        "cmp /tmp/kc-out0 /tmp/kc-out1 && cmp /tmp/kc-out0 /tmp/kc-etc/hardening/encryption.yaml\n"
-        "cat /tmp/kc-out0\n"))
+        "cmp $W/out0 $W/out1\ncmp $W/out0 $W/etc/hardening/encryption.yaml\ncat $W/out0\n"))
     assert result.returncode == 0, result.stderr
     configuration = yaml.safe_load(result.stdout)
     providers = configuration["resources"][0]["providers"]
@@ -218,15 +219,15 @@ def test_first_control_plane_makes_one_key_keeps_it_and_prints_it_last():
 def test_other_control_planes_write_the_configuration_from_stdin_privately():
     configuration = "apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionConfiguration\nresources: []\n"
     result = run_in_private_etc([(files_script(False), configuration)], after=(
-        "cat /tmp/kc-etc/hardening/encryption.yaml\n"
-        "stat -c '%n %a %U' /tmp/kc-etc/hardening /tmp/kc-etc/hardening/* /tmp/kc-log/audit\n"
-        "test ! -s /tmp/kc-out0\n"))
+        "cat $W/etc/hardening/encryption.yaml\n"
+        "cd $W && stat -c '%n %a' etc/hardening etc/hardening/* log/audit\n"
+        "test ! -s $W/out0\n"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(configuration)
-    modes = dict(line.rsplit(" ", 2)[0:2] for line in result.stdout.splitlines() if line.startswith("/tmp/kc-"))
-    assert modes == {"/tmp/kc-etc/hardening": "700", "/tmp/kc-etc/hardening/admission.yaml": "600",
-                     "/tmp/kc-etc/hardening/audit-policy.yaml": "600",
-                     "/tmp/kc-etc/hardening/encryption.yaml": "600", "/tmp/kc-log/audit": "700"}
+    modes = dict(line.split() for line in result.stdout.splitlines() if line.startswith(("etc/", "log/")))
+    assert modes == {"etc/hardening": "700", "etc/hardening/admission.yaml": "600",
+                     "etc/hardening/audit-policy.yaml": "600", "etc/hardening/encryption.yaml": "600",
+                     "log/audit": "700"}
 
 
 @needs_root
