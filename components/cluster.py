@@ -54,10 +54,17 @@ class KubeadmCluster(pulumi.ComponentResource):
                                                     child(prepared[node.name], first_files.command)).command
 
 
+        # Adding or removing a control plane changes every haproxy's backends and restarts it: one
+        # control plane at a time, each waiting for the previous one's haproxy to answer again.
+        rolling: list[pulumi.Resource] = []
+
         def endpoint(node: Node, stage: str, after: pulumi.Resource) -> list[pulumi.Resource]:
             if stage not in endpoint_stages(spec, node):
                 return []
-            return [ControlPlaneEndpoint(ctx, node, stage, child(after)).command]
+            command = ControlPlaneEndpoint(ctx, node, stage, child(after, *rolling)).command
+            if spec.control_plane.load_balancer.type == "haproxy-keepalived":
+                rolling[:] = [command]
+            return [command]
 
         def before_kubeadm(node: Node) -> list[pulumi.Resource]:
             """What must be in place on a control plane before its kubeadm init/join."""

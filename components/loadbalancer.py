@@ -168,6 +168,7 @@ def haproxy_keepalived_params(spec: ClusterSpec, node: Node) -> dict[str, str | 
     return {
         "VIP": lb.vip,
         "VIP_INTERFACE": lb.interface,
+        "PORT": str(port),
         "HAPROXY_CFG": haproxy_cfg,
         "HAPROXY_MANIFEST": haproxy_pod,
         "KEEPALIVED_CONF": keepalived_conf,

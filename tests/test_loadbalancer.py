@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from harness import KEEPALIVED_AUTH_PASS, base_config, inner_script, run_program, script_param as param
+from harness import KEEPALIVED_AUTH_PASS, base_config, inner_script, plan, run_program, script_param as param
 
 KUBE_VIP = base_config(controlPlane={"endpoint": "10.0.0.100:6443",
                                      "loadBalancer": {"type": "kube-vip", "vip": "10.0.0.100", "interface": "eth1"}})
@@ -91,3 +91,14 @@ def test_haproxy_manifest_changes_when_backends_change():
     after = param(inner_script(run_program(more).named("cp1-haproxy-keepalived-before-kubeadm").plain("create")),
                   "HAPROXY_MANIFEST")
     assert yaml.safe_load(before)["metadata"]["annotations"] != yaml.safe_load(after)["metadata"]["annotations"]
+
+
+def test_haproxy_updates_roll_one_control_plane_at_a_time():
+    """Issue 11 item 15: adding cp4 changes every haproxy's backends; each node's update waits for the
+    previous node's (whose script waits until its restarted haproxy answers)."""
+    more = dict(HAPROXY, nodes=HAPROXY["nodes"] + [{"name": "cp4", "address": "10.0.0.14", "roles": ["control-plane"]}])
+    before, after = run_program(HAPROXY), run_program(more)
+    steps = [f"cp{i}-haproxy-keepalived-before-kubeadm" for i in range(1, 5)]
+    assert set(steps[:3]) <= plan(before, after).updated
+    for earlier, later in zip(steps, steps[1:]):
+        assert after.depends_on(later, earlier), f"{later} does not wait for {earlier}"
