@@ -2,6 +2,7 @@
 # Renew this control plane's certificates when certificates.renew has a new value, then restart its
 # static pods so they load them, and wait until this node's own API server and etcd member serve
 # again before the next control plane parks its own.
+# With external etcd, the API server's etcd client pair renewed on the first etcd member comes on stdin.
 # Parameters: NODE_NAME RENEWAL LOCAL_API_SERVER (https://advertise-address:port) STACKED_ETCD
 set -euo pipefail
 
@@ -32,6 +33,16 @@ if [[ -f $STATE && $(cat "$STATE") == "$RENEWAL" ]]; then
 fi
 log "renewing the certificates of $NODE_NAME"
 kubeadm certs renew all >&2
+if [[ $STACKED_ETCD != true ]]; then
+  bundle=$(mktemp -d)
+  trap 'rm -rf "$bundle"' EXIT
+  unpack_bundle "$bundle"
+  for file in apiserver-etcd-client.crt apiserver-etcd-client.key; do
+    [[ -s $bundle/$file ]] || die "the renewed $file was not on stdin"
+  done
+  install_if_changed "$bundle/apiserver-etcd-client.crt" /etc/kubernetes/pki/apiserver-etcd-client.crt 0644
+  install_if_changed "$bundle/apiserver-etcd-client.key" /etc/kubernetes/pki/apiserver-etcd-client.key 0600
+fi
 # The kubelet restarts a static pod whose manifest disappears and comes back; it re-reads the directory
 # every 20 s (fileCheckFrequency, pkg/kubelet/apis/config/v1beta1/defaults.go@v1.36.4). kube-vip goes
 # too: it keeps admin.conf's old client certificate until it restarts.

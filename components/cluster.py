@@ -81,7 +81,7 @@ class KubeadmCluster(pulumi.ComponentResource):
         joins: dict[str, pulumi.Resource] = {first.name: init}
         previous_join: pulumi.Resource = material.command
         previous_upgrade = upgraded
-        renewal = first_renewal = CertificateRenewal(ctx, first, child(upgraded)).command
+        renewal = first_renewal = CertificateRenewal(ctx, first, child(upgraded), etcd).command
         for node in spec.control_planes[1:]:
             # A node added in a run that also upgrades joins at kubernetesVersion once the control planes
             # before it run it: its own upgrade step is new too and, having no create, never runs. (A joining
@@ -93,7 +93,7 @@ class KubeadmCluster(pulumi.ComponentResource):
             # Not after its own join, so workers, which wait for these steps, still join in parallel with
             # the control planes; a node not joined yet has nothing to upgrade.
             previous_upgrade = ControlPlaneUpgrade(ctx, node, child(previous_upgrade)).command
-            renewal = CertificateRenewal(ctx, node, child(renewal, join)).command
+            renewal = CertificateRenewal(ctx, node, child(renewal, join), etcd).command
         for node in spec.workers:
             # Workers join once every control plane runs kubernetesVersion: a kubelet never newer than an API server.
             joins[node.name] = NodeJoin(ctx, node, material.material,
@@ -108,5 +108,6 @@ class KubeadmCluster(pulumi.ComponentResource):
                               for node in batch]
 
         self.kubeconfig = Kubeconfig(ctx, child(first_renewal)).kubeconfig
-        self.certificate_expiry = CertificateExpiry(ctx, child(renewal, previous_upgrade)).expiry
+        self.certificate_expiry = CertificateExpiry(ctx, child(renewal, previous_upgrade),
+                                                    etcd.expiry if etcd is not None else None).expiry
         self.register_outputs({"kubeconfig": self.kubeconfig, "certificateExpiry": self.certificate_expiry})

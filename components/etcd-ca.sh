@@ -15,7 +15,6 @@ if [[ ! -f $PKI/apiserver-etcd-client.crt || ! -f $PKI/apiserver-etcd-client.key
   log "creating the API server's etcd client certificate"
   kubeadm init phase certs apiserver-etcd-client --config "$STATE_DIR/etcd-ca.yaml" >&2
 fi
-json_string() { awk 'BEGIN {printf "\""} {printf "%s\\n", $0} END {printf "\""}' "$1"; }
 printf '{"caCert":%s,"caKey":%s,"clientCert":%s,"clientKey":%s}\n' \
   "$(json_string "$PKI/etcd/ca.crt")" "$(json_string "$PKI/etcd/ca.key")" \
   "$(json_string "$PKI/apiserver-etcd-client.crt")" "$(json_string "$PKI/apiserver-etcd-client.key")"

@@ -2,7 +2,9 @@
 
 The etcd CA is made once on the first etcd node; its key reaches the other members only as secret
 stdin. Control planes get the CA certificate and the API server's client pair (secret stdin), never
-the CA key. The first control plane's init waits for every member to report healthy.
+the CA key. The first control plane's init waits for every member to report healthy. kubeadm neither
+renews nor reports these certificates with external etcd, so certificates.renew renews them here, member
+by member, and each member reports their expiry.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Mapping
 
 import pulumi
 
+from components.certificates import summarize_expiry
 from components.config import ClusterSpec, Node
 from components.kubeadm_config import CRI_SOCKETS, KUBEADM_API
 from components.remote import Context, last_json_document, node_command, node_script
@@ -18,6 +21,7 @@ from components.reset import reset_script
 from components.scripts import yaml_documents
 
 ETCD_CA_KEYS = ("caCert", "caKey", "clientCert", "clientKey")
+RENEWED_CLIENT_KEYS = ("clientCert", "clientKey")
 KUBELET_DROPIN = (
     "[Service]\n"
     "ExecStart=\n"
@@ -77,6 +81,26 @@ def kubelet_configuration(spec: ClusterSpec) -> str:
     })
 
 
+def renewed_client_bundle(stdout: str) -> str:
+    """The first member's renewal output as the pem bundle certs-renew.sh installs; empty before any renewal."""
+    if not (stdout or "").strip():
+        return ""
+    pair = last_json_document(stdout, RENEWED_CLIENT_KEYS, "etcd certificate renewal")
+    return pem_bundle({"apiserver-etcd-client.crt": pair["clientCert"], "apiserver-etcd-client.key": pair["clientKey"]})
+
+
+def etcd_expiry(report: str, member: str, first: bool) -> list[dict[str, str]]:
+    """A member's `kubeadm certs check-expiration` entries for the certificateExpiry output: its own
+    certificates named with the member; the etcd CA and the API servers' client pair (both the same
+    on every member that holds them) from the first member only."""
+    shared = ("etcd-ca", "apiserver-etcd-client")
+    return [
+        {**entry, "name": entry["name"] if entry["name"] in shared else f"{entry['name']} ({member})"}
+        for entry in summarize_expiry(report)
+        if first or entry["name"] not in shared
+    ]
+
+
 def pem_bundle(files: Mapping[str, str]) -> str:
     """The stdin format pem-bundle.sh unpacks: '# file: NAME' then the PEM."""
     return "".join(f"# file: {name}\n{content.rstrip()}\n" for name, content in files.items())
@@ -90,7 +114,8 @@ class ExternalEtcd(pulumi.ComponentResource):
         first = spec.etcd_nodes[0]
         ca = node_command(
             "etcd-ca", ctx, first,
-            create=node_script("etcd-ca.sh", {"KUBEADM_CONFIG": member_configuration(spec, first)}, first),
+            create=node_script("etcd-ca.sh", {"KUBEADM_CONFIG": member_configuration(spec, first)}, first,
+                               includes=("etcd-lib.sh",)),
             secret_stdout=True,
             triggers=[first.address],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[first.name]], ignore_changes=["create"]),
@@ -119,7 +144,7 @@ class ExternalEtcd(pulumi.ComponentResource):
         endpoints = "\n".join(f"https://{n.internal_address}:2379" for n in spec.etcd_nodes)
         healthy = node_command(
             "etcd-health", ctx, first,
-            create=node_script("etcd-health.sh", {"ENDPOINTS": endpoints}, first),
+            create=node_script("etcd-health.sh", {"ENDPOINTS": endpoints}, first, includes=("etcd-lib.sh",)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=members),
         )
         client_bundle = pulumi.Output.secret(material.apply(lambda m: pem_bundle({
@@ -137,4 +162,39 @@ class ExternalEtcd(pulumi.ComponentResource):
             triggers=[cp.address],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[healthy, prepared[cp.name]]),
         )
+        self._renewal(ctx, endpoints, members)
         self.register_outputs({})
+
+    def _renewal(self, ctx: Context, endpoints: str, members: list[pulumi.Resource]) -> None:
+        """certificates.renew for the members, one at a time, each waiting for a healthy cluster; the
+        first also renews the API servers' client pair (`renewed_client`, a pem bundle for the control
+        planes' renewal, empty until a renewal ran). Then every member reports its expiry."""
+        spec = ctx.spec
+        first = spec.etcd_nodes[0]
+        previous: list[pulumi.Resource] = members
+        renewals = []
+        for node in spec.etcd_nodes:
+            params = {"NODE_NAME": node.name, "RENEWAL": spec.certificates_renew, "FIRST": node == first,
+                      "LOCAL_ENDPOINT": f"https://{node.internal_address}:2379", "ENDPOINTS": endpoints}
+            renewal = node_command(
+                f"{node.name}-etcd-certs-renew", ctx, node,
+                # Like the control planes' renewal: update-only, so a new cluster passes through it.
+                update=node_script("etcd-certs-renew.sh", params, node, includes=("etcd-lib.sh",)),
+                secret_stdout=node == first,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=previous),
+            )
+            renewals.append(renewal)
+            previous = [renewal]
+        self.renewed: pulumi.Resource = previous[0]
+        self.renewed_client: pulumi.Output[str] = pulumi.Output.secret(renewals[0].stdout.apply(renewed_client_bundle))
+        params = {"RENEWAL": spec.certificates_renew, "K8S_VERSION": spec.kubernetes_version}
+        reports = [
+            node_command(
+                f"{node.name}-etcd-certs-expiry", ctx, node,
+                create=node_script("etcd-certs-expiry.sh", params, node),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.renewed]),
+            ).stdout.apply(lambda out, name=node.name, first=node == first: etcd_expiry(out, name, first))
+            for node in spec.etcd_nodes
+        ]
+        self.expiry: pulumi.Output[list[dict[str, str]]] = pulumi.Output.all(*reports).apply(
+            lambda lists: [entry for entries in lists for entry in entries])

@@ -64,9 +64,19 @@ CANNED_STDOUT = {
                            "caKey": ETCD_CA_KEY_PEM,
                            "clientCert": "-----BEGIN CERTIFICATE-----\nY2xp\n-----END CERTIFICATE-----",
                            "clientKey": CLIENT_KEY_PEM}),
+    # kubeadm's JSON (cmd/kubeadm/app/apis/output/v1alpha3/types.go@v1.36.4): the signing CA is caName.
     "certificate-expiry": json.dumps({"kind": "CertificateExpirationInfo", "certificates": [
-        {"name": "admin.conf", "expirationDate": "2027-11-24T21:00:00Z", "certificateAuthority": "ca"}],
-        "certificateAuthorities": [{"name": "ca", "expirationDate": "2036-11-22T21:00:00Z"}]}),
+        {"name": "admin.conf", "expirationDate": "2027-11-24T21:00:00Z", "caName": "ca", "missing": False}],
+        "certificateAuthorities": [{"name": "ca", "expirationDate": "2036-11-22T21:00:00Z", "missing": False}]}),
+    # An external etcd member's report: its own config has local etcd, so the control-plane files are missing.
+    **{f"etcd{i}-etcd-certs-expiry": json.dumps({"kind": "CertificateExpirationInfo", "certificates": [
+        {"name": "etcd-server", "expirationDate": f"2027-11-2{i}T21:00:00Z", "caName": "etcd-ca", "missing": False},
+        {"name": "apiserver-etcd-client", "expirationDate": "2027-11-24T21:00:00Z", "caName": "etcd-ca",
+         "missing": False},
+        {"name": "apiserver", "expirationDate": "0001-01-01T00:00:00Z", "missing": True}],
+        "certificateAuthorities": [{"name": "etcd-ca", "expirationDate": "2036-11-22T21:00:00Z", "missing": False},
+                                   {"name": "ca", "expirationDate": "0001-01-01T00:00:00Z", "missing": True}]})
+       for i in (1, 2, 3)},
 }
 
 # Plaintexts that must never appear outside a secret.

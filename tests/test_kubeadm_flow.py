@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -317,3 +318,97 @@ def test_a_renewal_stopped_while_manifests_were_parked_puts_them_back(tmp_path):
                        after="ls -A /etc/kubernetes/manifests; ls -A /etc/kubernetes/kubeadm-cluster")
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == [*sorted(f"{pod}.yaml" for pod in STATIC_PODS), "certificates-renewal"]
+
+
+# --- item 5: external-etcd certificates are renewed and reported ---------------------------------------
+
+RENEWED_PAIR = json.dumps({"clientCert": "-----BEGIN CERTIFICATE-----\ncmVuZXdlZA==\n-----END CERTIFICATE-----\n",
+                           "clientKey": "-----BEGIN RSA PRIVATE KEY-----\nMIIrenewedclientkey\n-----END RSA PRIVATE KEY-----\n"})
+
+
+@pytest.fixture(scope="module")
+def external_renewal():
+    return run_program(dict(EXTERNAL, certificates={"renew": "2026-11-25"}),
+                       stdout={"etcd1-etcd-certs-renew": RENEWED_PAIR})
+
+
+def test_renewal_renews_the_etcd_members_one_at_a_time_before_the_control_planes(external, external_renewal):
+    result = plan(external, external_renewal)
+    members = ["etcd1-etcd-certs-renew", "etcd2-etcd-certs-renew", "etcd3-etcd-certs-renew"]
+    assert set(members) <= result.updated
+    assert external_renewal.depends_on(members[1], members[0]) and external_renewal.depends_on(members[2], members[1])
+    assert external_renewal.depends_on("cp1-certs-renew", members[2])
+    for i, name in enumerate(members, start=1):
+        assert external_renewal.named(name).host == f"10.0.0.3{i}"
+        assert external_renewal.named(name).plain("create") is None  # a new cluster passes through
+
+
+def test_control_planes_get_the_renewed_etcd_client_pair_as_secret_stdin(external_renewal):
+    assert set(external_renewal.named("etcd1-etcd-certs-renew").additional_secret_outputs) >= {"stdout", "stderr"}
+    for cp in ("cp1", "cp2", "cp3"):
+        renewal = external_renewal.named(f"{cp}-certs-renew")
+        assert renewal.is_secret("stdin")
+        assert "# file: apiserver-etcd-client.key\n" in renewal.plain("stdin")
+        assert "MIIrenewedclientkey" in renewal.plain("stdin")
+
+
+def test_certificate_expiry_lists_the_external_etcd_certificates(external):
+    expiry = {e["name"]: e for e in external.outputs["certificateExpiry"]}
+    assert {"etcd-server (etcd1)", "etcd-server (etcd2)", "etcd-server (etcd3)", "apiserver-etcd-client",
+            "etcd-ca", "admin.conf", "ca"} == set(expiry)  # what a member's kubeadm finds missing is left out
+    assert expiry["etcd-server (etcd2)"] == {"name": "etcd-server (etcd2)", "expires": "2027-11-22T21:00:00Z",
+                                             "authority": "etcd-ca"}
+    assert expiry["admin.conf"]["authority"] == "ca"  # kubeadm's field is caName (output/v1alpha3/types.go)
+    assert external.depends_on("etcd2-etcd-certs-expiry", "etcd3-etcd-certs-renew")
+
+
+ETCD_RENEW_STUBS = {
+    "kubeadm": "exit 0",
+    "sleep": 'echo "parked: $(ls /etc/kubernetes/kubeadm-cluster/parked-manifests | tr "\\n" " ")" >>$STUB_DIR/calls',
+    # a member answers /health while the kubelet runs its etcd, i.e. while the manifest is in place
+    "curl": """[[ -f /etc/kubernetes/manifests/etcd.yaml ]] && echo '{"health":"true","reason":""}'""",
+}
+MEMBER_FILES = {"/etc/kubernetes/manifests/etcd.yaml": "etcd pod",
+                "/etc/kubernetes/pki/apiserver-etcd-client.crt": "CLIENT CERT",
+                "/etc/kubernetes/pki/apiserver-etcd-client.key": "CLIENT KEY"}
+
+
+@needs_root
+def test_a_member_renews_restarts_etcd_and_waits_for_a_healthy_cluster(external_renewal, tmp_path):
+    script = inner_script(external_renewal.named("etcd1-etcd-certs-renew").plain("update"))
+    result = sandboxed(script, tmp_path, ETCD_RENEW_STUBS, setup=place(MEMBER_FILES),
+                       after="ls /etc/kubernetes/manifests; cat /etc/kubernetes/kubeadm-cluster/certificates-renewal")
+    assert result.returncode == 0, result.stderr
+    log = calls(tmp_path)
+    renewed = [c.split()[3] for c in log if c.startswith("kubeadm certs renew")]
+    assert renewed == ["etcd-server", "etcd-peer", "etcd-healthcheck-client", "apiserver-etcd-client"]
+    parked = log.index("parked: etcd.yaml ")
+    health = [c for c in log[parked:] if c.startswith("curl")]
+    assert [c.split()[-1] for c in health] == ["https://10.0.0.31:2379/health", "https://10.0.0.31:2379/health",
+                                               "https://10.0.0.32:2379/health", "https://10.0.0.33:2379/health"]
+    document, listing = result.stdout.split("\n", 1)
+    assert json.loads(document) == {"clientCert": "CLIENT CERT\n", "clientKey": "CLIENT KEY\n"}
+    assert listing.split() == ["etcd.yaml", "2026-11-25"]
+
+
+@needs_root
+def test_other_members_renew_only_their_own_certificates_and_print_nothing(external_renewal, tmp_path):
+    script = inner_script(external_renewal.named("etcd2-etcd-certs-renew").plain("update"))
+    result = sandboxed(script, tmp_path, ETCD_RENEW_STUBS, setup=place(MEMBER_FILES))
+    assert result.returncode == 0, result.stderr
+    assert [c.split()[3] for c in calls(tmp_path) if c.startswith("kubeadm certs renew")] == [
+        "etcd-server", "etcd-peer", "etcd-healthcheck-client"]
+    assert result.stdout == ""
+
+
+@needs_root
+def test_a_control_plane_installs_the_renewed_etcd_client_pair(external_renewal, tmp_path):
+    renewal = external_renewal.named("cp2-certs-renew")
+    pods = place({f"/etc/kubernetes/manifests/{pod}.yaml": pod for pod in STATIC_PODS[:3]}
+                 | {"/etc/kubernetes/pki/apiserver-etcd-client.key": "old key"})
+    result = sandboxed(inner_script(renewal.plain("update")), tmp_path, RENEW_STUBS, setup=pods,
+                       stdin=renewal.plain("stdin"),
+                       after="cat /etc/kubernetes/pki/apiserver-etcd-client.key; stat -c %a /etc/kubernetes/pki/apiserver-etcd-client.key")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:4] == ["-----BEGIN RSA PRIVATE KEY-----", "MIIrenewedclientkey",
+                                             "-----END RSA PRIVATE KEY-----", "600"]

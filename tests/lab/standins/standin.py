@@ -607,11 +607,12 @@ def start_etcd_health_server(url: str) -> None:
     """The etcd static pod's client port: TLS with client certificates, answering /health."""
     host, port = url.removeprefix("https://").split(":")
     code = f"""
-import http.server, ssl
+import http.server, os, ssl
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        ok = self.path == "/health"
-        self.send_response(200 if ok else 404); self.end_headers()
+        # Healthy while the kubelet runs the etcd static pod, i.e. while its manifest is in place.
+        ok = self.path == "/health" and os.path.exists("{MANIFESTS}/etcd.yaml")
+        self.send_response(200 if ok else 503); self.end_headers()
         self.wfile.write(b'{{"health":"true","reason":""}}' if ok else b"")
     def log_message(self, *a): pass
 s = http.server.ThreadingHTTPServer(("{host}", {port}), H)
@@ -735,23 +736,40 @@ def kubeadm_certs(argv: list[str]) -> None:
         flags, _ = parse_flags(argv[1:], {"output": True, "o": True, "config": True, "cert-dir": True,
                                           "kubeconfig": True, "v": True})
         output = flags.get("output", flags.get("o", "text"))
+        if not (K8S / "admin.conf").exists():
+            # An external etcd member: kubeadm reads the member's config (local etcd) and reports every
+            # certificate of that list, the ones it does not find as missing (cmd/kubeadm/app/cmd/certs.go
+            # @v1.36.4 fetchCertificateExpirationInfo).
+            if "config" not in flags or not load_config(flags["config"]).get("ClusterConfiguration", {}) \
+                    .get("etcd", {}).get("local") is not None:
+                fail("error: no admin.conf and no --config with local etcd: nothing to check on this node")
+            return print_expiry(output, ETCD_MEMBER_CERTS)
         renewed = float((STATE / "certs-renewed").read_text()) if (STATE / "certs-renewed").exists() else None
         base = renewed or (K8S / "admin.conf").stat().st_mtime
         expires = datetime.datetime.fromtimestamp(base + 365 * 86400, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         names = ["admin.conf", "apiserver", "controller-manager.conf", "scheduler.conf", "super-admin.conf"]
-        if output == "json":
-            print(json.dumps({"kind": "CertificateExpirationInfo", "apiVersion": "output.kubeadm.k8s.io/v1alpha3",
-                              "certificates": [{"name": n, "expirationDate": expires, "residualTime": 0,
-                                                "certificateAuthority": "ca", "externallyManaged": False}
-                                               for n in names],
-                              "certificateAuthorities": [{"name": "ca", "expirationDate": expires,
-                                                          "residualTime": 0, "externallyManaged": False}]}))
-        elif output == "text":
-            print("CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE AUTHORITY")
-            for n in names:
-                print(f"{n:<26} {expires:<24} 364d            ca")
-        else:
-            fail(f"error: output format {output!r} is not supported by the stand-in")
+        print_expiry(output, [(n, "ca", expires) for n in names], [("ca", expires)])
+    elif argv[:1] == ["renew"] and argv[1:2] != ["all"]:
+        # One certificate, signed again by its CA with the same subject and names (renewal/manager.go).
+        flags, args = parse_flags(argv[1:], {"config": True, "cert-dir": True, "kubeconfig": True, "v": True}, 1)
+        files = {"etcd-server": PKI / "etcd" / "server", "etcd-peer": PKI / "etcd" / "peer",
+                 "etcd-healthcheck-client": PKI / "etcd" / "healthcheck-client",
+                 "apiserver-etcd-client": PKI / "apiserver-etcd-client"}
+        if args[0] not in files:
+            fail(f"error: the lab's stand-in renews one certificate only for {sorted(files)}")
+        target = files[args[0]]
+        if not target.with_suffix(".crt").exists():
+            print(f"MISSING! certificate {args[0]}")
+            return
+        if not (PKI / "etcd" / "ca.key").exists():
+            fail(f"error: failed to renew certificate {args[0]}: the CA key etcd/ca.key is missing")
+        subject = openssl("x509", "-noout", "-subject", "-nameopt", "RFC2253", "-in", str(target.with_suffix(".crt")))
+        sans = openssl("x509", "-noout", "-ext", "subjectAltName", "-in", str(target.with_suffix(".crt")))
+        names = [n.strip().split(":", 1)[1] for n in sans.splitlines()[1].split(",")] if "\n" in sans.strip() else []
+        make_cert(PKI / "etcd", "ca", target, subject.strip().removeprefix("subject=").removeprefix("CN="), names)
+        with journal() as j:
+            j.setdefault("etcdRenewals", []).append({"host": HOST, "certificate": args[0], "time": now()})
+        print(f"certificate {args[0]} renewed")
     elif argv[:2] == ["renew", "all"]:
         parse_flags(argv[2:], {"config": True, "cert-dir": True, "kubeconfig": True, "v": True})
         if not (K8S / "admin.conf").exists():
@@ -764,6 +782,42 @@ def kubeadm_certs(argv: list[str]) -> None:
               "kube-scheduler and etcd, so that they can use the new certificates.")
     else:
         fail("error: unknown certs command for the lab's stand-in")
+
+
+# The certificates a member's config (local etcd) lists, with their CA (certs/certlist.go@v1.36.4).
+ETCD_MEMBER_CERTS = [("etcd-server", "etcd-ca", PKI / "etcd" / "server.crt"),
+                     ("etcd-peer", "etcd-ca", PKI / "etcd" / "peer.crt"),
+                     ("etcd-healthcheck-client", "etcd-ca", PKI / "etcd" / "healthcheck-client.crt"),
+                     ("apiserver-etcd-client", "etcd-ca", PKI / "apiserver-etcd-client.crt"),
+                     ("apiserver", "ca", PKI / "apiserver.crt")]
+
+
+def not_after(cert: Path) -> str:
+    end = openssl("x509", "-noout", "-enddate", "-in", str(cert)).strip().removeprefix("notAfter=")
+    return datetime.datetime.strptime(end, "%b %d %H:%M:%S %Y %Z").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def print_expiry(output: str, certs: list[tuple[str, str, Any]], cas: list[tuple[str, str]] | None = None) -> None:
+    """kubeadm's report; `certs` are (name, CA, expiry or certificate file). JSON field names of
+    cmd/kubeadm/app/apis/output/v1alpha3/types.go@v1.36.4 Certificate: caName, missing."""
+    def entry(name: str, ca: str | None, when: Any) -> dict[str, Any]:
+        missing = isinstance(when, Path) and not when.exists()
+        expires = "0001-01-01T00:00:00Z" if missing else not_after(when) if isinstance(when, Path) else when
+        return {"name": name, "expirationDate": expires, "residualTime": 0, "externallyManaged": False,
+                **({"caName": ca} if ca and not missing else {}), "missing": missing}
+    if cas is None:  # an etcd member: its CA from the file
+        cas = [("etcd-ca", PKI / "etcd" / "ca.crt"), ("ca", PKI / "ca.crt")]
+    report = {"kind": "CertificateExpirationInfo", "apiVersion": "output.kubeadm.k8s.io/v1alpha3",
+              "certificates": [entry(n, ca, w) for n, ca, w in certs],
+              "certificateAuthorities": [entry(n, None, w) for n, w in cas]}
+    if output == "json":
+        print(json.dumps(report))
+    elif output == "text":
+        print("CERTIFICATE                EXPIRES                  RESIDUAL TIME   CERTIFICATE AUTHORITY")
+        for c in report["certificates"]:
+            print(f"{c['name']:<26} {c['expirationDate']:<24} 364d            {c.get('caName', '')}")
+    else:
+        fail(f"error: output format {output!r} is not supported by the stand-in")
 
 
 def control_plane_version_here() -> str | None:
