@@ -36,6 +36,9 @@ TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 CONTROL_PLANE_TAINT_KEY = "node-role.kubernetes.io/control-plane"
 API_SERVER_PORT = 6443
 HAPROXY_DEFAULT_PORT = 8443
+# The chart's default webhook port is 8443 (ingress-nginx values.yaml@helm-chart-4.15.1), which in the host
+# network collides with haproxy's default endpoint port on schedulable control planes.
+INGRESS_NGINX_WEBHOOK_PORT = 8444
 
 VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)$")
 DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -706,6 +709,54 @@ def _read_ingress(r: _Reader, value: Any, warnings: list[str]) -> Ingress:
     )
 
 
+def ingress_host_ports(ingress: Ingress) -> dict[int, str]:
+    """The host ports the ingress controller binds on each node it runs on, with where each comes from.
+
+    ingress-nginx (chart 4.15.1 templates/_params.tpl and controller-daemonset.yaml, controller v1.15.1
+    pkg/flags/flags.go): in the host network nginx binds containerPort http/https, the admission webhook,
+    healthz (also serving metrics) and its internal ports; otherwise only the hostPorts of http/https.
+    Traefik: the hostPorts of ports.web and ports.websecure (ours unless the values change them).
+    """
+    def get(path: str, default: Any) -> Any:
+        value: Any = ingress.values
+        for key in path.split("."):
+            value = value.get(key) if isinstance(value, Mapping) else None
+        return default if value is None else value
+
+    values = "ingress.values."
+    if ingress.controller == "traefik":
+        return {get("ports.web.hostPort", 80): values + "ports.web.hostPort",
+                get("ports.websecure.hostPort", 443): values + "ports.websecure.hostPort"}
+    if ingress.controller != "ingress-nginx":
+        return {}
+    http, https = get("controller.containerPort.http", 80), get("controller.containerPort.https", 443)
+    if not get("controller.hostNetwork", ingress.host_network):
+        return {get("controller.hostPort.ports.http", http): values + "controller.hostPort.ports.http",
+                get("controller.hostPort.ports.https", https): values + "controller.hostPort.ports.https"}
+    ports = {port: f"ingress-nginx's {flag} (host network)" for port, flag in (
+        (8181, "--default-server-port"), (10245, "--profiler-port"), (10246, "--status-port"),
+        (10247, "--stream-port"), (10254, "--healthz-port"))}
+    if get("controller.admissionWebhooks.enabled", True):
+        ports[get("controller.admissionWebhooks.port", INGRESS_NGINX_WEBHOOK_PORT)] = \
+            values + "controller.admissionWebhooks.port (host network)"
+    ports[http] = values + "controller.containerPort.http (host network)"
+    ports[https] = values + "controller.containerPort.https (host network)"
+    return ports
+
+
+def _check_endpoint_port(r: _Reader, control_plane: ControlPlane, ingress: Ingress) -> None:
+    """haproxy binds the endpoint port on every control plane; schedulable ones also run the ingress DaemonSet."""
+    if control_plane.load_balancer.type != "haproxy-keepalived" or not control_plane.schedulable:
+        return
+    port = control_plane.endpoint_port
+    source = ingress_host_ports(ingress).get(port)
+    if source:
+        r.fail("controlPlane.endpoint", f"{control_plane.endpoint_host}:{port}",
+               f"haproxy binds port {port} on every control plane, and with controlPlane.schedulable: true the "
+               f"{ingress.controller} DaemonSet runs there too and binds the same port ({source}); "
+               f"use another endpoint port or move that one")
+
+
 def _read_helm_releases(r: _Reader, value: Any) -> tuple[HelmRelease, ...]:
     if value is None:
         return ()
@@ -873,6 +924,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
         warnings=tuple(warnings),
         secret_config_keys=frozenset(secret_keys),
     )
+    _check_endpoint_port(r, spec.control_plane, spec.ingress)
     if r.problems:
         raise ConfigError(r.problems)
     return spec

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import ClusterSpec  # its validation warns that ingress-nginx is retired
+from components.config import INGRESS_NGINX_WEBHOOK_PORT, ClusterSpec  # its validation warns that ingress-nginx is retired
 
 INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
 TRAEFIK_REPO = "https://traefik.github.io/charts"
@@ -39,7 +39,8 @@ def ingress_nginx_values(host_network: bool) -> dict[str, Any]:
         "ingressClassResource": {"default": True},
     }
     if host_network:
-        controller.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet")
+        controller.update(hostNetwork=True, dnsPolicy="ClusterFirstWithHostNet",
+                          admissionWebhooks={"port": INGRESS_NGINX_WEBHOOK_PORT})
     else:
         controller["hostPort"] = {"enabled": True}
     return {"controller": controller}
