@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pulumi
 
+from components.backup import EtcdBackups
 from components.certificates import CertificateExpiry, CertificateRenewal
 from components.config import ClusterSpec, Node
 from components.control_plane_files import ControlPlaneFiles
@@ -106,6 +107,11 @@ class KubeadmCluster(pulumi.ComponentResource):
         for batch in batches(spec.workers, spec.max_unavailable_workers):
             previous_batch = [WorkerUpgrade(ctx, node, child(*previous_batch, registrations[node.name])).uncordon
                               for node in batch]
+
+        # Scheduled etcd snapshots on every member, once etcd runs there.
+        members = ([(n, joins[n.name]) for n in spec.control_planes] if etcd is None
+                   else [(n, etcd.client_certificates) for n in spec.etcd_nodes])
+        self.etcd_backup = EtcdBackups(ctx, members, child()).status if spec.etcd_backup.enabled else None
 
         self.kubeconfig = Kubeconfig(ctx, child(first_renewal)).kubeconfig
         self.certificate_expiry = CertificateExpiry(ctx, child(renewal, previous_upgrade),

@@ -73,7 +73,8 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "nodes[].taints[]": ("key", "value", "effect"),
     "controlPlane": ("endpoint", "loadBalancer", "certSANs", "schedulable"),
     "controlPlane.loadBalancer": ("type", "vip", "interface"),
-    "etcd": ("topology",),
+    "etcd": ("topology", "backup"),
+    "etcd.backup": ("enabled", "schedule", "retention", "directory", "copyCommand", "etcdutlUrl", "etcdutlSha256"),
     "networking": ("podSubnet", "serviceSubnet", "dnsDomain", "kubeProxyMode"),
     "containerRuntime": ("type",),
     "packageRepositories": ("kubernetes", "containerd", "cri-o", "allowInsecureHttp"),
@@ -227,6 +228,19 @@ class Drain:
 
 
 @dataclass(frozen=True)
+class EtcdBackup:
+    """Scheduled etcd snapshots on every etcd member (etcd.backup)."""
+
+    enabled: bool = True
+    schedule: str = "*-*-* 00/6:00:00"  # systemd OnCalendar: every 6 hours
+    retention: int = 5
+    directory: str = "/var/lib/etcd-backups"  # outside etcd's data directory /var/lib/etcd
+    copy_command: str = ""
+    etcdutl_url: str = "https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-{arch}.tar.gz"
+    etcdutl_sha256: Mapping[str, str] = field(default_factory=dict)  # release tarball file name → sha256
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     kubernetes_version: str
     cluster_name: str
@@ -234,6 +248,7 @@ class ClusterSpec:
     nodes: tuple[Node, ...]
     control_plane: ControlPlane
     etcd_topology: str
+    etcd_backup: EtcdBackup
     networking: Networking
     container_runtime: str
     image_repository: str
@@ -867,6 +882,100 @@ def _read_drain(r: _Reader, value: Any) -> Drain:
     )
 
 
+# systemd.time(7) calendar events, the subset accepted here: the shorthands, or
+# "[WEEKDAYS] [YEAR-]MONTH-DAY HOUR:MINUTE[:SECOND]" (date or time may be left out) whose fields are
+# comma lists of *, N, N..M and N/STEP (*/STEP). The machine's systemd parses it again when the timer
+# is enabled; tests/test_etcd_backup.py checks this subset against `systemd-analyze calendar`.
+CALENDAR_SHORTHANDS = ("minutely", "hourly", "daily", "weekly", "monthly", "quarterly", "semiannually",
+                       "yearly", "annually")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun", "monday", "tuesday", "wednesday", "thursday",
+            "friday", "saturday", "sunday")
+
+
+def _calendar_field(text: str, lo: int, hi: int) -> bool:
+    def number(n: str) -> bool:
+        return n.isdigit() and lo <= int(n) <= hi
+    for item in text.split(","):
+        start, slash, step = item.partition("/")
+        if slash and not (step.isdigit() and int(step) > 0):
+            return False
+        first, dots, last = start.partition("..")
+        if start == "*" or number(start):
+            continue
+        if dots and not slash and number(first) and number(last) and int(first) <= int(last):
+            continue
+        return False
+    return bool(text)
+
+
+def is_calendar_event(text: str) -> bool:
+    """Whether `text` is a systemd OnCalendar expression of the subset above."""
+    if text.strip().lower() in CALENDAR_SHORTHANDS:
+        return True
+    parts = text.split()
+    if parts and re.fullmatch(r"[A-Za-z]+((\.\.|,)[A-Za-z]+)*", parts[0]):
+        if not all(day.lower() in WEEKDAYS for day in re.split(r"\.\.|,", parts.pop(0))):
+            return False
+    if not parts or len(parts) > 2:
+        return False
+    date = parts[0] if "-" in parts[0] else None
+    time = parts[-1] if ":" in parts[-1] else None
+    if len(parts) != (date is not None) + (time is not None) or (date and time and date == time):
+        return False
+    if date is not None:
+        fields = date.split("-")
+        limits = [(1970, 2199), (1, 12), (1, 31)][-len(fields):] if len(fields) in (2, 3) else None
+        if limits is None or not all(_calendar_field(f, lo, hi) for f, (lo, hi) in zip(fields, limits)):
+            return False
+    if time is not None:
+        fields = time.split(":")
+        if len(fields) not in (2, 3) or not all(_calendar_field(f, 0, hi) for f, hi in zip(fields, (23, 59, 59))):
+            return False
+    return True
+
+
+def _read_etcd_backup(r: _Reader, value: Any, etcd_is_secret: bool) -> EtcdBackup:
+    raw = r.mapping("etcd.backup", value, KNOWN_KEYS["etcd.backup"])
+    schedule = r.string("etcd.backup.schedule", raw.get("schedule"), EtcdBackup.schedule, check=is_calendar_event,
+                        allowed="expected a systemd OnCalendar expression such as '*-*-* 00/6:00:00' (every 6 "
+                                "hours), 'daily' or 'Mon..Fri 02:30'; fields take *, N, N..M, N/STEP and lists")
+    directory = r.string("etcd.backup.directory", raw.get("directory"), EtcdBackup.directory,
+                         check=lambda v: bool(re.fullmatch(r"/[A-Za-z0-9._/-]*[A-Za-z0-9._-]", v))
+                         and not re.match(r"^/var/lib/etcd(/|$)", v) and "/../" not in v + "/",
+                         allowed="expected an absolute path outside etcd's data directory /var/lib/etcd, "
+                                 "e.g. /var/lib/etcd-backups")
+    copy_command = r.string("etcd.backup.copyCommand", raw.get("copyCommand"), "",
+                            check=lambda v: "\n" not in v,
+                            allowed="expected one line of shell; the snapshot path is its $1") or ""
+    if copy_command and etcd_is_secret:
+        r.problems.append("etcd.backup.copyCommand: must not be set as a secret: it is written into the backup "
+                          "script on every etcd member; keep credentials in a file the command reads")
+    url = r.string("etcd.backup.etcdutlUrl", raw.get("etcdutlUrl"), EtcdBackup.etcdutl_url,
+                   check=lambda v: bool(URL_RE.match(v)),
+                   allowed="expected an http(s) URL of etcd's release tarball; {version} and {arch} are replaced")
+    sums_raw = raw.get("etcdutlSha256") or {}
+    sums: dict[str, str] = {}
+    if not isinstance(sums_raw, Mapping):
+        r.fail("etcd.backup.etcdutlSha256", sums_raw, "expected a mapping of release tarball names to sha256 sums")
+    else:
+        for name, digest in sums_raw.items():
+            key = f"etcd.backup.etcdutlSha256.{name}"
+            if not re.fullmatch(r"etcd-v\d+\.\d+\.\d+-linux-(amd64|arm64)\.tar\.gz", str(name)):
+                r.fail(key, name, "expected a release tarball name such as etcd-v3.6.8-linux-amd64.tar.gz")
+            elif r.string(key, digest, check=lambda v: bool(re.fullmatch(r"[0-9a-f]{64}", v)),
+                          allowed="expected the tarball's sha256 as 64 lowercase hex digits"):
+                sums[str(name)] = str(digest)
+    return EtcdBackup(
+        enabled=r.boolean("etcd.backup.enabled", raw.get("enabled"), EtcdBackup.enabled),
+        schedule=schedule or EtcdBackup.schedule,
+        retention=r.integer("etcd.backup.retention", raw.get("retention"), EtcdBackup.retention, 1, 1000),
+        directory=directory or EtcdBackup.directory,
+        copy_command=copy_command,
+        etcdutl_url=url or EtcdBackup.etcdutl_url,
+        etcdutl_sha256=sums,
+    )
+
+
 def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool = True,
                has_keepalived_auth_pass: bool = False, secret_keys: Collection[str] = ()) -> ClusterSpec:
     """Validate raw config values (keys without the project prefix) into a ClusterSpec.
@@ -908,6 +1017,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
         nodes=nodes,
         control_plane=control_plane,
         etcd_topology=etcd_topology,
+        etcd_backup=_read_etcd_backup(r, etcd_raw.get("backup"), "etcd" in secret_keys),
         networking=networking,
         container_runtime=runtime,
         image_repository=image_repository,

@@ -25,6 +25,7 @@ def main() -> dict[str, pulumi.Input]:
         "nodes": [{"name": n.name, "address": n.address, "roles": list(n.roles)} for n in spec.nodes],
         "ingressClassName": addons.ingress_class_name,
         "certificateExpiry": cluster.certificate_expiry,
+        "etcdBackup": cluster.etcd_backup,
     }
     for key, value in outputs.items():
         pulumi.export(key, value)
