@@ -12,8 +12,10 @@ SaveWithVersion) and prints "Snapshot saved at FILE" (etcdctl/ctlv3/command/snap
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -131,7 +133,8 @@ def test_disabled_backups_register_no_step():
 # --- etcd-backup.sh, run for real ---------------------------------------------------------------
 
 def run_backup(tmp_path: Path, *, retention: int = 5, copy_command: str = "", with_etcdutl: bool = True,
-               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+               env: dict[str, str] | None = None, etcdutl_sha256: dict[str, str] | None = None,
+               etcdutl_url: str | None = None) -> subprocess.CompletedProcess:
     image_bin = tmp_path / "image-bin"
     image_bin.mkdir(exist_ok=True)
     (image_bin / "etcdctl").write_text(FAKE_ETCDCTL)
@@ -140,9 +143,13 @@ def run_backup(tmp_path: Path, *, retention: int = 5, copy_command: str = "", wi
         (image_bin / "etcdutl").write_text(FAKE_ETCDUTL)
         (image_bin / "etcdutl").chmod(0o755)
     spec = parse_spec(base_config(etcd={"backup": {"retention": retention, "copyCommand": copy_command,
-                                                   "directory": str(tmp_path / "backups")}}))
+                                                   "directory": str(tmp_path / "backups"),
+                                                   "etcdutlSha256": etcdutl_sha256 or {}}}))
     script = backup_script(spec, spec.control_planes[0]).replace(
         "TOOLS_DIR=/usr/local/lib/kubeadm-cluster/etcd", f"TOOLS_DIR={tmp_path / 'tools'}")
+    if etcdutl_url:  # config takes http(s) only; curl reads the test's tarball from a file:// URL
+        script = script.replace(f"ETCDUTL_URL={shlex.quote(spec.etcd_backup.etcdutl_url)}",
+                                f"ETCDUTL_URL={shlex.quote(etcdutl_url)}")
     (tmp_path / "backup.sh").write_text(script)
     shutil.copy("/bin/sleep", tmp_path / "etcd")  # a process whose name is etcd
     wrapper = f"""set -e
@@ -228,3 +235,35 @@ def test_without_etcdutl_in_the_image_or_a_checksum_the_backup_names_the_setting
     result = run_backup(tmp_path, with_etcdutl=False)
     assert result.returncode == 1
     assert "set etcd.backup.etcdutlSha256 for etcd-v3.6.8" in status(tmp_path)["message"]
+
+
+def release_tarball(tmp_path: Path) -> tuple[str, str]:
+    """A tarball laid out like etcd's release (etcd-vX-linux-ARCH/etcdutl), and its sha256."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}[os.uname().machine]
+    name = f"etcd-v3.6.8-linux-{arch}"
+    (tmp_path / "release" / name).mkdir(parents=True)
+    (tmp_path / "release" / name / "etcdutl").write_text(FAKE_ETCDUTL)
+    (tmp_path / "release" / name / "etcdutl").chmod(0o755)
+    subprocess.run(["tar", "-czf", f"{name}.tar.gz", name], cwd=tmp_path / "release", check=True)
+    digest = hashlib.sha256((tmp_path / "release" / f"{name}.tar.gz").read_bytes()).hexdigest()
+    return f"{name}.tar.gz", digest
+
+
+@needs_root_namespaces
+def test_etcdutl_comes_from_the_release_tarball_with_the_configured_checksum(tmp_path):
+    name, digest = release_tarball(tmp_path)
+    url = f"file://{tmp_path}/release/etcd-v{{version}}-linux-{{arch}}.tar.gz"
+    result = run_backup(tmp_path, with_etcdutl=False, etcdutl_sha256={name: digest}, etcdutl_url=url)
+    assert result.returncode == 0, result.stderr
+    assert status(tmp_path)["result"] == "ok"
+    assert (tmp_path / "tools" / "etcdutl-3.6.8").read_text() == FAKE_ETCDUTL
+
+
+@needs_root_namespaces
+def test_a_tarball_that_does_not_match_its_checksum_is_not_installed(tmp_path):
+    name, _ = release_tarball(tmp_path)
+    url = f"file://{tmp_path}/release/etcd-v{{version}}-linux-{{arch}}.tar.gz"
+    result = run_backup(tmp_path, with_etcdutl=False, etcdutl_sha256={name: "0" * 64}, etcdutl_url=url)
+    assert result.returncode == 1
+    assert "does not match the sha256 configured" in status(tmp_path)["message"]
+    assert not (tmp_path / "tools" / "etcdutl-3.6.8").exists()
