@@ -47,15 +47,15 @@ write_if_changed() {
 
 # The interface that carries the VIP: the configured one, else the one whose main-table route to it
 # is most specific (the connected subnet). Not `ip route get`: on the node holding the VIP that
-# answers from the local table, `local VIP dev lo`. The VIP's own host route (IPv6 adds one for a
-# /128) names where it is held, not the network it belongs to.
+# answers from the local table, `local VIP dev lo`. The kernel's host route for the VIP's own address
+# (IPv6 adds one for a /128) names where it is held, not the network it belongs to.
 vip_interface() {
   local vip=$1 configured=$2 found family=-4
   [[ $vip == *:* ]] && family=-6
   # shellcheck disable=SC2016  # awk's $ fields
   found=${configured:-$(ip -o "$family" route show table main match "$vip" 2>/dev/null | awk -v vip="$vip" '
     { dev = ""; for (i = 1; i < NF; i++) if ($i == "dev") { dev = $(i + 1); break } }
-    dev == "" || $1 == vip || $1 == vip "/32" || $1 == vip "/128" { next }
+    dev == "" || ($1 == vip || $1 == vip "/128") && / proto kernel / { next }
     { len = $1 == "default" ? 0 : index($1, "/") ? substr($1, index($1, "/") + 1) + 0 : 128 }
     found == "" || len > best { best = len; found = dev }
     END { print found }')}

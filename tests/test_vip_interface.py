@@ -75,6 +75,12 @@ def test_an_ipv6_vip_held_by_the_node_gets_the_subnets_interface(netns):
     assert vip_interface(netns, "2001:db8::100").stdout.strip() == "eth0"
 
 
+def test_an_on_link_host_route_to_the_vip_counts(netns):
+    # As the lab's hosts are wired: /32 addresses and a /32 on-link route to every other address.
+    ip("-n", netns, "route", "add", f"{VIP}/32", "dev", "vipholder")
+    assert vip_interface(netns).stdout.strip() == "vipholder"
+
+
 def test_the_configured_interface_wins(netns):
     assert vip_interface(netns, configured="vipholder").stdout.strip() == "vipholder"
 
