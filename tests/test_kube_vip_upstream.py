@@ -96,10 +96,9 @@ def test_our_manifest_is_what_kube_vip_manifest_pod_prints(kube_vip, kubeconfig)
     assert comparable(ours) == comparable(theirs)
 
 
-def test_our_image_is_the_pinned_release_of_the_same_repository(kube_vip):
-    theirs = generated(kube_vip, "--address", VIP, "--controlplane", "--arp")
-    # `manifest pod` tags the image with the binary's own version; ours is the pinned release.
-    assert theirs["spec"]["containers"][0]["image"] == f"ghcr.io/kube-vip/kube-vip:{REFERENCE_VERSION}"
+def test_the_reference_build_still_stands_for_the_pinned_release():
+    # REFERENCE_VERSION stands in for v1.2.3 only because v1.2.2..v1.2.3 leaves the generator and the
+    # config validation alone (module docstring): moving the pin means checking that again.
     assert KUBE_VIP_IMAGE == "ghcr.io/kube-vip/kube-vip:v1.2.3"
 
 
