@@ -79,7 +79,8 @@ install_kubernetes_packages() {
         apt-mark unhold "$@" >/dev/null 2>&1 || true
         apt_get install -y --allow-change-held-packages --allow-downgrades "${want[@]}" >&2
       fi
-      apt-mark hold "$@" >/dev/null
+      # apt-mark runs dpkg --set-selections (apt-pkg/statechanges.cc@2.6.1), which does not wait for the lock.
+      retry 60 10 apt-mark hold "$@" >/dev/null || die "could not hold $* for 10 minutes: the dpkg lock stayed taken"
       ;;
     dnf)
       # The kubernetes repository excludes these packages, which holds them; rpm's VERSION has no release.
