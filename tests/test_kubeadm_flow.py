@@ -412,3 +412,76 @@ def test_a_control_plane_installs_the_renewed_etcd_client_pair(external_renewal,
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:4] == ["-----BEGIN RSA PRIVATE KEY-----", "MIIrenewedclientkey",
                                              "-----END RSA PRIVATE KEY-----", "600"]
+
+
+# --- the lab's kubeadm stand-in models what was checked upstream ----------------------------------------
+
+STANDIN = Path(__file__).resolve().parent / "lab" / "standins" / "standin.py"
+
+
+def standin_tools(tmp_path: Path, version: str = "1.36.4") -> dict[str, str]:
+    """The lab stand-in as kubeadm and kubectl (bash stubs exec it under its tool name)."""
+    code = tmp_path / "standin-bin"
+    code.mkdir()
+    for tool in ("kubeadm", "kubectl"):
+        (code / tool).write_text(STANDIN.read_text().replace("@VERSION@", version))
+    return {tool: f'exec python3 {code / tool} "$@"' for tool in ("kubeadm", "kubectl")}
+
+
+EXTERNAL_INIT = """
+mkdir -p /etc/kubernetes/pki/etcd /run/containerd && touch /run/containerd/containerd.sock
+for f in etcd/ca.crt apiserver-etcd-client.crt apiserver-etcd-client.key; do echo pem >/etc/kubernetes/pki/$f; done
+cat >/tmp/init.yaml <<'Y'
+apiVersion: kubeadm.k8s.io/v1beta4
+kind: ClusterConfiguration
+kubernetesVersion: v1.36.4
+controlPlaneEndpoint: 10.0.0.11:6443
+etcd: {external: {endpoints: ["https://10.0.0.31:2379"], caFile: /etc/kubernetes/pki/etcd/ca.crt,
+       certFile: /etc/kubernetes/pki/apiserver-etcd-client.crt, keyFile: /etc/kubernetes/pki/apiserver-etcd-client.key}}
+Y
+kubeadm init --config /tmp/init.yaml --upload-certs --ignore-preflight-errors=all >/dev/null
+"""
+JOIN_AS_CONTROL_PLANE = """
+hash=$(kubeadm init phase upload-certs --upload-certs {config} | tail -n1)
+ca=$(python3 -c 'import json; print(json.load(open("/var/lib/kclab/journal.json"))["cluster"]["caHash"])')
+token=$(kubeadm token create)
+printf 'apiVersion: kubeadm.k8s.io/v1beta4\\nkind: JoinConfiguration\\ndiscovery: {{bootstrapToken: {{token: %s, apiServerEndpoint: "10.0.0.11:6443", caCertHashes: ["%s"]}}}}\\ncontrolPlane: {{certificateKey: %s}}\\n' "$token" "$ca" "$hash" >/tmp/join.yaml
+rm -f /etc/kubernetes/kubelet.conf
+kubeadm join --config /tmp/join.yaml --ignore-preflight-errors=all
+"""
+
+
+@needs_root
+@pytest.mark.parametrize("config,joins", [("", False), ("--config /tmp/init.yaml", True)])
+def test_standin_upload_certs_uploads_the_set_of_the_config_it_is_given(tmp_path, config, joins):
+    """copycerts.go certsToTransfer@v1.36.4: without --config the local-etcd set replaces the external one."""
+    result = sandboxed(EXTERNAL_INIT + JOIN_AS_CONTROL_PLANE.format(config=config), tmp_path, standin_tools(tmp_path))
+    assert (result.returncode == 0) == joins, result.stderr
+    if not joins:
+        assert "the Secret does not include the required certificate or key - name: external-etcd-ca.crt" in result.stderr
+
+
+@needs_root
+def test_standin_renews_one_etcd_certificate_and_reports_a_members_expiry(tmp_path):
+    member = EXTERNAL["nodes"][-1]
+    config = inner_script(run_program(EXTERNAL).named("etcd3-etcd-member").plain("create"))
+    config = script_param(config, "KUBEADM_CONFIG")
+    (tmp_path / "etcd.yaml").write_text(config)
+    script = f"""
+mkdir -p /run/containerd && touch /run/containerd/containerd.sock
+kubeadm init phase certs etcd-ca >/dev/null
+kubeadm init phase certs etcd-server --config {tmp_path}/etcd.yaml >/dev/null
+before=$(openssl x509 -noout -serial -in /etc/kubernetes/pki/etcd/server.crt)
+kubeadm certs renew etcd-server --config {tmp_path}/etcd.yaml >/dev/null
+after=$(openssl x509 -noout -serial -in /etc/kubernetes/pki/etcd/server.crt)
+[[ $before != "$after" ]]
+openssl x509 -noout -ext subjectAltName -in /etc/kubernetes/pki/etcd/server.crt | tail -n1
+kubeadm certs check-expiration --config {tmp_path}/etcd.yaml -o json
+"""
+    result = sandboxed(script, tmp_path, standin_tools(tmp_path))
+    assert result.returncode == 0, result.stderr
+    sans, report = result.stdout.strip().split("\n")
+    assert member["address"] in sans
+    entries = {e["name"]: e for e in json.loads(report)["certificates"]}
+    assert entries["etcd-server"]["caName"] == "etcd-ca" and not entries["etcd-server"]["missing"]
+    assert entries["etcd-peer"]["missing"] and entries["apiserver"]["missing"]
