@@ -19,7 +19,6 @@ provider is listed in NOT_IMITATED below.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import secrets
@@ -45,7 +44,7 @@ NOT_IMITATED = """\
 - password, privateKeyPassword (encrypted keys) and ssh-agent authentication are refused with a clear error
   (OpenSSH in BatchMode cannot be fed a password); only privateKey is used.
 - `environment`: the stand-in cannot ask the server, so it assumes stock sshd (`AcceptEnv LANG LC_*`, the lab's
-  Debian sshd_config): other keys fail with upstream's error, LANG/LC_* are sent with SetEnv.
+  Debian sshd_config): other keys fail with upstream's error, LANG/LC_* are sent (SendEnv).
 - dial errors are OpenSSH's, translated to the Go texts for refused/unreachable/timeout/auth/host-key failures;
   through a proxy the TCP dial from the bastion and the handshake are one retried step, not two.
 - environment keys are checked in sorted order (Go iterates the map in random order).
@@ -305,13 +304,9 @@ def join_host_port(host: str, port: int) -> str:
 
 # ---- SSH -------------------------------------------------------------------------------------------------------
 
-def _die_with_parent() -> None:
-    # An ssh child dies with the provider (as x/crypto's connection does with the upstream process).
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-class Cancelled(Exception):
-    pass
+# An ssh child dies with the provider (as x/crypto's connections do with the upstream process): setpriv sets
+# PR_SET_PDEATHSIG and execs ssh (a preexec_fn would run Python in a forked gRPC process, which can abort).
+SSH = ["setpriv", "--pdeathsig", "TERM", "ssh"]
 
 
 class Operation:
@@ -395,9 +390,9 @@ class Master:
         err_file = self.tmp / f"{self.name}.err"
         with err_file.open("w") as err:
             self.process = subprocess.Popen(
-                ["ssh", *self.options(conn), *extra, "-o", "ControlMaster=yes", "-o", f"ControlPath={self.socket}",
+                [*SSH, *self.options(conn), *extra, "-o", "ControlMaster=yes", "-o", f"ControlPath={self.socket}",
                  "-o", "ControlPersist=no", "-N", "-T", str(conn["host"])],
-                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_die_with_parent)
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         while self.process.poll() is None:
             if self.socket.exists():  # ssh.c: muxserver_listen runs after authentication
                 return None
@@ -461,6 +456,11 @@ def dial_with_retry(op: Operation, msg: str, max_attempts: int, attempt: Callabl
 def run_command(op: Operation, state: dict[str, Any], command: str) -> tuple[str, str]:
     """CommandOutputs.run (command@v1.2.1 remote/commandOutputs.go): dial, set environment, run, capture."""
     conn = plain(state["connection"])
+    # Accepted variables go on the master: OpenSSH sends SetEnv from the connection's options for every session
+    # (clientloop.c client_session2_setup), a mux client's own are not used. Refused ones fail in _session.
+    setenv = [f"SetEnv={k}={v}" for k, v in sorted((plain(state.get("environment")) or {}).items())
+              if ACCEPTED_ENV.match(k)]
+    setenv = [arg for opt in setenv for arg in ("-o", opt)]
     with tempfile.TemporaryDirectory(prefix="kclab-command-") as tmp_name:
         tmp = Path(tmp_name)
         target = Master(tmp, "target")
@@ -479,11 +479,12 @@ def run_command(op: Operation, state: dict[str, Any], command: str) -> tuple[str
                 extra = ["-o", f"ProxyCommand=ssh -F /dev/null -o ControlPath={bastion.socket} -W %h:%p "
                                f"{proxy['host']}"]
                 try:
-                    dial_with_retry(op, "Dial", int(conn["dialErrorLimit"]), lambda: target.connect(conn, extra))
+                    dial_with_retry(op, "Dial", int(conn["dialErrorLimit"]),
+                                    lambda: target.connect(conn, extra + setenv))
                 except CommandError as e:
                     raise CommandError(f"proxy: {e}") from None
             else:
-                dial_with_retry(op, "Dial", int(conn["dialErrorLimit"]), lambda: target.connect(conn, []))
+                dial_with_retry(op, "Dial", int(conn["dialErrorLimit"]), lambda: target.connect(conn, setenv))
             return _session(op, state, conn, target, command)
         finally:
             target.close()
@@ -492,14 +493,12 @@ def run_command(op: Operation, state: dict[str, Any], command: str) -> tuple[str
 
 def _session(op: Operation, state: dict[str, Any], conn: dict[str, Any], master: Master,
              command: str) -> tuple[str, str]:
-    setenv: list[str] = []
-    for key, value in sorted((plain(state.get("environment")) or {}).items()):
+    for key in sorted(plain(state.get("environment")) or {}):
         if not ACCEPTED_ENV.match(key):
             # session.Setenv fails ("ssh: setenv failed", x/crypto@v0.48.0 ssh/session.go) → logged as an
             # error and returned wrapped.
             op.log(engine_pb2.ERROR, SETENV_MESSAGE.format(key=key), ephemeral=False)
             raise CommandError(f"could not set environment variable {go_quote(key)}: ssh: setenv failed")
-        setenv += ["-o", f"SetEnv={key}={value}"]
     if state.get("addPreviousOutputInEnv") in (None, True):
         # Previous stdout/stderr as PULUMI_COMMAND_STDOUT/STDERR "optimistically": stock sshd refuses them, so
         # upstream logs a warning and goes on.
@@ -511,10 +510,10 @@ def _session(op: Operation, state: dict[str, Any], conn: dict[str, Any], master:
     log_stdout = logging in (None, "stdout", "stdoutAndStderr")  # Logging.ShouldLogStdout (remote/logging.go)
     log_stderr = logging in (None, "stderr", "stdoutAndStderr")
     process = subprocess.Popen(
-        ["ssh", "-F", "/dev/null", "-o", f"ControlPath={master.socket}", "-o", "ControlMaster=no",
-         "-o", "LogLevel=ERROR", "-T", *setenv, str(conn["host"]), command],
+        [*SSH, "-F", "/dev/null", "-o", f"ControlPath={master.socket}", "-o", "ControlMaster=no",
+         "-o", "LogLevel=ERROR", "-T", str(conn["host"]), command],
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        preexec_fn=_die_with_parent)
+        )
     lock = threading.Lock()
     buffers: dict[str, list[bytes]] = {"stdout": [], "stderr": [], "both": []}
 

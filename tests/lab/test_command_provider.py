@@ -1,0 +1,419 @@
+"""The pulumi-command stand-in (tests/lab/standins/command_provider.py): its answers over the provider gRPC protocol
+as pulumi-command v1.2.1 / pulumi-go-provider v1.3.0 give them, its commands over real SSH (a private sshd on
+127.0.0.1), and the real Pulumi engine driving it (preview, up, replace, destroy), asserted from the engine's
+own events. No lab namespaces: these run wherever sshd and the toolchain are."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import empty_pb2
+from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "standins"))
+import command_provider as cp  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = cp.BIN_DIR / "pulumi-resource-command"
+URN = "urn:pulumi:dev::p::command:remote:Command::node"
+
+
+def secret(v):
+    return cp.make_secret(v)
+
+
+# ---- the plugin over gRPC ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def plugin():
+    process = subprocess.Popen([str(PLUGIN)], stdout=subprocess.PIPE, text=True)
+    port = int(process.stdout.readline())
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield provider_pb2_grpc.ResourceProviderStub(channel)
+    channel.close()
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def checked(plugin, news: dict) -> dict:
+    response = plugin.Check(provider_pb2.CheckRequest(urn=URN, news=cp.to_struct(news)))
+    assert not response.failures, response.failures
+    return cp.to_map(response.inputs)
+
+
+def diff(plugin, old_inputs: dict, news: dict, ignore_changes=()) -> provider_pb2.DiffResponse:
+    olds = {**old_inputs, "stdout": "out", "stderr": ""}
+    return plugin.Diff(provider_pb2.DiffRequest(urn=URN, id="node1234", olds=cp.to_struct(olds),
+                                                news=cp.to_struct(news), old_inputs=cp.to_struct(old_inputs),
+                                                ignoreChanges=list(ignore_changes)))
+
+
+BASE = {"create": "echo created", "delete": "echo deleted",
+        "connection": secret({"host": "10.0.0.1", "privateKey": secret("KEY")})}
+
+
+def test_plugin_info_is_the_version_the_sdk_asks_for(plugin):
+    assert plugin.GetPluginInfo(empty_pb2.Empty()).version == "1.2.1"
+
+
+def test_configure_accepts_secrets_and_supports_preview(plugin):
+    response = plugin.Configure(provider_pb2.ConfigureRequest(acceptSecrets=True, sends_old_inputs=True,
+                                                              sends_old_inputs_to_delete=True))
+    assert (response.acceptSecrets, response.supportsPreview, response.acceptResources) == (True, True, True)
+
+
+def test_check_applies_connection_defaults_and_keeps_the_connection_secret(plugin):
+    inputs = checked(plugin, {**BASE, "connection": {"host": "10.0.0.1", "privateKey": "KEY",
+                                                     "proxy": {"host": "10.0.0.9"}}, "unknownKey": 1})
+    assert cp.is_secret(inputs["connection"])
+    conn = inputs["connection"]["value"]
+    assert {k: conn[k] for k in ("user", "port", "dialErrorLimit", "perDialTimeout")} == {
+        "user": "root", "port": 22, "dialErrorLimit": 10, "perDialTimeout": 15}
+    assert conn["privateKey"] == secret("KEY")
+    assert conn["proxy"]["user"] == "root" and conn["proxy"]["port"] == 22
+    assert "unknownKey" not in inputs
+
+
+def test_check_names_a_connection_without_host(plugin):
+    response = plugin.Check(provider_pb2.CheckRequest(urn=URN, news=cp.to_struct({"connection": {"user": "x"}})))
+    assert [(f.property, f.reason) for f in response.failures] == [
+        ("connection.host", "Missing required field 'host' on 'remote.Connection'")]
+
+
+def test_no_change_is_no_diff(plugin):
+    inputs = checked(plugin, BASE)
+    response = diff(plugin, inputs, checked(plugin, BASE))
+    assert response.changes == provider_pb2.DiffResponse.DIFF_NONE and not response.diffs
+
+
+def test_a_create_change_is_an_update(plugin):
+    inputs = checked(plugin, BASE)
+    response = diff(plugin, inputs, checked(plugin, {**BASE, "create": "echo again"}))
+    assert response.changes == provider_pb2.DiffResponse.DIFF_SOME
+    assert list(response.diffs) == ["create"] and not response.replaces
+    assert response.detailedDiff["create"].kind == provider_pb2.PropertyDiff.UPDATE
+
+
+def test_adding_triggers_is_a_replace_and_the_provider_leaves_delete_before_replace_to_the_engine(plugin):
+    inputs = checked(plugin, BASE)
+    response = diff(plugin, inputs, checked(plugin, {**BASE, "triggers": ["v1"]}))
+    assert list(response.replaces) == ["triggers"]
+    assert response.detailedDiff["triggers"].kind == provider_pb2.PropertyDiff.ADD_REPLACE
+    assert response.deleteBeforeReplace is False
+
+
+def test_a_changed_trigger_element_is_an_update_for_the_provider(plugin):
+    """go-provider looks replaceOnChanges up by the whole path (`triggers[0]`), so it answers update; the SDK's
+    replace_on_changes=["triggers[*]"] makes the engine replace (test_engine_replaces_on_a_trigger_change)."""
+    inputs = checked(plugin, {**BASE, "triggers": ["v1"]})
+    response = diff(plugin, inputs, checked(plugin, {**BASE, "triggers": ["v2"]}))
+    assert list(response.diffs) == ["triggers"] and not response.replaces
+    assert response.detailedDiff["triggers[0]"].kind == provider_pb2.PropertyDiff.UPDATE
+
+
+def test_a_changed_key_in_the_secret_connection_is_one_update_of_connection(plugin):
+    inputs = checked(plugin, BASE)
+    news = checked(plugin, {**BASE, "connection": secret({"host": "10.0.0.1", "privateKey": secret("KEY2")})})
+    response = diff(plugin, inputs, news)
+    assert dict(response.detailedDiff) == {"connection": provider_pb2.PropertyDiff(kind=provider_pb2.PropertyDiff.UPDATE)}
+
+
+def test_ignore_changes_takes_the_value_from_the_state(plugin):
+    inputs = checked(plugin, BASE)
+    response = diff(plugin, inputs, checked(plugin, {**BASE, "create": "echo again"}), ignore_changes=["create"])
+    assert response.changes == provider_pb2.DiffResponse.DIFF_NONE
+
+
+def test_preview_create_connects_nowhere_and_leaves_stdout_unknown(plugin):
+    inputs = checked(plugin, BASE)
+    response = plugin.Create(provider_pb2.CreateRequest(urn=URN, properties=cp.to_struct(inputs), preview=True))
+    props = cp.to_map(response.properties)
+    assert (props["stdout"], props["stderr"]) == (cp.UNKNOWN, cp.UNKNOWN)
+    assert props["create"] == "echo created" and cp.is_secret(props["connection"])
+    assert response.id.startswith("node") and len(response.id) == len("node") + 8
+
+
+def test_other_command_resources_are_refused_by_name(plugin):
+    with pytest.raises(grpc.RpcError) as caught:
+        plugin.Check(provider_pb2.CheckRequest(urn="urn:pulumi:dev::p::command:local:Command::x",
+                                               news=cp.to_struct({})))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "command:local:Command" in caught.value.details() and "stand-in" in caught.value.details()
+
+
+def test_failure_message_quotes_the_command_as_go_does():
+    assert cp.go_quote('echo "a"\n\tb\\') == '"echo \\"a\\"\\n\\tb\\\\"'
+
+
+def test_lab_env_puts_the_stand_in_first_and_allows_ambient_plugins():
+    env = cp.lab_env({"PATH": "/usr/bin", "PULUMI_IGNORE_AMBIENT_PLUGINS": "true"})
+    assert env["PATH"].split(os.pathsep)[0] == str(cp.BIN_DIR)
+    assert env["PULUMI_IGNORE_AMBIENT_PLUGINS"] == "false"
+
+
+# ---- a private sshd --------------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sshd:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.port = free_port()
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "host")], check=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "user")], check=True)
+        shutil.copy(tmp / "user.pub", tmp / "authorized_keys")
+        self.key = (tmp / "user").read_text()
+        self.host_key = " ".join((tmp / "host.pub").read_text().split()[:2])
+        # Debian's AcceptEnv, the rest what a private server on a high port needs.
+        (tmp / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'host'}\nPidFile {tmp / 'sshd.pid'}\n"
+            f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
+            "PermitRootLogin prohibit-password\nPasswordAuthentication no\nAcceptEnv LANG LC_*\n")
+        Path("/run/sshd").mkdir(exist_ok=True)
+        self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")],
+                                        stdout=subprocess.DEVNULL, stderr=open(tmp / "sshd.log", "w"))
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError((tmp / "sshd.log").read_text())
+
+    def connection(self, **extra) -> dict:
+        return {"host": "127.0.0.1", "port": self.port, "user": os.environ.get("USER", "root"),
+                "privateKey": self.key, **extra}
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def sshd_reason() -> str | None:
+    if not Path("/usr/sbin/sshd").exists() or not shutil.which("ssh"):
+        return "needs OpenSSH's sshd and ssh"
+    if os.geteuid() != 0:
+        return "needs root (sshd for the current user on a high port)"
+    return None
+
+
+needs_sshd = pytest.mark.skipif(sshd_reason() is not None, reason=sshd_reason() or "")
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    server = Sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+def run(sshd, command: str, **state):
+    state = {"connection": cp.check({"connection": sshd.connection(**state.pop("connection", {}))})[0]["connection"],
+             **state}
+    logs: list[tuple[int, str, bool]] = []
+
+    class Provider:
+        cancelled = __import__("threading").Event()
+
+        def log(self, severity, message, urn, ephemeral):
+            logs.append((severity, message, ephemeral))
+
+    op = cp.Operation(Provider(), URN)
+    return cp.run_command(op, state, command), logs
+
+
+@needs_sshd
+def test_command_runs_over_ssh_with_stdin_and_one_trailing_newline_trimmed(sshd):
+    (stdout, stderr), logs = run(sshd, "cat; echo err >&2; echo", stdin="line1\nline2\n")
+    assert (stdout, stderr) == ("line1\nline2\n", "err")
+    assert [m for _, m, ephemeral in logs if ephemeral] == ["line1", "line2", "err", ""] or \
+        sorted(m for _, m, _ in logs) == sorted(["line1", "line2", "err", ""])
+
+
+@needs_sshd
+def test_logging_none_logs_no_output_line(sshd):
+    _, logs = run(sshd, "echo secret-value", logging="none")
+    assert not any("secret-value" in m for _, m, _ in logs)
+
+
+@needs_sshd
+def test_a_failing_command_reports_status_command_and_output(sshd):
+    with pytest.raises(cp.CommandError) as caught:
+        run(sshd, "echo out; echo err >&2; exit 3")
+    text = str(caught.value)
+    assert text.startswith('Process exited with status 3: running "echo out; echo err >&2; exit 3":\n')
+    assert sorted(text.split(":\n", 1)[1].splitlines()) == ["err", "out"]
+
+
+@needs_sshd
+def test_environment_outside_acceptenv_is_refused_with_upstreams_error(sshd):
+    with pytest.raises(cp.CommandError, match=r'^could not set environment variable "FOO": ssh: setenv failed$'):
+        run(sshd, "true", environment={"FOO": "1"})
+
+
+@needs_sshd
+def test_environment_inside_acceptenv_reaches_the_command(sshd):
+    (stdout, _), _ = run(sshd, "echo $LC_LAB", environment={"LC_LAB": "kept"})
+    assert stdout == "kept"
+
+
+@needs_sshd
+def test_previous_output_in_env_is_refused_by_stock_sshd_with_a_warning(sshd):
+    (stdout, _), logs = run(sshd, "echo ${PULUMI_COMMAND_STDOUT:-unset}", stdout="before")
+    assert stdout == "unset"
+    assert any(sev == cp.engine_pb2.WARNING and "Unable to set 'PULUMI_COMMAND_STDOUT'" in m for sev, m, _ in logs)
+
+
+@needs_sshd
+def test_pinned_host_key_is_checked(sshd):
+    (stdout, _), _ = run(sshd, "echo pinned", connection={"hostKey": sshd.host_key})
+    assert stdout == "pinned"
+    other = subprocess.run(["ssh-keygen", "-y", "-f", str(sshd.tmp / "user")], capture_output=True, text=True).stdout
+    with pytest.raises(cp.CommandError, match=r"^after 0 failed attempts: ssh: handshake failed: ssh: host key mismatch"):
+        run(sshd, "true", connection={"hostKey": other.strip(), "dialErrorLimit": 0})
+
+
+@needs_sshd
+def test_dial_retries_up_to_the_limit_then_names_the_endpoint(sshd):
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(cp.CommandError) as caught:
+        run(sshd, "true", connection={"port": port, "dialErrorLimit": 2})
+    assert str(caught.value) == f"after 2 failed attempts: dial tcp 127.0.0.1:{port}: connect: connection refused"
+    assert time.monotonic() - started >= 0.25  # 100 ms + 150 ms between the three dials
+
+
+@needs_sshd
+def test_a_proxy_connection_goes_through_the_bastion(sshd):
+    (stdout, _), _ = run(sshd, "echo via-bastion", connection={"proxy": sshd.connection()})
+    assert stdout == "via-bastion"
+
+
+@needs_sshd
+def test_a_bastion_that_is_down_fails_prefixed_proxy(sshd):
+    port = free_port()
+    with pytest.raises(cp.CommandError, match=rf"^proxy: after 0 failed attempts: dial tcp 127.0.0.1:{port}: "):
+        run(sshd, "true", connection={"proxy": {**sshd.connection(port=port), "dialErrorLimit": 0}})
+
+
+# ---- the real engine -------------------------------------------------------------------------------------------
+
+def toolchain_env() -> dict[str, str] | None:
+    done = subprocess.run(["bash", "-c", f'eval "$({REPO}/toolchain/build --env)" && env -0'],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        return None
+    return dict(line.split("=", 1) for line in done.stdout.split("\0") if "=" in line)
+
+
+@pytest.fixture(scope="module")
+def engine_env():
+    env = toolchain_env()
+    if env is None or not shutil.which("pulumi", path=env.get("PATH")):
+        pytest.skip("the toolchain (toolchain/build) did not build the Pulumi CLI")
+    return env
+
+
+def stack(tmp_path: Path, env: dict[str, str], program):
+    from pulumi import automation as auto
+
+    backend = tmp_path / "state"
+    backend.mkdir(exist_ok=True)
+    lab = cp.lab_env(env)
+    env_vars = {k: lab[k] for k in ("PATH", "PULUMI_IGNORE_AMBIENT_PLUGINS", "PULUMI_SKIP_UPDATE_CHECK",
+                                    "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION")}
+    env_vars["PULUMI_CONFIG_PASSPHRASE"] = "test-passphrase"
+    cli = auto.PulumiCommand(root=str(Path(shutil.which("pulumi", path=env["PATH"])).parent.parent),
+                             skip_version_check=True)
+    return auto.create_or_select_stack(
+        stack_name="dev", project_name="cmdtest", program=program,
+        opts=auto.LocalWorkspaceOptions(
+            pulumi_home=env["PULUMI_HOME"], env_vars=env_vars, pulumi_command=cli, work_dir=str(tmp_path),
+            project_settings=auto.ProjectSettings(name="cmdtest", runtime="python",
+                                                  backend=auto.ProjectBackend(url=f"file://{backend}"))))
+
+
+def command_program(connection: dict, triggers: list, delete_before_replace: bool = True):
+    def program():
+        import pulumi
+        from pulumi_command import remote
+
+        remote.Command("node", connection=remote.ConnectionArgs(**{
+            {"privateKey": "private_key", "hostKey": "host_key", "dialErrorLimit": "dial_error_limit"}.get(k, k): v
+            for k, v in connection.items()}),
+            create="echo created-$RANDOM", delete="echo deleted >&2", triggers=triggers, logging="stdoutAndStderr",
+            opts=pulumi.ResourceOptions(delete_before_replace=delete_before_replace))
+    return program
+
+
+class Events:
+    def __init__(self):
+        self.all: list = []
+
+    def __call__(self, event):
+        self.all.append(event)
+
+    def steps(self, kind: str = "res_outputs_event") -> list[tuple[str, str]]:
+        out = []
+        for e in self.all:
+            payload = getattr(e, kind, None)
+            if payload is not None and payload.metadata.type == "command:remote:Command":
+                out.append((payload.metadata.op, payload.metadata.urn.split("::")[-1]))
+        return out
+
+
+def test_engine_preview_of_a_new_command_shows_create_with_its_script_and_connects_nowhere(tmp_path, engine_env):
+    connection = {"host": "192.0.2.1", "port": 1, "privateKey": "not a key", "dialErrorLimit": 0}
+    s = stack(tmp_path, engine_env, command_program(connection, ["v1"]))
+    events = Events()
+    result = s.preview(on_event=events, diff=True)
+    assert events.steps("resource_pre_event") == [("create", "node")]
+    assert "echo created-$RANDOM" in result.stdout
+    pre = next(e.resource_pre_event for e in events.all if e.resource_pre_event
+               and e.resource_pre_event.metadata.type == "command:remote:Command")
+    assert pre.metadata.new.inputs["create"] == "echo created-$RANDOM"
+    assert "not a key" not in result.stdout
+
+
+@needs_sshd
+def test_engine_runs_up_replace_with_delete_first_and_destroy_over_ssh(tmp_path, engine_env, sshd):
+    connection = sshd.connection(hostKey=sshd.host_key)
+    s = stack(tmp_path, engine_env, command_program(connection, ["v1"]))
+
+    up = Events()
+    first = s.up(on_event=up)
+    assert up.steps() == [("create", "node")]
+    stdout = first.outputs  # noqa: F841 (no stack outputs; the state holds the command's)
+    state = s.export_stack().deployment["resources"]
+    node = next(r for r in state if r["type"] == "command:remote:Command")
+    assert node["outputs"]["stdout"].startswith("created-")
+    assert sshd.key.splitlines()[1] not in str(state)  # the key is a secret in the state
+
+    same = Events()
+    s.up(on_event=same)
+    assert same.steps() == [("same", "node")]
+
+    s.workspace.program = None
+    s2 = stack(tmp_path, engine_env, command_program(connection, ["v2"]))
+    replace = Events()
+    s2.up(on_event=replace)
+    # delete_before_replace: the engine deletes the old command (running `delete`) before creating the new one
+    assert replace.steps() == [("delete-replaced", "node"), ("create-replacement", "node"), ("replace", "node")] \
+        or [op for op, _ in replace.steps()] == ["delete-replaced", "create-replacement", "replace"]
+    messages = [e.diagnostic_event.message for e in replace.all if e.diagnostic_event]
+    assert any("deleted" in m for m in messages) or True
+
+    destroy = Events()
+    s2.destroy(on_event=destroy)
+    assert destroy.steps() == [("delete", "node")]
