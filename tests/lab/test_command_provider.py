@@ -112,7 +112,8 @@ def test_adding_triggers_is_a_replace_and_the_provider_leaves_delete_before_repl
 
 def test_a_changed_trigger_element_is_an_update_for_the_provider(plugin):
     """go-provider looks replaceOnChanges up by the whole path (`triggers[0]`), so it answers update; the SDK's
-    replace_on_changes=["triggers[*]"] makes the engine replace (test_engine_replaces_on_a_trigger_change)."""
+    replace_on_changes=["triggers[*]"] makes the engine replace
+    (test_engine_runs_up_replace_with_delete_first_and_destroy_over_ssh)."""
     inputs = checked(plugin, {**BASE, "triggers": ["v1"]})
     response = diff(plugin, inputs, checked(plugin, {**BASE, "triggers": ["v2"]}))
     assert list(response.diffs) == ["triggers"] and not response.replaces
@@ -307,6 +308,47 @@ def test_a_bastion_that_is_down_fails_prefixed_proxy(sshd):
         run(sshd, "true", connection={"proxy": {**sshd.connection(port=port), "dialErrorLimit": 0}})
 
 
+def grpc_state(sshd, **inputs) -> dict:
+    return cp.check({"connection": sshd.connection(**inputs.pop("connection", {})), **inputs})[0]
+
+
+@needs_sshd
+def test_update_runs_update_else_create(plugin, sshd):
+    olds = {**grpc_state(sshd, create="echo c", update="echo u"), "stdout": "", "stderr": ""}
+    for news, expected in ((grpc_state(sshd, create="echo c2", update="echo u2"), "u2"),
+                           (grpc_state(sshd, create="echo c2"), "c2")):
+        response = plugin.Update(provider_pb2.UpdateRequest(urn=URN, id="node1", olds=cp.to_struct(olds),
+                                                            news=cp.to_struct(news), old_inputs=cp.to_struct(olds)))
+        assert cp.to_map(response.properties)["stdout"] == expected
+
+
+@needs_sshd
+def test_delete_without_a_delete_command_connects_nowhere(plugin, sshd):
+    state = {**grpc_state(sshd, create="echo c", connection={"port": free_port(), "dialErrorLimit": 0}),
+             "stdout": "", "stderr": ""}
+    plugin.Delete(provider_pb2.DeleteRequest(urn=URN, id="node1", properties=cp.to_struct(state)))
+    with pytest.raises(grpc.RpcError, match="connection refused"):
+        plugin.Delete(provider_pb2.DeleteRequest(urn=URN, id="node1",
+                                                 properties=cp.to_struct({**state, "delete": "echo d"})))
+
+
+def test_cancel_ends_the_dial_retries():
+    process = subprocess.Popen([str(PLUGIN)], stdout=subprocess.PIPE, text=True)
+    try:
+        stub = provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f"127.0.0.1:{int(process.stdout.readline())}"))
+        inputs = cp.check({"create": "true", "connection": {"host": "127.0.0.1", "port": free_port(),
+                                                              "privateKey": "k", "dialErrorLimit": -1}})[0]
+        call = stub.Create.future(provider_pb2.CreateRequest(urn=URN, properties=cp.to_struct(inputs)))
+        time.sleep(1)
+        assert not call.done()  # -1: unlimited retries
+        stub.Cancel(empty_pb2.Empty())
+        with pytest.raises(grpc.RpcError, match="context canceled"):
+            call.result(timeout=10)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 # ---- the real engine -------------------------------------------------------------------------------------------
 
 def toolchain_env() -> dict[str, str] | None:
@@ -386,34 +428,39 @@ def test_engine_preview_of_a_new_command_shows_create_with_its_script_and_connec
     assert "not a key" not in result.stdout
 
 
+def infos(events: Events) -> list[str]:
+    """The command's output lines as the engine reported them (the provider's Log calls)."""
+    return [e.diagnostic_event.message.strip() for e in events.all
+            if e.diagnostic_event and e.diagnostic_event.severity == "info"]
+
+
 @needs_sshd
 def test_engine_runs_up_replace_with_delete_first_and_destroy_over_ssh(tmp_path, engine_env, sshd):
     connection = sshd.connection(hostKey=sshd.host_key)
     s = stack(tmp_path, engine_env, command_program(connection, ["v1"]))
 
     up = Events()
-    first = s.up(on_event=up)
-    assert up.steps() == [("create", "node")]
-    stdout = first.outputs  # noqa: F841 (no stack outputs; the state holds the command's)
-    state = s.export_stack().deployment["resources"]
-    node = next(r for r in state if r["type"] == "command:remote:Command")
-    assert node["outputs"]["stdout"].startswith("created-")
-    assert sshd.key.splitlines()[1] not in str(state)  # the key is a secret in the state
+    s.up(on_event=up)
+    assert up.steps("resource_pre_event") == [("create", "node")]
+    assert [m for m in infos(up) if m.startswith("created-")]
+    state = next((tmp_path / "state" / ".pulumi" / "stacks" / "cmdtest").glob("dev.json")).read_text()
+    assert "created-" in state  # stdout is kept in the state
+    assert "PRIVATE KEY" not in state  # the connection (and key) only encrypted
 
-    same = Events()
-    s.up(on_event=same)
-    assert same.steps() == [("same", "node")]
+    again = Events()
+    s.up(on_event=again)
+    assert again.steps("resource_pre_event") == [("same", "node")]
+    assert not infos(again)  # nothing ran
 
-    s.workspace.program = None
-    s2 = stack(tmp_path, engine_env, command_program(connection, ["v2"]))
+    s.workspace.program = command_program(connection, ["v2"])
     replace = Events()
-    s2.up(on_event=replace)
-    # delete_before_replace: the engine deletes the old command (running `delete`) before creating the new one
-    assert replace.steps() == [("delete-replaced", "node"), ("create-replacement", "node"), ("replace", "node")] \
-        or [op for op, _ in replace.steps()] == ["delete-replaced", "create-replacement", "replace"]
-    messages = [e.diagnostic_event.message for e in replace.all if e.diagnostic_event]
-    assert any("deleted" in m for m in messages) or True
+    s.up(on_event=replace)
+    # delete_before_replace: the engine deletes the old command (its `delete` runs) before the new one's `create`
+    assert [op for op, _ in replace.steps("resource_pre_event")] == ["delete-replaced", "replace", "create-replacement"]
+    lines = infos(replace)
+    assert lines[0] == "deleted" and lines[1].startswith("created-")
 
     destroy = Events()
-    s2.destroy(on_event=destroy)
-    assert destroy.steps() == [("delete", "node")]
+    s.destroy(on_event=destroy)
+    assert destroy.steps("resource_pre_event") == [("delete", "node")]
+    assert infos(destroy) == ["deleted"]

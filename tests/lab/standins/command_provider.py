@@ -512,8 +512,7 @@ def _session(op: Operation, state: dict[str, Any], conn: dict[str, Any], master:
     process = subprocess.Popen(
         [*SSH, "-F", "/dev/null", "-o", f"ControlPath={master.socket}", "-o", "ControlMaster=no",
          "-o", "LogLevel=ERROR", "-T", str(conn["host"]), command],
-        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     lock = threading.Lock()
     buffers: dict[str, list[bytes]] = {"stdout": [], "stderr": [], "both": []}
 
