@@ -387,7 +387,8 @@ def stack(tmp_path: Path, env: dict[str, str], program):
                                                   backend=auto.ProjectBackend(url=f"file://{backend}"))))
 
 
-def command_program(connection: dict, triggers: list, delete_before_replace: bool = True):
+def command_program(connection: dict, triggers: list, delete_before_replace: bool = True,
+                    create: str = "echo created-$RANDOM"):
     def program():
         import pulumi
         from pulumi_command import remote
@@ -395,7 +396,7 @@ def command_program(connection: dict, triggers: list, delete_before_replace: boo
         remote.Command("node", connection=remote.ConnectionArgs(**{
             {"privateKey": "private_key", "hostKey": "host_key", "dialErrorLimit": "dial_error_limit"}.get(k, k): v
             for k, v in connection.items()}),
-            create="echo created-$RANDOM", delete="echo deleted >&2", triggers=triggers, logging="stdoutAndStderr",
+            create=create, delete="echo deleted >&2", triggers=triggers, logging="stdoutAndStderr",
             opts=pulumi.ResourceOptions(delete_before_replace=delete_before_replace))
     return program
 
@@ -465,3 +466,28 @@ def test_engine_runs_up_replace_with_delete_first_and_destroy_over_ssh(tmp_path,
     s.destroy(on_event=destroy)
     assert destroy.steps("resource_pre_event") == [("delete", "node")]
     assert infos(destroy) == ["deleted"]
+
+
+def test_engine_reports_a_host_that_is_down_by_its_address(tmp_path, engine_env):
+    port = free_port()
+    connection = {"host": "127.0.0.1", "port": port, "privateKey": "k", "dialErrorLimit": 1}
+    s = stack(tmp_path, engine_env, command_program(connection, ["v1"]))
+    events = Events()
+    with pytest.raises(Exception):
+        s.up(on_event=events)
+    errors = [e.diagnostic_event.message for e in events.all
+              if e.diagnostic_event and e.diagnostic_event.severity == "error"]
+    assert any(f"after 1 failed attempts: dial tcp 127.0.0.1:{port}: connect: connection refused" in m
+               for m in errors), errors
+    assert events.steps("res_op_failed_event") == [("create", "node")]
+
+
+@needs_sshd
+def test_engine_reports_a_failing_command_with_its_status_and_output(tmp_path, engine_env, sshd):
+    s = stack(tmp_path, engine_env, command_program(sshd.connection(), ["v1"], create="echo no-good >&2; exit 3"))
+    events = Events()
+    with pytest.raises(Exception):
+        s.up(on_event=events)
+    errors = [e.diagnostic_event.message for e in events.all
+              if e.diagnostic_event and e.diagnostic_event.severity == "error"]
+    assert any('Process exited with status 3: running "echo no-good >&2; exit 3":\nno-good' in m for m in errors), errors
