@@ -12,9 +12,22 @@ engine's own. Only the provider's CRUD is imitated, each behaviour citing the up
 
 The command runs over SSH with the OpenSSH client instead of x/crypto/ssh: one master connection per run
 (the "dial", retried like upstream), then one session over it (the command). What differs from the real
-provider is listed in NOT_IMITATED below.
+provider:
 
-    python -m command_provider [--logtostderr] [-v=N] [--tracing ADDR] ENGINE_ADDRESS
+- password, privateKeyPassword (encrypted keys) and ssh-agent authentication are refused with a clear error
+  (OpenSSH in BatchMode cannot be fed a password); only privateKey is used.
+- `environment`: the stand-in cannot ask the server, so it assumes stock sshd (`AcceptEnv LANG LC_*`, the lab's
+  Debian sshd_config): other keys fail with upstream's error, LANG/LC_* are set (SetEnv on the connection).
+- dial errors are OpenSSH's, translated to the Go texts for refused/unreachable/timeout/auth/host-key failures;
+  through a proxy the TCP dial from the bastion and the handshake are one retried step, not two.
+- environment keys are checked in sorted order (Go iterates the map in random order).
+- a remote command killed by a signal reports OpenSSH's exit status, not `from signal X`.
+- Cancel ends dial retries (as upstream) but a running command runs on (as upstream); the commands of a killed
+  plugin die with it (SIGTERM to ssh), like the dropped connections of a killed upstream plugin.
+- GetSchema, Invoke, Call, Construct, local:Command, CopyToRemote, CopyFile are not implemented.
+- a stdout/stderr line longer than 64 KiB is logged (upstream's bufio.Scanner stops there and its pipe blocks).
+
+    python command_provider.py [--logtostderr] [-v=N] [--tracing ADDR] ENGINE_ADDRESS
 """
 
 from __future__ import annotations
@@ -39,19 +52,6 @@ from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, plugin_pb2, provid
 VERSION = "1.2.1"  # GetPluginInfo: the version the SDK requests (pulumi_command/pulumi-plugin.json)
 TOKEN = "command:remote:Command"
 BIN_DIR = Path(__file__).resolve().parent / "bin"
-
-NOT_IMITATED = """\
-- password, privateKeyPassword (encrypted keys) and ssh-agent authentication are refused with a clear error
-  (OpenSSH in BatchMode cannot be fed a password); only privateKey is used.
-- `environment`: the stand-in cannot ask the server, so it assumes stock sshd (`AcceptEnv LANG LC_*`, the lab's
-  Debian sshd_config): other keys fail with upstream's error, LANG/LC_* are sent (SendEnv).
-- dial errors are OpenSSH's, translated to the Go texts for refused/unreachable/timeout/auth/host-key failures;
-  through a proxy the TCP dial from the bastion and the handshake are one retried step, not two.
-- environment keys are checked in sorted order (Go iterates the map in random order).
-- a remote command killed by a signal reports OpenSSH's exit status, not `from signal X`.
-- GetSchema, Invoke, Call, Construct, local:Command, CopyToRemote, CopyFile are not implemented.
-- a stdout/stderr line longer than 64 KiB is logged (upstream's bufio.Scanner stops there and its pipe blocks).
-"""
 
 # Property-value markers of the provider protocol (sdk/go/common/resource/plugin/rpc.go, sig package).
 SIG = "4dabf18193072939515e22adb298388d"
