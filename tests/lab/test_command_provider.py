@@ -184,8 +184,9 @@ class Sshd:
             f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\nAcceptEnv LANG LC_*\n")
         Path("/run/sshd").mkdir(exist_ok=True)
-        self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")],
-                                        stdout=subprocess.DEVNULL, stderr=open(tmp / "sshd.log", "w"))
+        with (tmp / "sshd.log").open("w") as log:
+            self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")],
+                                            stdout=subprocess.DEVNULL, stderr=log)
         for _ in range(100):
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
