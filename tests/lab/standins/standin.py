@@ -75,6 +75,15 @@ def journal():
         tmp.replace(JOURNAL)
 
 
+def lab_fault(step: str) -> None:
+    """A fault a test plants for one run (LAB/faults/HOST-STEP): the step fails after its work on the
+    node, as a join does whose control-plane-join or wait phase fails after the kubelet started."""
+    planted = LAB / "faults" / f"{HOST}-{step}"
+    if planted.exists():
+        planted.unlink()
+        fail(f"error execution phase control-plane-join: a fault planted by the lab test ({planted})")
+
+
 def record_call(tool: str, argv: list[str]) -> None:
     with journal() as j:
         j["calls"].append({"host": HOST, "tool": tool, "argv": argv, "time": now()})
@@ -417,6 +426,14 @@ def uploaded_etcd_set(cluster: dict[str, Any] | None) -> str:
     return "external" if (cluster or {}).get("etcd", {}).get("external") else "local"
 
 
+def uploaded_external_etcd_files(cluster: dict[str, Any] | None) -> dict[str, str]:
+    """The external-etcd files an upload carries (caFile, certFile, keyFile), which a joining control
+    plane writes to the same paths (copycerts.go DownloadCerts); missing files upload empty."""
+    external = (cluster or {}).get("etcd", {}).get("external") or {}
+    return {external[k]: Path(external[k]).read_text() if Path(external[k]).exists() else ""
+            for k in ("caFile", "certFile", "keyFile") if k in external}
+
+
 def kubeadm_init(argv: list[str]) -> None:
     if argv and argv[0] == "phase":
         return kubeadm_init_phase(argv[1:])
@@ -480,6 +497,7 @@ def kubeadm_init(argv: list[str]) -> None:
         if "upload-certs" in flags:
             j["certificateKeys"][secrets.token_hex(32)] = now() + 7200
             j["uploadedEtcdCerts"] = uploaded_etcd_set(cluster)
+            j["uploadedExternalEtcd"] = uploaded_external_etcd_files(cluster)
     set_kubelet_running(True)
     print("[init] Using Kubernetes version: v" + version)
     print("Your Kubernetes control-plane has initialized successfully!")
@@ -520,6 +538,7 @@ def kubeadm_init_phase(argv: list[str]) -> None:
                 fail("error: the cluster is not initialized")
             j["certificateKeys"][key] = now() + 7200
             j["uploadedEtcdCerts"] = uploaded_etcd_set(cluster_config)
+            j["uploadedExternalEtcd"] = uploaded_external_etcd_files(cluster_config)
         print('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace')
         if "skip-certificate-key-print" not in flags:
             print("[upload-certs] Using certificate key:")
@@ -682,6 +701,7 @@ def kubeadm_join(argv: list[str]) -> None:
                      f"does not include the required certificate or key - name: {missing[0]}, "
                      f"path: /etc/kubernetes/pki/{missing[1]}")
         pki = cluster["pki"]
+        external_etcd_files = j.get("uploadedExternalEtcd", {}) if control_plane else {}
         j["nodes"][name] = {"role": "control-plane" if control_plane else "worker", "kubelet": VERSION,
                             "controlPlane": cluster["version"] if control_plane else None, "host": HOST,
                             "labels": {}, "taints": [f"{t['key']}={t.get('value', '')}:{t['effect']}"
@@ -697,10 +717,15 @@ def kubeadm_join(argv: list[str]) -> None:
         for path, content in pki.items():
             (PKI / path).parent.mkdir(parents=True, exist_ok=True)
             (PKI / path).write_text(content)
+        for path, content in external_etcd_files.items():
+            if content:  # copycerts.go DownloadCerts skips what was uploaded empty
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                Path(path).write_text(content)
         kubeconfig(K8S / "admin.conf", f"https://{endpoint}", "kubernetes-admin")
         write_control_plane_manifests(image_repository, version, stacked)
     kubeconfig(K8S / "kubelet.conf", f"https://{endpoint}", f"system:node:{name}")
     set_kubelet_running(True)
+    lab_fault("join")
     print("This node has joined the cluster" + (" and a new control plane instance was created" if control_plane else ""))
 
 

@@ -1,0 +1,74 @@
+"""Issue 11 in the lab: the kubeadm flow items against the stand-ins (upload-certs, retries, renewals, snapshots)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cluster import without_addons
+from test_scenarios import lab_cluster
+
+pytestmark = pytest.mark.lab
+
+
+def sh(cluster, node: str, command: str) -> str:
+    return cluster.lab.ssh(node, f"sudo sh -c '{command}'").stdout
+
+
+def test_external_etcd_renewal_renews_members_one_at_a_time_and_reports_them():
+    with lab_cluster("external-etcd.yaml") as cluster:
+        config, _ = without_addons(cluster.config())  # the lab has no API server for the add-ons
+        assert cluster.up(config).error is None
+        before = sh(cluster, "cp2", "cat /etc/kubernetes/pki/apiserver-etcd-client.crt")
+        result = cluster.up(dict(config, certificates={"renew": "2026-11-25"}))
+        assert result.error is None, result.error
+        renewals = cluster.lab.journal()["etcdRenewals"]
+        assert [(r["host"], r["certificate"]) for r in renewals] == [
+            ("etcd1", "etcd-server"), ("etcd1", "etcd-peer"), ("etcd1", "etcd-healthcheck-client"),
+            ("etcd1", "apiserver-etcd-client"), ("etcd2", "etcd-server"), ("etcd2", "etcd-peer"),
+            ("etcd2", "etcd-healthcheck-client"), ("etcd3", "etcd-server"), ("etcd3", "etcd-peer"),
+            ("etcd3", "etcd-healthcheck-client")]
+        assert [r["host"] for r in cluster.lab.journal()["renewals"]] == ["cp1", "cp2", "cp3"]
+        renewed = sh(cluster, "etcd1", "cat /etc/kubernetes/pki/apiserver-etcd-client.crt")
+        assert renewed != before
+        assert sh(cluster, "cp2", "cat /etc/kubernetes/pki/apiserver-etcd-client.crt") == renewed
+        names = {e["name"] for e in cluster.stack.outputs()["certificateExpiry"]}
+        assert {"etcd-server (etcd1)", "etcd-peer (etcd3)", "apiserver-etcd-client", "etcd-ca"} <= names
+
+
+def test_a_control_plane_join_that_failed_halfway_is_retried_with_its_endpoint_pods():
+    with lab_cluster("haproxy-keepalived.yaml") as cluster:
+        config, _ = without_addons(cluster.config())  # the lab has no API server for the add-ons
+        faults = cluster.lab.journal_dir / "faults"
+        faults.mkdir(exist_ok=True)
+        (faults / "cp2-join").touch()  # cp2's kubeadm join fails after the kubelet started
+        first = cluster.up(config)
+        assert first.error is not None
+        second = cluster.up(config)
+        assert second.error is None, second.error
+        assert cluster.problems(config) == []
+        assert sorted(sh(cluster, "cp2", "ls /etc/kubernetes/manifests").split()) == [
+            "etcd.yaml", "haproxy.yaml", "keepalived.yaml", "kube-apiserver.yaml", "kube-controller-manager.yaml",
+            "kube-scheduler.yaml"]
+        resets = [c for c in cluster.lab.journal()["calls"] if c["host"] == "cp2" and c["argv"][:1] == ["reset"]]
+        assert resets and "--cri-socket" in resets[0]["argv"]
+
+
+def test_upgrade_snapshot_outside_etcd_data_and_renewal_waits_for_each_nodes_own_api_server():
+    with lab_cluster("ha-kube-vip.yaml") as cluster:
+        config, _ = without_addons(cluster.config())  # the lab has no API server for the add-ons
+        assert cluster.up(config).error is None
+        upgraded = dict(config, kubernetesVersion="1.37.1")
+        result = cluster.up(upgraded)
+        assert result.error is None, result.error
+        assert sh(cluster, "cp1", "ls -A /var/lib/etcd").split() == ["member"]
+        assert sh(cluster, "cp1", "ls /var/lib/etcd-snapshots; stat -c %a /var/lib/etcd-snapshots").split() == [
+            "before-v1.37.1.db", "700"]
+        assert "kubeconfig" in result.ran("replace")  # upgrade apply renewed admin.conf
+        result = cluster.up(dict(upgraded, certificates={"renew": "2026-11-25"}))
+        assert result.error is None, result.error
+        asked = {c["host"]: c["argv"] for c in cluster.lab.journal()["calls"]
+                 if c["tool"] == "kubectl" and "--server" in c["argv"]}
+        assert {host: argv[argv.index("--server") + 1] for host, argv in asked.items()} == {
+            f"cp{i}": f"https://198.18.0.1{i}:6443" for i in (1, 2, 3)}
+        for node in ("cp1", "cp2", "cp3"):
+            assert "kube-vip.yaml" in sh(cluster, node, "ls /etc/kubernetes/manifests").split()  # parked and back
