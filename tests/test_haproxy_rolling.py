@@ -26,11 +26,11 @@ PORT = 8443
 
 
 def spec(control_planes: int):
-    nodes = [{"name": f"cp{i}", "address": f"10.0.0.1{i}", "roles": ["control-plane"]}
+    nodes = [{"name": f"cp{i}", "address": f"198.18.0.1{i}", "roles": ["control-plane"]}
              for i in range(1, control_planes + 1)]
     return parse_spec(base_config(nodes=nodes, controlPlane={
-        "endpoint": f"10.0.0.100:{PORT}",
-        "loadBalancer": {"type": "haproxy-keepalived", "vip": "10.0.0.100", "interface": "eth0"}}))
+        "endpoint": f"198.18.0.100:{PORT}",
+        "loadBalancer": {"type": "haproxy-keepalived", "vip": "198.18.0.100", "interface": "eth0"}}))
 
 
 def script(control_planes: int) -> str:
@@ -77,9 +77,11 @@ def run(tmp_path: Path, scenario: str) -> tuple[list[tuple[str, float]], str]:
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         for args in (["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"], ["link", "set", "lo", "up"],
-                     ["link", "set", "eth0", "up"], ["addr", "add", "10.0.0.11/24", "dev", "eth0"]):
+                     ["link", "set", "eth0", "up"], ["addr", "add", "198.18.0.11/24", "dev", "eth0"]):
             subprocess.run(["ip", "-n", name, *args], check=True)
         result = subprocess.run(["ip", "netns", "exec", name, "unshare", "-m", "--propagation", "private",
+                                 # a PID namespace: every stand-in process ends with the driver
+                                 "-p", "--fork", "--kill-child",
                                  "bash", "-c", DRIVER + scenario], env={**os.environ, "T": str(tmp_path)},
                                 capture_output=True, text=True, timeout=240)
         assert result.returncode == 0, result.stderr + (tmp_path / "log").read_text()
