@@ -32,7 +32,7 @@ from harness import base_config
 
 REFERENCE_VERSION = "v1.2.2"
 MODULE = "github.com/kube-vip/kube-vip"
-VIP = "10.0.0.100"
+VIP = "198.18.0.100"
 SPEC = parse_spec(base_config(controlPlane={
     "endpoint": f"{VIP}:6443", "loadBalancer": {"type": "kube-vip", "vip": VIP}}))
 
@@ -111,7 +111,7 @@ def private_netns():
     try:
         for args in (["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"], ["link", "set", "lo", "up"],
                      ["link", "set", "eth0p", "up"], ["link", "set", "eth0", "up"],
-                     ["addr", "add", "10.0.0.11/24", "dev", "eth0"]):
+                     ["addr", "add", "198.18.0.11/24", "dev", "eth0"]):
             subprocess.run(["ip", "-n", name, *args], check=True)
         yield name
     finally:
