@@ -1,15 +1,25 @@
-"""A lab cluster: the lab's hosts plus the engine, driven by stack configs (shared by the scenarios and `run`)."""
+"""A lab cluster: the lab's hosts plus a stack of this repo's program run by the real Pulumi CLI.
+
+Shared by the scenarios and `run`. The CLI runs in the lab's client namespace, where the real
+pulumi-command provider opens its SSH connections.
+"""
 
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
 from typing import Any
 
 from components.config import parse_spec
-from components.program import main
 from hosts import CLIENT_NS, Lab
-from lab.engine import LabEngine, SshRunner, UpResult, print_line
+from pulumi_cli import Result, Stack
+
+
+def print_line(line: str) -> None:
+    """One write per line."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 def target_version(config: dict[str, Any]) -> str:
@@ -18,43 +28,61 @@ def target_version(config: dict[str, Any]) -> str:
 
 
 class LabCluster:
-    """Hosts for every node of `config_path`; `up(config)` runs the program for any subset of them."""
+    """Hosts for every node of `config_path`; `up(config)` runs `pulumi up` for any subset of them.
 
-    def __init__(self, config_path: Path, log=print_line):
+    `state`: the directory of the stack's file backend (default: inside the lab's work directory,
+    removed with the hosts); `stack`: the stack's name there.
+    """
+
+    def __init__(self, config_path: Path, log=print_line, state: Path | None = None, stack: str = "lab",
+                 passphrase: str | None = None):
         self.lab = Lab.from_file(config_path)
         version = target_version(self.lab.config)  # a config the program rejects gets no hosts (ConfigError)
         # The config's own version too, so any stack config runs (the default versions serve upgrades).
         self.lab.versions = tuple(dict.fromkeys([*self.lab.versions, version]))
         self.log = log
-        self.engine: LabEngine | None = None
+        self.state = state
+        self.stack_name = stack
+        self.passphrase = passphrase
+        self.stack: Stack | None = None
 
     def __enter__(self) -> "LabCluster":
         try:
             self.lab.up()
+            self.stack = Stack(self.stack_name, self.state or self.lab.work / "pulumi",
+                               prefix=["ip", "netns", "exec", CLIENT_NS], passphrase=self.passphrase, log=self.log)
+            if self.stack.exists_in_state():
+                self.stack.remove()  # an earlier run's stack: its machines were removed when that run ended
+            self.stack.init()
         except BaseException:
             self.lab.down()  # __exit__ does not run when __enter__ fails
             raise
-        self.engine = LabEngine(self.lab.work / "state.json", SshRunner(["ip", "netns", "exec", CLIENT_NS]),
-                                log=self.log)
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.lab.down()
 
-    def config(self, without: tuple[str, ...] = (), **changes: Any) -> dict[str, Any]:
-        """The lab's derived stack config, minus some nodes, with some keys changed."""
+    def config(self, without: tuple[str, ...] = (), addons: bool = False, **changes: Any) -> dict[str, Any]:
+        """The lab's derived stack config, minus some nodes, with some keys changed; without its add-ons
+        unless `addons` (the lab has no API server for them yet: see without_addons)."""
         config = copy.deepcopy(self.lab.derived_config())
+        if not addons:
+            config = without_addons(config)[0]
         config["nodes"] = [n for n in config["nodes"] if n["name"] not in without]
         config.update(changes)
         return config
 
-    def up(self, config: dict[str, Any], rerun_all: bool = False) -> UpResult:
-        assert self.engine is not None
-        return self.engine.up(config, main, rerun_all=rerun_all)
+    def up(self, config: dict[str, Any], *extra: str, on_event=None) -> Result:
+        assert self.stack is not None
+        return self.stack.up(config, *extra, on_event=on_event)
 
-    def destroy(self) -> UpResult:
-        assert self.engine is not None
-        return self.engine.destroy()
+    def preview(self, config: dict[str, Any] | None = None, *extra: str) -> Result:
+        assert self.stack is not None
+        return self.stack.preview(config, *extra)
+
+    def destroy(self) -> Result:
+        assert self.stack is not None
+        return self.stack.destroy()
 
     def members(self) -> dict[str, dict[str, Any]]:
         return self.lab.journal().get("nodes", {})
@@ -81,3 +109,20 @@ class LabCluster:
         extra = set(members) - {n["name"] for n in config["nodes"]}
         problems += [f"{name}: in the cluster but not in the config" for name in sorted(extra)]
         return problems
+
+
+def without_addons(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`config` with no add-ons (the lab has no API server yet), and what was taken out."""
+    spec = parse_spec(config)
+    changed = copy.deepcopy(config)
+    taken = []
+    if spec.cni.type != "none":
+        changed["cni"] = {**(config.get("cni") or {}), "type": "none"}
+        taken.append("cni.type none")
+    if spec.ingress.controller != "none":
+        changed["ingress"] = {"controller": "none"}
+        taken.append("ingress.controller none")
+    if spec.helm_releases:
+        changed.pop("helmReleases")
+        taken.append("no helmReleases")
+    return changed, taken

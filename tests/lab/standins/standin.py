@@ -23,6 +23,7 @@ import secrets
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -286,15 +287,28 @@ def ca_hash(cert: Path) -> str:
 
 
 def kubeconfig(path: Path, server: str, user: str) -> None:
+    """A kubeconfig with an embedded client certificate and RSA-2048 key, as kubeadm's kubeconfig phase writes
+    (cmd/kubeadm/app/phases/kubeconfig/kubeconfig.go@v1.36.4): signed by the cluster CA where its key is on
+    the node, else self-signed; a client (the kubernetes provider) can load the pair."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ca = base64.b64encode((PKI / "ca.crt").read_bytes()).decode()
-    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    with tempfile.TemporaryDirectory() as tmp:
+        key_file, cert_file = Path(tmp) / "client.key", Path(tmp) / "client.crt"
+        if (PKI / "ca.key").exists():
+            csr = openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={user}", "-keyout", str(key_file))
+            openssl("x509", "-req", "-CA", str(PKI / "ca.crt"), "-CAkey", str(PKI / "ca.key"), "-set_serial",
+                    str(secrets.randbits(63)), "-days", "365", "-out", str(cert_file), stdin=csr)
+        else:
+            openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "365", "-subj", f"/CN={user}",
+                    "-keyout", str(key_file), "-out", str(cert_file))
+        cert = base64.b64encode(cert_file.read_bytes()).decode()
+        key = base64.b64encode(key_file.read_bytes()).decode()
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config",
         "clusters": [{"name": "kubernetes", "cluster": {"certificate-authority-data": ca, "server": server}}],
         "contexts": [{"name": f"{user}@kubernetes", "context": {"cluster": "kubernetes", "user": user}}],
         "current-context": f"{user}@kubernetes",
-        "users": [{"name": user, "user": {"client-certificate-data": ca, "client-key-data": key}}],
+        "users": [{"name": user, "user": {"client-certificate-data": cert, "client-key-data": key}}],
     }))
     path.chmod(0o600)
 

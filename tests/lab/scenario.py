@@ -1,0 +1,126 @@
+"""What the lab scenarios share: journal queries, the secrets scan, re-running every script."""
+
+from __future__ import annotations
+
+import base64
+import re
+from contextlib import contextmanager
+
+from cluster import LabCluster
+from conftest import CONFIGS
+from hosts import BASTION
+from pulumi_cli import COMMAND, Result, plaintext
+
+
+
+def calls(cluster, tool: str, first_arg: str | None = None, since: int = 0) -> list[dict]:
+    return [c for c in cluster.lab.journal()["calls"][since:]
+            if c["tool"] == tool and (first_arg is None or c["argv"][:1] == [first_arg])]
+
+
+def journal_mark(cluster) -> int:
+    return len(cluster.lab.journal().get("calls", []))
+
+
+def no_init_join_or_reset_since(cluster, mark: int) -> list[dict]:
+    return [c for c in calls(cluster, "kubeadm", since=mark)
+            if c["argv"][:1] in (["join"], ["reset"]) or (c["argv"][:1] == ["init"] and c["argv"][1:2] != ["phase"])]
+
+
+def replaced_or_deleted(result: Result) -> list[str]:
+    """Commands the engine replaced or deleted, with what it named as the cause of a replacement."""
+    return [f"{s.name} ({s.action}: {', '.join(s.keys)})" for s in result.commands if s.action in ("replace", "delete")]
+
+
+class Secrets:
+    """The secret values the lab can read on its hosts, collected while they run, and where they must not be."""
+
+    def __init__(self, cluster: LabCluster):
+        self.cluster = cluster
+        self.values: dict[str, str] = {}
+
+    def _add_pem(self, label: str, text: str) -> None:
+        for i, line in enumerate(text.splitlines()):
+            if len(line) >= 40 and not line.startswith("-----"):
+                self.values[f"{label} (line {i})"] = line
+
+    def collect(self) -> None:
+        lab = self.cluster.lab
+        for path in sorted(lab.work.glob("*id_ed25519*")) + sorted(lab.work.glob("rotated-*")):
+            if not path.name.endswith(".pub"):
+                self._add_pem(f"SSH key {path.name}", path.read_text())
+        journal = lab.journal()
+        for token in journal.get("tokens", {}):
+            self.values[f"bootstrap token {token.split('.')[0]}"] = token
+            self.values[f"bootstrap token secret {token.split('.')[0]}"] = token.split(".")[1]
+        for key in journal.get("certificateKeys", {}):
+            self.values[f"certificate key {key[:6]}"] = key
+        files = ("/etc/kubernetes/pki/*.key /etc/kubernetes/pki/etcd/*.key /etc/kubernetes/admin.conf "
+                 "/etc/keepalived/keepalived.conf")
+        for name in lab.hosts:
+            if name == BASTION:
+                continue
+            dump = lab.ssh(name, f"sudo sh -c 'for f in {files}; do [ -f \"$f\" ] && echo \"%%%% $f\" && cat \"$f\"; "
+                                 "done; true'", check=False).stdout
+            for block in dump.split("%%%% ")[1:]:
+                path, _, text = block.partition("\n")
+                if path.endswith(".key"):
+                    self._add_pem(f"{name}:{path}", text)
+                for data in re.findall(r"client-key-data: (\S+)", text):
+                    self.values[f"{name} admin kubeconfig client key"] = data
+                    self._add_pem(f"{name} admin kubeconfig client key (decoded)", base64.b64decode(data).decode())
+                for password in re.findall(r"auth_pass (\S+)", text):
+                    self.values[f"{name} VRRP password"] = password
+
+    def leaks(self) -> list[str]:
+        """Which known secrets appear in `pulumi stack export` or anything the CLI printed."""
+        self.collect()
+        stack = self.cluster.stack
+        text = stack.export_text() + "".join(stack.transcript)
+        return sorted(label for label, value in self.values.items() if value in text)
+
+
+@contextmanager
+def lab_cluster(config: str, **kwargs):
+    """A lab cluster whose state and CLI output are checked for secrets when it is done."""
+    with LabCluster(CONFIGS / config, log=lambda _: None, **kwargs) as cluster:
+        cluster.secrets = Secrets(cluster)
+        yield cluster
+        assert cluster.secrets.leaks() == []
+
+
+def rerun_every_script(cluster) -> list[str]:
+    """Run every command again as pulumi-command would: each one's stored command line (`update` if it has
+    one, else `create`) over SSH as its user, with its stdin, in the state's order (dependency order).
+
+    This is the idempotency check. The engine itself has no "run everything again": `pulumi up --replace`
+    would run each `delete` (kubeadm reset) first, and an unchanged input runs nothing. So the command
+    lines and stdin are taken from `pulumi stack export --show-secrets` — what the engine recorded — and
+    run over the same SSH path.
+    """
+    deployment = cluster.stack.export(show_secrets=True)["deployment"]
+    by_address = {host.addresses[0]: name for name, host in cluster.lab.hosts.items()}
+    ran = []
+    for resource in deployment["resources"]:
+        if resource["type"] != COMMAND:
+            continue
+        inputs = {key: plaintext(value) for key, value in resource["inputs"].items()}
+        script = inputs.get("update") or inputs.get("create")
+        if not script:
+            continue
+        name = resource["urn"].rsplit("::", 1)[1]
+        done = cluster.lab.ssh(by_address[inputs["connection"]["host"]], script, check=False,
+                               stdin=inputs.get("stdin") or "")
+        assert done.returncode == 0, f"{name} failed on its second run:\n{done.stdout}{done.stderr}"
+        ran.append(name)
+    return ran
+
+
+def add_user_everywhere(cluster, user: str) -> None:
+    """A second sudo user with the lab's key on every host, as an admin would add one."""
+    for name in cluster.lab.hosts:
+        cluster.lab.ssh(name, f"sudo useradd --create-home --shell /bin/bash {user} && "
+                              f"echo '{user} ALL=(ALL) NOPASSWD:ALL' | sudo tee /etc/sudoers.d/{user} >/dev/null && "
+                              f"sudo install -d -m 700 -o {user} -g {user} /home/{user}/.ssh && "
+                              f"sudo install -m 600 -o {user} -g {user} /home/kube/.ssh/authorized_keys "
+                              f"/home/{user}/.ssh/authorized_keys")

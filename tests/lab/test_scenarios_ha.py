@@ -1,0 +1,274 @@
+"""The HA cluster through the real Pulumi CLI: one bring-up, then day-2 changes in order (see test_scenarios.py)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+import yaml
+
+from pulumi_cli import plaintext
+from scenario import (add_user_everywhere, calls, journal_mark, lab_cluster, no_init_join_or_reset_since,
+                      replaced_or_deleted, rerun_every_script)
+
+pytestmark = pytest.mark.lab
+
+
+# ---------------------------------------------------------------------------------------------
+# The HA cluster (3 control planes behind kube-vip, 2 workers; a spare host w3): one bring-up,
+# then day-2 changes in order.
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def scale():
+    with lab_cluster("scale.yaml") as cluster:
+        config = cluster.config(without=("w3", "cp4"))
+        result = cluster.up(config)
+        assert result.error is None, result.error
+        cluster.first = result
+        yield cluster, config
+
+
+@pytest.fixture
+def ha(scale):
+    """The HA cluster; after each test, nothing secret in its state or in what the CLI printed."""
+    yield scale
+    assert scale[0].secrets.leaks() == []
+
+
+def test_ha_bring_up(ha):
+    cluster, config = ha
+    assert cluster.problems(config) == []
+    members = cluster.members()
+    assert members["w1"]["labels"] == {"disk": "ssd"}
+    assert members["w2"]["taints"] == ["dedicated=infra:NoSchedule"]
+    assert members["cp2"]["taints"] == ["node-role.kubernetes.io/control-plane=:NoSchedule"]
+    assert [m["name"] for m in cluster.lab.journal()["etcd"]] == ["cp1", "cp2", "cp3"]
+    for node in ("cp1", "cp2", "cp3"):
+        manifest = yaml.safe_load(cluster.lab.ssh(node, "sudo cat /etc/kubernetes/manifests/kube-vip.yaml").stdout)
+        assert manifest["spec"]["volumes"][0]["hostPath"]["path"] == "/etc/kubernetes/admin.conf"
+        env = {e["name"]: e.get("value") for e in manifest["spec"]["containers"][0]["env"]}
+        assert env["vip_interface"] == "eth0" and env["address"] == "198.18.0.100" and env["vip_subnet"] == "32"
+    assert "https://198.18.0.100:6443" in cluster.stack.outputs(show_secrets=True)["kubeconfig"]
+    assert cluster.stack.outputs()["kubeconfig"] == "[secret]"
+
+
+def test_the_engine_ran_every_node_command_on_its_own_host(ha):
+    cluster, config = ha
+    address = {n["name"]: n["address"] for n in config["nodes"]}
+    on_nodes = [s for s in cluster.first.commands if s.name.split("-")[0] in address and s.name.endswith(
+        ("-prepare", "-join", "-init"))]
+    assert len(on_nodes) == 5 + 4 + 1
+    for step in on_nodes:
+        assert step.host == address[step.name.split("-")[0]], step.name
+        assert step.action == "create" and not step.failed
+
+
+def test_expired_material_without_a_remint_fails_clearly(ha):
+    """The stand-in enforces expiry: the same join, with the old material, is refused."""
+    cluster, config = ha
+    cluster.lab.advance_clock(hours=3)
+    state = cluster.stack.export(show_secrets=True)["deployment"]["resources"]
+    join = next(r for r in state if r["urn"].endswith("::cp2-join"))
+    # On a node that has kubeadm; preflight is waived so the material itself is what gets checked.
+    result = cluster.lab.ssh("w1", "sudo kubeadm join --config /dev/stdin --ignore-preflight-errors=all",
+                             check=False, stdin=plaintext(join["inputs"]["stdin"]))
+    assert result.returncode != 0
+    assert 'Secret "kubeadm-certs" was not found' in result.stderr or "could not find a JWS" in result.stderr
+
+
+def test_preview_right_after_up_expects_no_changes(ha):
+    cluster, config = ha
+    preview = cluster.preview(config, "--expect-no-changes")
+    assert preview.returncode == 0, preview.error
+    assert {step["op"] for step in preview.preview["steps"]} == {"same"}
+    again = cluster.up(config)
+    assert again.error is None and again.ran() == []
+
+
+def test_preview_diff_shows_each_nodes_script(ha):
+    cluster, config = ha
+    digest = cluster.preview(cluster.config(without=("cp4",))).preview  # w3 is new: its whole script is shown
+    prepare = next(s for s in digest["steps"] if s["urn"].endswith("::w3-prepare"))
+    assert prepare["op"] == "create"
+    script = prepare["newState"]["inputs"]["create"]
+    diff = cluster.preview(cluster.config(without=("cp4",)), "--diff", "--show-full-output")
+    assert diff.returncode == 0, diff.output
+    # The CLI prints a created string input Go-quoted (%q), cut to its first 3 lines unless --show-full-output
+    # (pkg/backend/display/object_diff.go@v3.274.1 truncatePropertyString; cmd/pulumi/operations/preview.go).
+    body = [json.dumps(line)[1:-1] for line in script.splitlines() if len(line.strip()) > 20]
+    assert len(body) > 20 and [line for line in body if line not in diff.output] == []
+    assert "w3-join" in diff.output and "w3-register" in diff.output
+
+
+def test_every_script_is_idempotent(ha):
+    cluster, config = ha
+    before = cluster.lab.journal()
+    ran = rerun_every_script(cluster)
+    assert len(ran) >= 30
+    after = cluster.lab.journal()
+    assert after["nodes"] == before["nodes"]
+    assert after["etcd"] == before["etcd"]
+    assert no_init_join_or_reset_since(cluster, len(before["calls"])) == []
+
+
+def test_a_node_cordoned_by_hand_stays_cordoned(ha):
+    """The upgrade steps uncordon only what they drained: here they run again with nothing to upgrade."""
+    cluster, config = ha
+    cluster.lab.ssh("cp1", "sudo kubectl --kubeconfig /etc/kubernetes/admin.conf cordon w1")
+    rerun_every_script(cluster)
+    assert cluster.members()["w1"]["unschedulable"] is True
+    cluster.lab.ssh("cp1", "sudo kubectl --kubeconfig /etc/kubernetes/admin.conf uncordon w1")
+
+
+def test_refresh_then_preview_expects_no_changes(ha):
+    cluster, config = ha
+    refreshed = cluster.stack.refresh()
+    assert refreshed.error is None, refreshed.error
+    preview = cluster.preview(config, "--expect-no-changes")
+    assert preview.returncode == 0, preview.error
+
+
+def test_removing_the_first_control_plane_is_refused_before_anything_changes(ha):
+    cluster, config = ha
+    before = cluster.members()
+    result = cluster.up(cluster.config(without=("cp1", "w3", "cp4")))
+    assert result.error is not None
+    assert "cannot run kubeadm init" in result.error
+    assert cluster.members() == before
+    assert result.ran("delete") == []
+    after = cluster.preview(config)
+    assert [(st["op"], st["urn"].rsplit("::", 1)[1]) for st in after.preview["steps"] if st["op"] != "same"] == []
+
+
+def test_rotating_the_ssh_key_reruns_no_init_join_or_reset(ha):
+    cluster, config = ha
+    lab = cluster.lab
+    new_key = lab.work / "rotated-id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(new_key)], check=True)
+    public = new_key.with_suffix(".pub").read_text().strip()
+    for name in lab.hosts:
+        lab.ssh(name, f"echo '{public}' >> ~/.ssh/authorized_keys")
+    old_public = lab.key_path.with_suffix(".pub").read_text().strip()
+    mark = journal_mark(cluster)
+    rotated = dict(config, sshPrivateKey=new_key.read_text())
+    result = cluster.up(rotated)
+    assert result.error is None, result.error
+    assert replaced_or_deleted(result) == []
+    assert no_init_join_or_reset_since(cluster, mark) == []
+    assert cluster.problems(config) == []
+    # The old key is gone from the machines: the stack now works with the new one only.
+    for name in lab.hosts:
+        lab.ssh(name, f"grep -vF '{old_public.split()[1]}' ~/.ssh/authorized_keys > ~/.ssh/k && "
+                      "mv ~/.ssh/k ~/.ssh/authorized_keys")
+    lab.key_path.write_text(new_key.read_text())
+    lab.key_path.with_suffix(".pub").write_text(public + "\n")
+    assert cluster.preview(rotated, "--expect-no-changes").returncode == 0
+
+
+def test_changing_ssh_user_reruns_no_init_join_or_reset(ha):
+    cluster, config = ha
+    add_user_everywhere(cluster, "ops")
+    mark = journal_mark(cluster)
+    changed = cluster.config(without=("w3", "cp4"))
+    changed["ssh"] = {**changed["ssh"], "user": "ops"}
+    result = cluster.up(changed)
+    assert result.error is None, result.error
+    assert replaced_or_deleted(result) == []
+    assert no_init_join_or_reset_since(cluster, mark) == []
+    assert cluster.problems(changed) == []
+
+
+def test_add_a_worker_after_the_join_material_expired(ha):
+    """Steps: the new node's own resources and the join material's re-mint; no other node joins, inits or
+    resets again."""
+    cluster, config = ha
+    cluster.lab.advance_clock(hours=25)  # past the token's 24 h and the uploaded certificates' 2 h
+    grown = cluster.config(without=("cp4",))
+    mark = journal_mark(cluster)
+    result = cluster.up(grown)
+    assert result.error is None, result.error
+    assert cluster.problems(grown) == []
+    created = {s.name for s in result.commands if s.action == "create"}
+    assert {"w3-prepare", "w3-join", "w3-register"} <= created and {n.split("-")[0] for n in created} == {"w3"}
+    assert [s.name for s in result.commands if s.action in ("replace", "delete")] == ["join-material"]
+    others = {s.name: s.action for s in result.commands
+              if s.action != "same" and s.name not in created and s.name != "join-material"}
+    assert set(others.values()) <= {"update"}, others
+    assert {c["host"] for c in no_init_join_or_reset_since(cluster, mark)} == {"w3"}
+    assert {s.host for s in result.commands if s.action in ("create", "replace") and s.host} <= {
+        "198.18.0.11", "198.18.0.23"}
+
+
+def test_remove_a_worker_drains_before_reset(ha):
+    cluster, config = ha
+    shrunk = cluster.config(without=("w2", "cp4"))
+    result = cluster.up(shrunk)
+    assert result.error is None, result.error
+    assert "w2" not in cluster.members()
+    assert cluster.problems(shrunk) == []
+    deleted = {s.name: s for s in result.commands if s.action == "delete"}
+    assert {name.split("-")[0] for name in deleted} == {"w2"}
+    # The engine ran the registration's delete (drain, delete the node) to its end before the join's (reset).
+    assert deleted["w2-register"].ended < deleted["w2-join"].started
+    assert any(c["host"] == "w2" for c in calls(cluster, "kubeadm", "reset"))
+    assert any("drain" in c["argv"] and "w2" in c["argv"] for c in calls(cluster, "kubectl"))
+    assert result.hosts_touched() <= {"198.18.0.11", "198.18.0.22"}
+
+
+def test_remove_a_control_plane_leaves_etcd(ha):
+    cluster, config = ha
+    shrunk = cluster.config(without=("w2", "cp3", "cp4"))
+    result = cluster.up(shrunk)
+    assert result.error is None, result.error
+    assert [m["name"] for m in cluster.lab.journal()["etcd"]] == ["cp1", "cp2"]
+    assert "cp3" not in cluster.members()
+    assert cluster.problems(shrunk) == []
+
+
+def test_certificate_renewal_one_control_plane_at_a_time(ha):
+    cluster, config = ha
+    renewed = cluster.config(without=("w2", "cp3", "cp4"), certificates={"renew": "2026-11-24"})
+    result = cluster.up(renewed)
+    assert result.error is None, result.error
+    assert [r["host"] for r in cluster.lab.journal()["renewals"]] == ["cp1", "cp2"]
+    assert "kubeconfig" in result.ran("replace")
+
+
+def test_one_minor_upgrade_rolls_in_kubeadm_order(ha):
+    cluster, config = ha
+    target = cluster.config(without=("w2", "cp3", "cp4"), certificates={"renew": "2026-11-24"},
+                            kubernetesVersion="1.37.1")
+    started = time.time()
+    result = cluster.up(target)
+    assert result.error is None, result.error
+    assert cluster.problems(target) == []
+    journal = cluster.lab.journal()
+    assert journal["snapshots"][0]["version"] == "1.36.4"
+    upgrades = [(u["host"], u["command"]) for u in journal["upgrades"]]
+    assert upgrades[0] == ("cp1", "apply")
+    assert upgrades[1:2] == [("cp2", "node")]
+    assert {h for h, _ in upgrades[2:]} == {"w1", "w3"}
+    drains = [d["node"] for d in journal["drains"] if d["time"] >= started - 1]
+    assert drains.index("cp1") < drains.index("cp2") < min(drains.index("w1"), drains.index("w3"))
+    assert not any(m["unschedulable"] for m in cluster.members().values())
+    assert not any(m.get("annotations", {}).get("kubeadm-cluster.io/drained-for-upgrade")
+                   for m in cluster.members().values())
+    # The kubeconfig is read again (the upgrade renewed its certificate); nothing else is replaced.
+    assert [s.name for s in result.commands if s.action in ("replace", "delete")] in ([], ["kubeconfig"])
+    assert not [name for name in result.ran() if name.endswith(("-prepare", "-join", "-init"))]
+    # The engine ran the first control plane's upgrade to its end before any other node's.
+    first = result.step("cp1-upgrade")
+    assert all(first.ended < s.started for s in result.commands
+               if s.name.endswith("-upgrade") and s.name != "cp1-upgrade" and s.action != "same")
+
+
+def test_destroy_resets_every_node(ha):
+    cluster, config = ha
+    result = cluster.destroy()
+    assert result.error is None, result.error
+    assert cluster.members() == {}
+    assert {c["host"] for c in calls(cluster, "kubeadm", "reset")} >= {"cp1", "cp2", "w1", "w3"}
+    assert cluster.stack.export()["deployment"].get("resources") in (None, [])
