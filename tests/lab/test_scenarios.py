@@ -1,5 +1,6 @@
-"""End-to-end scenarios: the real Pulumi CLI runs this repo's program; the real pulumi-command provider
-runs its scripts on the lab's hosts over real SSH (see tests/lab/README.md).
+"""End-to-end scenarios: the real Pulumi CLI runs this repo's program; the command plugin (the lab's
+stand-in for pulumi-command, which the Go module proxy does not serve) runs its scripts on the lab's
+hosts over real SSH (see tests/lab/README.md).
 
 Assertions about what Pulumi did read the engine's own output (the events of `pulumi up --json`, the
 steps of `pulumi preview --json`, `pulumi stack export`); the stand-ins' journal says what happened
