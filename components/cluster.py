@@ -54,7 +54,6 @@ class KubeadmCluster(pulumi.ComponentResource):
             hardened[node.name] = ControlPlaneFiles(ctx, node, first_files.encryption_configuration,
                                                     child(prepared[node.name], first_files.command)).command
 
-
         # Adding or removing a control plane changes every haproxy's backends and restarts it: one
         # control plane at a time, each waiting for the previous one's haproxy to answer again.
         rolling: list[pulumi.Resource] = []
