@@ -13,13 +13,13 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from components.scripts import COMPONENTS_DIR
+from upstream_tools import go_tool
 
 MODULE = "github.com/containerd/containerd/v2"
 VERSIONS = ["v2.1.5", "v2.2.9"]
@@ -28,36 +28,10 @@ PAUSE = "registry.k8s.io/pause:3.10.1"
 pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed (containerd is built from source)")
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("KUBEADM_CLUSTER_CACHE") or Path.home() / ".cache" / "kubeadm-cluster") / "tools"
-
-
 def build_containerd(version: str) -> Path:
-    """containerd `version`, built once (CGO off, tag no_btrfs, version-stamped) and installed atomically."""
-    target = cache_dir() / f"containerd-{version}"
-    binary = target / "containerd"
-    if binary.exists():
-        return binary
-    cache_dir().mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".containerd-{version}-", dir=cache_dir()))
-    try:
-        env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": ""}
-        go = lambda *argv: subprocess.run(["go", *argv], cwd=work, env=env, check=True,  # noqa: E731
-                                          capture_output=True, text=True)
-        go("mod", "init", "kubeadm-cluster.invalid/containerd-build")
-        go("get", f"{MODULE}/cmd/containerd@{version}")
-        (work / "out").mkdir()
-        go("build", "-trimpath", "-tags", "no_btrfs", "-ldflags", f"-s -w -X {MODULE}/version.Version={version}",
-           "-o", str(work / "out" / "containerd"), f"{MODULE}/cmd/containerd")
-        try:
-            (work / "out").rename(target)
-        except OSError:
-            if not binary.exists():  # another run installed it first: theirs is the same build
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return binary
-
+    """containerd `version`, built once (CGO off, tag no_btrfs, version-stamped) and cached."""
+    return go_tool("containerd", MODULE, version, f"{MODULE}/cmd/containerd", f"{MODULE}/version.Version",
+                   tags="no_btrfs")
 
 @pytest.fixture(scope="module", params=VERSIONS)
 def containerd(request) -> Path:

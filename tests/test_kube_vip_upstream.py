@@ -16,10 +16,7 @@ the generator (cmd/, pkg/kubevip/config_generator.go) nor the manager's config p
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ import yaml
 from components.config import parse_spec
 from components.loadbalancer import KUBE_VIP_IMAGE, kube_vip_manifest
 from harness import base_config
+from upstream_tools import go_tool
 
 REFERENCE_VERSION = "v1.2.2"
 MODULE = "github.com/kube-vip/kube-vip"
@@ -37,36 +35,11 @@ SPEC = parse_spec(base_config(controlPlane={
     "endpoint": f"{VIP}:6443", "loadBalancer": {"type": "kube-vip", "vip": VIP}}))
 
 
-def cache_dir() -> Path:
-    root = os.environ.get("KUBEADM_CLUSTER_CACHE") or Path.home() / ".cache" / "kubeadm-cluster"
-    return Path(root) / "tools" / f"kube-vip-{REFERENCE_VERSION}"
-
-
 @pytest.fixture(scope="session")
 def kube_vip() -> Path:
     """The real kube-vip binary, built once per version: cold about 3 min of CPU (8 min on a busy
     2-core machine), then cached."""
-    binary = cache_dir() / "kube-vip"
-    if binary.exists():
-        return binary
-    if shutil.which("go") is None:
-        pytest.fail("no 'go' on PATH: the kube-vip reference is built from the Go module proxy")
-    binary.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=binary.parent) as work:
-        # A wrapper module: `go install module@version` also reads the module's version list for
-        # deprecations, which the proxy refuses for kube-vip; a require line does not.
-        (Path(work) / "go.mod").write_text(f"module kubevipbuild\n\ngo 1.26\n\nrequire {MODULE} {REFERENCE_VERSION}\n")
-        env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
-        started = time.monotonic()
-        result = subprocess.run(
-            ["go", "build", "-trimpath", "-ldflags", f"-s -w -X main.Version={REFERENCE_VERSION}",
-             "-o", str(Path(work) / "kube-vip"), MODULE], cwd=work, env=env, capture_output=True, text=True)
-        if result.returncode != 0:
-            pytest.fail(f"building kube-vip {REFERENCE_VERSION} failed:\n{result.stderr[-3000:]}")
-        print(f"built kube-vip {REFERENCE_VERSION} in {time.monotonic() - started:.0f} s")
-        os.replace(Path(work) / "kube-vip", binary)  # atomic: a cached binary is always complete
-    return binary
-
+    return go_tool("kube-vip", MODULE, REFERENCE_VERSION, MODULE, "main.Version")
 
 def generated(kube_vip: Path, *flags: str) -> dict[str, Any]:
     """What `kube-vip manifest pod` prints; run with an empty environment, which it also parses."""

@@ -1,0 +1,48 @@
+"""Upstream programs that tests check our output against, built from the Go module proxy.
+
+`go_tool(...)` builds one main package of MODULE@VERSION once, version-stamped, into
+`${KUBEADM_CLUSTER_CACHE:-~/.cache/kubeadm-cluster}/tools/NAME-VERSION/NAME` and returns its path.
+The build runs in a wrapper module that requires MODULE@VERSION (`go install module@version` also asks
+the proxy for the module's version list, which it refuses for some modules, e.g. kube-vip; and it
+refuses modules whose go.mod has replace or exclude directives, e.g. containerd). The binary is moved
+into place in one rename, so a cached binary is always complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+
+def tools_dir() -> Path:
+    return Path(os.environ.get("KUBEADM_CLUSTER_CACHE") or Path.home() / ".cache" / "kubeadm-cluster") / "tools"
+
+
+def go_tool(name: str, module: str, version: str, package: str, stamp: str, tags: str = "") -> Path:
+    """NAME built from PACKAGE of MODULE@VERSION; STAMP is the -X variable that takes the version."""
+    binary = tools_dir() / f"{name}-{version}" / name
+    if binary.exists():
+        return binary
+    if shutil.which("go") is None:
+        pytest.fail(f"no 'go' on PATH: the reference {name} is built from the Go module proxy")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=binary.parent) as work:
+        (Path(work) / "go.mod").write_text(f"module kubeadm-cluster.invalid/{name}-build\n\ngo 1.26\n\n"
+                                           f"require {module} {version}\n")
+        env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
+        started = time.monotonic()
+        result = subprocess.run(
+            ["go", "build", "-trimpath", *(["-tags", tags] if tags else []),
+             "-ldflags", f"-s -w -X {stamp}={version}", "-o", str(Path(work) / name), package],
+            cwd=work, env=env, capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.fail(f"building {name} {version} failed:\n{result.stderr[-3000:]}")
+        print(f"built {name} {version} in {time.monotonic() - started:.0f} s")
+        os.replace(Path(work) / name, binary)
+    return binary
