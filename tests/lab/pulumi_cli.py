@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import secrets
-import shlex
 import shutil
 import signal
 import subprocess
@@ -36,6 +34,8 @@ INLINE = Path(__file__).resolve().parent / "inline_program.py"
 sys.path.insert(0, str(Path(__file__).resolve().parent / "standins"))
 
 from command_provider import lab_env  # noqa: E402
+
+from tests import toolchain  # noqa: E402
 PROJECT = "kubeadm-cluster"
 COMMAND = "command:remote:Command"
 SECRET_CONFIG = ("sshPrivateKey", "keepalivedAuthPass")
@@ -50,17 +50,12 @@ class PulumiError(Exception):
 
 @functools.cache
 def toolchain_env() -> dict[str, str]:
-    """The environment `toolchain/build --env` exports: the built CLI on PATH, its own Pulumi home with
-    the plugins installed, no update check, no plugin downloads. Builds what is missing first."""
-    done = subprocess.run([str(REPO / "toolchain" / "build"), "--env"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise PulumiError(f"toolchain/build failed: {done.stderr.strip()}")
-    env = {}
-    for line in done.stdout.splitlines():
-        if line.startswith("export "):
-            key, _, value = line[len("export "):].partition("=")
-            env[key] = shlex.split(value)[0] if value else ""
-    return env
+    """os.environ with what `toolchain/build --env` exports: the built CLI on PATH, its own Pulumi home
+    with the plugins installed, no update check, no plugin downloads. Builds what is missing first."""
+    try:
+        return toolchain.env(build=True)
+    except toolchain.ToolchainUnavailable as error:
+        raise PulumiError(f"toolchain/build failed: {error}") from None
 
 
 @dataclass
@@ -217,7 +212,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         # The lab's pulumi-resource-command (standins/command_provider.py: the Go module proxy serves no
         # pulumi-command module) on PATH; every other plugin from the toolchain's Pulumi home.
-        return {**lab_env({**os.environ, **toolchain_env()}),
+        return {**lab_env(toolchain_env()),
                 "PULUMI_BACKEND_URL": f"file://{self.state}",
                 "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
                 "PULUMI_SKIP_UPDATE_CHECK": "true",

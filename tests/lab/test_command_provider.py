@@ -22,7 +22,8 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent / "standins"))
 import command_provider as cp  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+from tests import toolchain  # noqa: E402
+
 PLUGIN = cp.BIN_DIR / "pulumi-resource-command"
 URN = "urn:pulumi:dev::p::command:remote:Command::node"
 
@@ -353,17 +354,12 @@ def test_cancel_ends_the_dial_retries():
 
 # ---- the real engine -------------------------------------------------------------------------------------------
 
-def toolchain_env() -> dict[str, str] | None:
-    done = subprocess.run(["bash", "-c", f'eval "$({REPO}/toolchain/build --env)" && env -0'],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        return None
-    return dict(line.split("=", 1) for line in done.stdout.split("\0") if "=" in line)
-
-
 @pytest.fixture(scope="module")
 def engine_env():
-    env = toolchain_env()
+    try:
+        env = toolchain.env(build=True)
+    except toolchain.ToolchainUnavailable:
+        env = None
     if env is None or not shutil.which("pulumi", path=env.get("PATH")):
         pytest.skip("the toolchain (toolchain/build) did not build the Pulumi CLI")
     return env
