@@ -377,8 +377,10 @@ def preflight(kind: str, ignore: set[str], cri_socket: str | None) -> None:
              "with `--ignore-preflight-errors=...`")
 
 
-# kube-apiserver reads these files at start-up and exits when one cannot be read; in its static pod only
-# the paths kubeadm mounts (PKI, CA certificates) and apiServer.extraVolumes exist.
+# kube-apiserver reads these files at start-up and exits when one cannot be read (k8s.io/apiserver
+# pkg/server/options admission.go ReadAdmissionConfiguration, audit.go LoadPolicyFromFile, etcd.go
+# LoadEncryptionConfig @v0.36.4, i.e. kubernetes v1.36.4); in its static pod only the paths kubeadm
+# mounts (PKI, CA certificates) and apiServer.extraVolumes exist.
 API_SERVER_FILE_FLAGS = ("admission-control-config-file", "audit-policy-file", "encryption-provider-config")
 # kubelet pkg/kubelet/cm/container_manager_linux.go setupKernelTunables (read at commit 001332b, 2026), values from
 # staging/src/k8s.io/component-helpers/node/util/sysctl/sysctl.go: with protectKernelDefaults the
