@@ -24,12 +24,29 @@ def test_preview_comments_the_diff_on_pull_requests():
     workflow = load("preview.yml")
     assert "pull_request" in workflow["on"]
     assert workflow["jobs"]["preview"]["permissions"]["pull-requests"] == "write"
-    step = pulumi_step(workflow["jobs"]["preview"])
-    assert step["with"]["command"] == "preview"
-    assert step["with"]["comment-on-pr"] is True and step["with"]["diff"] is True
+    step = preview_step(workflow["jobs"]["preview"])
     assert "PULUMI_CONFIG_PASSPHRASE" in step["env"]
+    assert re.search(r"^\s*gh pr comment \"\$PR\" --body-file comment\.md$", step["run"], re.M)
     assert workflow["jobs"]["preview"]["needs"] == "test"
     assert any("bash .ci/run" in step.get("run", "") for step in workflow["jobs"]["test"]["steps"])
+
+
+def preview_step(job: dict) -> dict:
+    return next(step for step in job["steps"] if "pulumi preview" in step.get("run", ""))
+
+
+def test_pr_preview_shows_every_script_in_full():
+    # Without --show-full-output the CLI cuts each string to 3 lines (pkg/backend/display/object_diff.go@v3.274.1).
+    command = next(line for line in preview_step(load("preview.yml")["jobs"]["preview"])["run"].splitlines()
+                   if line.startswith("pulumi preview"))
+    assert {"--diff", "--show-full-output"} <= set(command.split())
+
+
+def test_pr_preview_installs_the_cli_the_toolchain_pins():
+    versions = (WORKFLOWS.parent.parent / "toolchain" / "versions").read_text()
+    pinned = re.search(r"^PULUMI_CLI=v(\S+)$", versions, re.M).group(1)
+    step = pulumi_step(load("preview.yml")["jobs"]["preview"])
+    assert "command" not in step["with"] and step["with"]["pulumi-version"] == pinned
 
 
 def test_up_runs_on_main_one_at_a_time():
