@@ -66,7 +66,7 @@ def lab_available() -> str | None:
         return "the lab needs root (network namespaces, mounts)"
     for tool in ("ip", "debootstrap", "unshare", "dpkg-deb", "apt-ftparchive", "gpg", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (see .ci/run for the packages)"
+            return f"{tool} is not installed (.ci/setup installs the packages)"
     return None
 
 
