@@ -31,18 +31,23 @@ package_manager() {
   fi
 }
 
-# Writes stdin to FILE only when the content differs; returns 0 when it changed the file.
+# write_if_changed FILE [MODE]: writes stdin to FILE only when the content differs; returns 0 when it
+# changed the file. With MODE, an unchanged FILE gets that mode too.
 write_if_changed() {
-  local file=$1 tmp
-  tmp=$(mktemp)
+  local file=$1 mode=${2:-} dir tmp
+  dir=$(dirname "$file")
+  mkdir -p "$dir"
+  # mktemp creates 0600 beside the file (a dot name, which the kubelet's manifest watch skips): the
+  # file appears by rename, whole and never with more than MODE allows (default 0644).
+  tmp=$(mktemp "$dir/.${file##*/}.XXXXXX")
   cat >"$tmp"
   if [[ -f $file ]] && cmp -s "$tmp" "$file"; then
     rm -f "$tmp"
+    [[ -z $mode ]] || chmod "$mode" "$file"
     return 1
   fi
-  install -D -m 0644 "$tmp" "$file"
-  rm -f "$tmp"
-  return 0
+  chmod "${mode:-0644}" "$tmp"
+  mv -f "$tmp" "$file"
 }
 
 # The interface that carries the VIP: the configured one, else the one whose main-table route to it

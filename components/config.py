@@ -49,6 +49,13 @@ LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
 POD_SECURITY_LEVELS = ("baseline", "restricted", "privileged")
+# keepalived copies at most 8 bytes of auth_pass (VRRP_AUTH_LEN; longer is truncated with a config error,
+# keepalived/vrrp/vrrp_parser.c vrrp_auth_pass_handler @v2.0.20 and @v2.2.7). Its parser (lib/parser.c,
+# same tags) splits words at whitespace and '"', cuts comments at '!' and '#', treats '\\' as an
+# escape, '$' as a definition and '{' '}' as blocks; '&' and "'" are refused too, so the password is
+# one literal word in keepalived.conf and in haproxy-keepalived.sh's substitution.
+KEEPALIVED_AUTH_PASS_RE = re.compile(r"^[!-~]{1,8}$")
+KEEPALIVED_AUTH_PASS_REFUSED = frozenset("!\"#$&'\\{}")
 IMAGE_REPO_RE = re.compile(r"^[a-z0-9]([-a-z0-9.:]*[a-z0-9])?(/[a-z0-9]([-a-z0-9._/]*[a-z0-9])?)*$")
 
 
@@ -976,11 +983,22 @@ def _read_etcd_backup(r: _Reader, value: Any, etcd_is_secret: bool) -> EtcdBacku
     )
 
 
+def _check_keepalived_auth_pass(r: _Reader, value: str) -> None:
+    """The secret itself is never put in a problem: only what is wrong with it."""
+    refused = sorted({c for c in value if c in KEEPALIVED_AUTH_PASS_REFUSED or not "!" <= c <= "~"})
+    if KEEPALIVED_AUTH_PASS_RE.match(value) and not refused:
+        return
+    found = f"{len(value)} characters" + (f", including {', '.join(map(repr, refused))}" if refused else "")
+    r.problems.append(f"keepalivedAuthPass: (secret, {found}) expected 1 to 8 printable ASCII characters "
+                      f"(keepalived uses at most 8) without whitespace or any of {' '.join(sorted(KEEPALIVED_AUTH_PASS_REFUSED))}")
+
+
 def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool = True,
-               has_keepalived_auth_pass: bool = False, secret_keys: Collection[str] = ()) -> ClusterSpec:
+               keepalived_auth_pass: str | None = None, secret_keys: Collection[str] = ()) -> ClusterSpec:
     """Validate raw config values (keys without the project prefix) into a ClusterSpec.
 
-    The secrets are not part of the spec; only whether they are set matters here.
+    The secrets are not part of the spec; only whether they are set matters here, and that a set
+    keepalivedAuthPass is one keepalived can use (never echoed in a problem).
     Raises ConfigError listing every problem found.
     """
     r = _Reader(secret_keys)
@@ -998,9 +1016,11 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
     nodes = _read_nodes(r, raw.get("nodes"), ssh)
     _check_inventory(r, nodes, etcd_topology, warnings)
     control_plane = _read_control_plane(r, raw.get("controlPlane"), nodes)
-    if control_plane.load_balancer.type == "haproxy-keepalived" and not has_private_key and not has_keepalived_auth_pass:
+    if control_plane.load_balancer.type == "haproxy-keepalived" and not has_private_key and keepalived_auth_pass is None:
         r.problems.append("keepalivedAuthPass: is required with haproxy-keepalived and ssh.agent (it is otherwise "
                           "derived from sshPrivateKey); set it with `pulumi config set --secret kubeadm-cluster:keepalivedAuthPass`")
+    if keepalived_auth_pass is not None:
+        _check_keepalived_auth_pass(r, keepalived_auth_pass)
     networking = _read_networking(r, raw.get("networking"), nodes, control_plane, warnings)
     runtime_raw = r.mapping("containerRuntime", raw.get("containerRuntime"), KNOWN_KEYS["containerRuntime"])
     runtime = r.choice("containerRuntime.type", runtime_raw.get("type"), RUNTIMES, "containerd")
@@ -1073,10 +1093,11 @@ def load_spec() -> tuple[ClusterSpec, Secrets]:
             raw[key] = config.get(key)
     raw = {key: value for key, value in raw.items() if value is not None}
     private_key = config.get_secret("sshPrivateKey")
-    auth_pass = config.get_secret("keepalivedAuthPass")
+    auth_pass_text = config.get("keepalivedAuthPass")  # validated here, travels only as the secret below
+    auth_pass = None if auth_pass_text is None else pulumi.Output.secret(auth_pass_text)
     secret_keys = {key for key in raw if pulumi.runtime.is_config_secret(f"{PROJECT}:{key}")}
     spec = parse_spec(raw, pulumi.get_stack(), has_private_key=private_key is not None,
-                      has_keepalived_auth_pass=auth_pass is not None, secret_keys=secret_keys)
+                      keepalived_auth_pass=auth_pass_text, secret_keys=secret_keys)
     for warning in spec.warnings:
         pulumi.log.warn(warning)
     if auth_pass is None and private_key is not None:

@@ -39,11 +39,12 @@ auth_pass=$(head -c 64)
 interface=$(vip_interface "$VIP" "$VIP_INTERFACE")
 install -d -m 0755 /etc/kubernetes/manifests /etc/haproxy /etc/keepalived
 printf '%s\n' "$HAPROXY_CFG" | write_if_changed /etc/haproxy/haproxy.cfg || true
-printf '%s\n' "$KEEPALIVED_CHECK" | write_if_changed /etc/keepalived/check_apiserver.sh || true
-chmod 0755 /etc/keepalived/check_apiserver.sh
-conf=${KEEPALIVED_CONF//@INTERFACE@/$interface}
-printf '%s\n' "${conf//@AUTH_PASS@/$auth_pass}" | write_if_changed /etc/keepalived/keepalived.conf || true
-chmod 0600 /etc/keepalived/keepalived.conf
+printf '%s\n' "$KEEPALIVED_CHECK" | write_if_changed /etc/keepalived/check_apiserver.sh 0755 || true
+# Quoted replacements are literal: unquoted, bash 5.2 (patsub_replacement) puts the match for each '&'.
+conf=${KEEPALIVED_CONF//@INTERFACE@/"$interface"}
+# It holds the VRRP password: readable by root only, from its first byte (keepalived itself only asks
+# for a regular file without execute bits, lib/parser.c check_conf_file @v2.2.7).
+printf '%s\n' "${conf//@AUTH_PASS@/"$auth_pass"}" | write_if_changed /etc/keepalived/keepalived.conf 0600 || true
 printf '%s\n' "$KEEPALIVED_MANIFEST" | write_if_changed /etc/kubernetes/manifests/keepalived.yaml || true
 # The haproxy manifest carries the config's hash, so it changes exactly when haproxy must restart.
 printf '%s\n' "$HAPROXY_MANIFEST" | write_if_changed /etc/kubernetes/manifests/haproxy.yaml || true
