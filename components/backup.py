@@ -34,8 +34,13 @@ def backup_script(spec: ClusterSpec, node: Node) -> str:
         "COPY_COMMAND": backup.copy_command,
         "TOOLS_DIR": TOOLS_DIR,
         "ETCDUTL_URL": backup.etcdutl_url,
-        "ETCDUTL_SHA256S": "\n".join(f"{name}={digest}" for name, digest in sorted(backup.etcdutl_sha256.items())),
-    })
+        "ETCDUTL_SHA256S": etcdutl_sha256s(backup),
+    }, includes=("etcd-tools.sh",))
+
+
+def etcdutl_sha256s(backup: EtcdBackup) -> str:
+    """etcd.backup.etcdutlSha256 as etcd-tools.sh reads it: one `FILE=SHA256` a line."""
+    return "\n".join(f"{name}={digest}" for name, digest in sorted(backup.etcdutl_sha256.items()))
 
 
 def service_unit() -> str:

@@ -31,49 +31,6 @@ fail() {
   die "etcd backup failed: $1"
 }
 
-# The running etcd's image carries etcdctl (and, in etcd's own images, etcdutl): taking them from there
-# gives the tools of exactly the running version without a download. A copy in TOOLS_DIR stays usable
-# while etcd restarts.
-etcd_image_bin() {
-  local comm
-  for comm in /proc/[0-9]*/comm; do
-    if [[ $(cat "$comm" 2>/dev/null) == etcd && -x ${comm%/comm}/root/usr/local/bin/etcdctl ]]; then
-      echo "${comm%/comm}/root/usr/local/bin"
-      return 0
-    fi
-  done
-  return 1
-}
-
-install_tool() {
-  local source=$1 name=$2
-  [[ -x $source ]] || return 1
-  cmp -s "$source" "$TOOLS_DIR/$name" || install -D -m 0755 "$source" "$TOOLS_DIR/$name"
-}
-
-# etcdutl for VERSION from the etcd release tarball (kubernetes' own etcd image has no etcdutl),
-# checked against the sha256 configured for that file (etcd.backup.etcdutlSha256).
-download_etcdutl() {
-  local version=$1 arch file url sum dir
-  arch=$(uname -m)
-  arch=${arch/x86_64/amd64}
-  arch=${arch/aarch64/arm64}
-  file=etcd-v$version-linux-$arch.tar.gz
-  sum=$(sed -n "s/^$file=//p" <<<"$ETCDUTL_SHA256S")
-  [[ -n $sum ]] || return 1
-  url=${ETCDUTL_URL//\{version\}/$version}
-  url=${url//\{arch\}/$arch}
-  dir=$(mktemp -d)
-  curl -fsSL --retry 3 -o "$dir/$file" "$url" || { rm -rf "$dir"; fail "cannot download $url"; }
-  if ! sha256sum --check --status <<<"$sum  $dir/$file"; then
-    rm -rf "$dir"
-    fail "$url does not match the sha256 configured for $file in etcd.backup.etcdutlSha256"
-  fi
-  tar -xzf "$dir/$file" -C "$dir" --strip-components=1 "etcd-v$version-linux-$arch/etcdutl"
-  install -D -m 0755 "$dir/etcdutl" "$TOOLS_DIR/etcdutl-$version"
-  rm -rf "$dir"
-}
-
 install -d -m 0700 "$DIRECTORY"
 snapshot=
 image_bin=$(etcd_image_bin) || fail "no running etcd with /usr/local/bin/etcdctl in its image on $NODE_NAME"
@@ -83,12 +40,8 @@ ETCDCTL=("$TOOLS_DIR/etcdctl" --endpoints="$ENDPOINT" --cacert="$PKI/ca.crt"
 version=$("$TOOLS_DIR/etcdctl" version | sed -n 's/^etcdctl version: //p')
 # Without etcdutl (kubernetes' etcd image has none, and no checksum is configured for the release
 # tarball) the snapshot is still taken and kept, marked unverified: a backup beats none.
-etcdutl=
-if install_tool "$image_bin/etcdutl" etcdutl; then
-  etcdutl=$TOOLS_DIR/etcdutl
-elif [[ -x $TOOLS_DIR/etcdutl-$version ]] || download_etcdutl "$version"; then
-  etcdutl=$TOOLS_DIR/etcdutl-$version
-fi
+select_etcdutl "$version" "$image_bin"
+etcdutl=$ETCDUTL
 
 snapshot=$DIRECTORY/etcd-$NODE_NAME-$(date -u +%Y%m%dT%H%M%SZ).db
 log "etcd snapshot to $snapshot (etcd $version)"
