@@ -5,7 +5,7 @@
 3. external etcd formed and healthy (if chosen); the API server's hardening files on every control plane
 4. kubeadm init on the first control plane; then the upgrade preflight and the first control
    plane's upgrade step (update-only: they run when kubernetesVersion changes)
-5. join material minted
+5. join material minted (certificates uploaded only for joining control planes)
 6. control-plane joins one at a time, worker joins in parallel (in a run that also upgrades, after the
    control planes' upgrade steps before them); node registrations (labels, taints,
    and the drain/delete path); the other control planes' upgrade steps one at a time, then the
@@ -24,7 +24,7 @@ from components.control_plane_files import ControlPlaneFiles
 from components.control_plane_init import ControlPlaneInit
 from components.etcd import ExternalEtcd
 from components.join import NodeJoin
-from components.join_material import JoinMaterial
+from components.join_material import JoinCleanup, JoinMaterial
 from components.kubeconfig import Kubeconfig
 from components.loadbalancer import ControlPlaneEndpoint, endpoint_stages
 from components.prepare import NodePreparation
@@ -76,19 +76,20 @@ class KubeadmCluster(pulumi.ComponentResource):
 
         preflight = UpgradePreflight(ctx, child(init)).command
         upgraded = ControlPlaneUpgrade(ctx, first, child(preflight, *ready)).command
-        material = JoinMaterial(ctx, [n.name for n in spec.cluster_nodes if n != first], child(upgraded))
+        material = JoinMaterial(ctx, [n for n in spec.cluster_nodes if n != first], child(upgraded))
 
         joins: dict[str, pulumi.Resource] = {first.name: init}
-        previous_join: pulumi.Resource = material.command
+        previous_join: list[pulumi.Resource] = material.commands
         previous_upgrade = upgraded
         renewal = first_renewal = CertificateRenewal(ctx, first, child(upgraded), etcd).command
         for node in spec.control_planes[1:]:
             # A node added in a run that also upgrades joins at kubernetesVersion once the control planes
             # before it run it: its own upgrade step is new too and, having no create, never runs. (A joining
             # control plane's kubelet talks to its own API server: kubeadm phases/join/kubelet.go@v1.36.3.)
-            join = NodeJoin(ctx, node, material.material,
-                            child(previous_join, previous_upgrade, *before_kubeadm(node))).command
-            joins[node.name] = previous_join = join
+            join = NodeJoin(ctx, node, material.control_plane_material,
+                            child(*previous_join, previous_upgrade, *before_kubeadm(node))).command
+            joins[node.name] = join
+            previous_join = [join]
             endpoint(node, "after-kubeadm", join)
             # Not after its own join, so workers, which wait for these steps, still join in parallel with
             # the control planes; a node not joined yet has nothing to upgrade.
@@ -98,6 +99,9 @@ class KubeadmCluster(pulumi.ComponentResource):
             # Workers join once every control plane runs kubernetesVersion: a kubelet never newer than an API server.
             joins[node.name] = NodeJoin(ctx, node, material.material,
                                         child(material.command, previous_upgrade, prepared[node.name])).command
+
+        # The set's credentials go once every join of the set is done (the init token is never used).
+        JoinCleanup(ctx, material, child(*material.commands, *(joins[n.name] for n in spec.cluster_nodes if n != first)))
 
         registrations = {node.name: NodeRegistration(ctx, node, child(joins[node.name], *ready)).command
                          for node in spec.cluster_nodes}

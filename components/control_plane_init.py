@@ -1,4 +1,4 @@
-"""Phase 4: `kubeadm init --upload-certs` on the first control plane."""
+"""Phase 4: `kubeadm init` on the first control plane."""
 
 from __future__ import annotations
 

@@ -23,8 +23,9 @@ if [[ -f /etc/kubernetes/manifests/kube-apiserver.yaml || -f /etc/kubernetes/kub
   reset_keeping "$STATE_DIR" "$CRI_SOCKET" "${keep[@]}"
 fi
 log "kubeadm init (this takes a few minutes)"
-# The join command kubeadm prints holds a token and certificate key: keep both out of the log.
-kubeadm init --config "$STATE_DIR/init.yaml" --upload-certs --skip-token-print --skip-certificate-key-print >&2
+# No certificate upload here: it happens only in a run in which a control plane joins
+# (certificate-upload.sh). The join command kubeadm prints holds a token: keep it out of the log.
+kubeadm init --config "$STATE_DIR/init.yaml" --skip-token-print >&2
 touch "$STATE_DIR/initialized"
 wait_for_apiserver
 log "control plane initialized"

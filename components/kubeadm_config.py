@@ -1,6 +1,6 @@
 """kubeadm v1beta4 configuration documents rendered from the spec.
 
-Init documents hold no secret (kubeadm mints the first token and certificate key itself);
+Init documents hold no secret (kubeadm mints the first token itself);
 JoinConfiguration carries the join material and therefore only ever travels through stdin.
 """
 
@@ -17,6 +17,14 @@ PKI_DIR = "/etc/kubernetes/pki"
 EXTERNAL_ETCD_CA = f"{PKI_DIR}/etcd/ca.crt"
 EXTERNAL_ETCD_CERT = f"{PKI_DIR}/apiserver-etcd-client.crt"
 EXTERNAL_ETCD_KEY = f"{PKI_DIR}/apiserver-etcd-client.key"
+# kubeadm init always creates a bootstrap token: an empty bootstrapTokens list is defaulted to one of 24 h
+# (apis/kubeadm/v1beta4/defaults.go SetDefaults_BootstrapTokens, apis/bootstraptoken/v1/defaults.go,
+# @v1.36.4), and its bootstrap-token phase, which also writes cluster-info and the bootstrap RBAC rules,
+# cannot be skipped. Nothing uses that token: joins get their own (join-material.sh), and init's later
+# phases (kubelet-finalize, addon, show-join-command) do not read it (cmd/init.go). So it is short-lived and
+# described, and join-cleanup.sh deletes it by that description.
+INIT_TOKEN_DESCRIPTION = "kubeadm-cluster init, unused, deleted after the joins"
+INIT_TOKEN_TTL = "10m0s"
 CRI_SOCKETS = {
     "containerd": "unix:///run/containerd/containerd.sock",
     "cri-o": "unix:///var/run/crio/crio.sock",
@@ -80,6 +88,7 @@ def init_configuration(spec: ClusterSpec) -> str:
         {
             "apiVersion": KUBEADM_API,
             "kind": "InitConfiguration",
+            "bootstrapTokens": [{"description": INIT_TOKEN_DESCRIPTION, "ttl": INIT_TOKEN_TTL}],
             "localAPIEndpoint": {"advertiseAddress": node.internal_address, "bindPort": API_SERVER_PORT},
             "nodeRegistration": node_registration(spec, node),
         },

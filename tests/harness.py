@@ -58,7 +58,8 @@ users:
 """
 
 CANNED_STDOUT = {
-    "join-material": json.dumps({"token": TOKEN, "caCertHash": CA_HASH, "certificateKey": CERTIFICATE_KEY}),
+    "join-material": json.dumps({"token": TOKEN, "caCertHash": CA_HASH}),
+    "certificate-upload": json.dumps({"certificateKey": CERTIFICATE_KEY}),
     "kubeconfig": ADMIN_CONF,
     "etcd-ca": json.dumps({"caCert": "-----BEGIN CERTIFICATE-----\nY2E=\n-----END CERTIFICATE-----",
                            "caKey": ETCD_CA_KEY_PEM,

@@ -22,7 +22,8 @@ def test_adding_a_worker_creates_only_its_resources_and_remints_join_material():
     result = plan(run_program(base_config()), run_program(with_worker(base_config())))
     assert result.created == {"w3-prepare", "w3-join", "w3-register", "w3-upgrade-drain", "w3-upgrade",
                               "w3-upgrade-uncordon"}
-    assert result.replaced == {"join-material"}
+    # A new token and its cleanup; no certificate upload: no control plane joins.
+    assert result.replaced == {"join-material", "join-cleanup"}
     assert result.updated == set()
     assert result.deleted == set()
 
@@ -41,7 +42,7 @@ def test_adding_a_control_plane_creates_only_its_resources():
     assert result.created == {"cp4-prepare", "cp4-control-plane-files", "cp4-join", "cp4-register", "cp4-upgrade",
                               "cp4-certs-renew", "cp4-etcd-backup"}
     # The first control plane reads its encryption configuration again for the newcomer.
-    assert result.replaced == {"join-material", "cp1-control-plane-files"}
+    assert result.replaced == {"join-material", "certificate-upload", "join-cleanup", "cp1-control-plane-files"}
     assert result.updated == set()
 
 
@@ -51,7 +52,7 @@ def test_removing_a_worker_runs_only_its_delete_path():
     result = plan(run_program(base_config()), run_program(config))
     assert result.deleted == {"w2-prepare", "w2-join", "w2-register", "w2-upgrade-drain", "w2-upgrade",
                               "w2-upgrade-uncordon"}
-    assert result.replaced == {"join-material"}
+    assert result.replaced == {"join-material", "join-cleanup"}
     assert result.created == set() and result.updated == set()
 
 
@@ -95,8 +96,7 @@ def test_version_change_does_not_rerun_preparation_init_or_joins():
 
 def test_epoch_change_remints_join_material_only():
     result = plan(run_program(base_config()), run_program(base_config(joinMaterialEpoch="2")))
-    assert result.touched == {"join-material"}
-    assert result.replaced == {"join-material"}
+    assert result.touched == result.replaced == {"join-material", "certificate-upload", "join-cleanup"}
 
 
 def test_certificate_renewal_reruns_renewals_kubeconfig_and_expiry():

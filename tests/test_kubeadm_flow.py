@@ -59,7 +59,7 @@ esac""",
 
 
 def upload_certs_config(run, tmp_path: Path) -> dict[str, dict]:
-    result = run_with_stubs(inner_script(run.named("join-material").plain("create")), tmp_path, JOIN_MATERIAL_STUBS)
+    result = run_with_stubs(inner_script(run.named("certificate-upload").plain("create")), tmp_path, JOIN_MATERIAL_STUBS)
     assert result.returncode == 0, result.stderr
     [upload] = [c for c in calls(tmp_path) if c.startswith("kubeadm init phase upload-certs")]
     assert "--upload-certs" in upload.split() and "--config" in upload.split()
@@ -86,7 +86,8 @@ def test_upload_certs_config_names_kubeadms_own_version_not_stable_1(stacked, tm
 def test_upload_certs_config_does_not_change_with_the_version(stacked):
     """The join material is not re-minted by an upgrade: the version is filled on the node."""
     upgraded = run_program(base_config(kubernetesVersion="1.37.1"))
-    assert upgraded.named("join-material").plain("create") == stacked.named("join-material").plain("create")
+    for step in ("join-material", "certificate-upload"):
+        assert upgraded.named(step).plain("create") == stacked.named(step).plain("create")
 
 
 # --- a sandbox for scripts that work on fixed paths ----------------------------------------------------

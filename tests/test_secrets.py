@@ -67,7 +67,7 @@ def test_kubeconfig_output_is_secret(run):
 
 
 def test_commands_printing_secrets_mark_stdout_secret_and_do_not_stream_it(run):
-    for name in ("join-material", "kubeconfig") + (("etcd-ca",) if "etcd-ca" in run.names() else ()):
+    for name in ("join-material", "certificate-upload", "kubeconfig") + (("etcd-ca",) if "etcd-ca" in run.names() else ()):
         command = run.named(name)
         assert {"stdout", "stderr"} <= set(command.additional_secret_outputs), name
         assert command.plain("logging") == "stderr", name
@@ -117,7 +117,7 @@ def test_a_step_document_error_names_what_is_missing_but_not_the_values():
 
     with pytest.raises(ValueError) as raised:
         last_json_document(f'{{"token": "{TOKEN}"}}', JOIN_MATERIAL_KEYS, "join-material")
-    assert "caCertHash, certificateKey" in str(raised.value)
+    assert "lacks caCertHash" in str(raised.value)
     assert TOKEN not in str(raised.value)
     with pytest.raises(ValueError, match="did not print its JSON document"):
         last_json_document(f"token {TOKEN} and no JSON", JOIN_MATERIAL_KEYS, "join-material")
