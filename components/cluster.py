@@ -29,6 +29,7 @@ from components.kubeconfig import Kubeconfig
 from components.loadbalancer import ControlPlaneEndpoint, endpoint_stages
 from components.prepare import NodePreparation
 from components.registration import NodeRegistration
+from components.restore import EtcdRestore
 from components.remote import Context
 from components.upgrade import ControlPlaneUpgrade, UpgradePreflight, WorkerUpgrade
 
@@ -115,6 +116,9 @@ class KubeadmCluster(pulumi.ComponentResource):
         members = ([(n, joins[n.name]) for n in spec.control_planes] if etcd is None
                    else [(n, etcd.client_certificates) for n in spec.etcd_nodes])
         self.etcd_backup = EtcdBackups(ctx, members, child()).status if spec.etcd_backup.enabled else None
+        # Disaster recovery from a snapshot: its steps run only when etcd.restore.id changes.
+        restore_after = {**{n.name: joins[n.name] for n in spec.control_planes}, **{n.name: r for n, r in members}}
+        EtcdRestore(ctx, restore_after, child())
 
         self.kubeconfig = Kubeconfig(ctx, child(first_renewal)).kubeconfig
         self.certificate_expiry = CertificateExpiry(ctx, child(renewal, previous_upgrade),

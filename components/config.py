@@ -80,7 +80,8 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "nodes[].taints[]": ("key", "value", "effect"),
     "controlPlane": ("endpoint", "loadBalancer", "certSANs", "schedulable"),
     "controlPlane.loadBalancer": ("type", "vip", "interface"),
-    "etcd": ("topology", "backup"),
+    "etcd": ("topology", "backup", "restore"),
+    "etcd.restore": ("id", "snapshot", "fetchCommand"),
     "etcd.backup": ("enabled", "schedule", "retention", "directory", "copyCommand", "etcdutlUrl", "etcdutlSha256"),
     "networking": ("podSubnet", "serviceSubnet", "dnsDomain", "kubeProxyMode"),
     "containerRuntime": ("type",),
@@ -248,6 +249,15 @@ class EtcdBackup:
 
 
 @dataclass(frozen=True)
+class EtcdRestore:
+    """Disaster recovery from a snapshot (etcd.restore): a new `id` runs the restore chain once."""
+
+    id: str = ""  # empty: no restore
+    snapshot: str = ""  # a path on the first control plane (or first external etcd member)
+    fetch_command: str = ""  # one line of shell that writes the snapshot to $1 there first
+
+
+@dataclass(frozen=True)
 class ClusterSpec:
     kubernetes_version: str
     cluster_name: str
@@ -268,6 +278,7 @@ class ClusterSpec:
     helm_releases: tuple[HelmRelease, ...]
     security: Security = Security()
     drain: Drain = Drain()
+    etcd_restore: EtcdRestore = EtcdRestore()
     warnings: tuple[str, ...] = ()
     # Keys the user set with --secret (e.g. a chart password under helmReleases): what comes from them
     # stays secret.
@@ -983,6 +994,31 @@ def _read_etcd_backup(r: _Reader, value: Any, etcd_is_secret: bool) -> EtcdBacku
     )
 
 
+RESTORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+
+
+def _read_etcd_restore(r: _Reader, value: Any, etcd_is_secret: bool) -> EtcdRestore:
+    raw = r.mapping("etcd.restore", value, KNOWN_KEYS["etcd.restore"])
+    restore_id = r.string("etcd.restore.id", raw.get("id"), "", check=lambda v: bool(RESTORE_ID_RE.match(v)),
+                          allowed="expected 1-63 letters, digits, '.', '_' or '-' (e.g. 2026-11-25), starting "
+                                  "with a letter or digit; a new value runs the restore once") or ""
+    snapshot = r.string("etcd.restore.snapshot", raw.get("snapshot"), "", required=bool(restore_id),
+                        check=lambda v: v.startswith("/") and not re.match(r"^/var/lib/etcd(/|$)", v)
+                        and "/../" not in v + "/" and not re.search(r"\s", v),
+                        allowed="expected the absolute path of the snapshot file on the first control plane "
+                                "(the first external etcd member), outside etcd's data directory /var/lib/etcd, "
+                                "e.g. /var/lib/etcd-backups/etcd-cp1-20261125T060000Z.db") or ""
+    fetch_command = r.string("etcd.restore.fetchCommand", raw.get("fetchCommand"), "",
+                             check=lambda v: "\n" not in v,
+                             allowed="expected one line of shell that writes the snapshot to the path $1") or ""
+    if fetch_command and etcd_is_secret:
+        r.problems.append("etcd.restore.fetchCommand: must not be set as a secret: it is written into the restore "
+                          "script; keep credentials in a file the command reads")
+    if (snapshot or fetch_command) and raw.get("id") in (None, ""):
+        r.problems.append("etcd.restore.id: is required with etcd.restore.snapshot; a new id runs the restore")
+    return EtcdRestore(id=restore_id, snapshot=snapshot, fetch_command=fetch_command)
+
+
 def _check_keepalived_auth_pass(r: _Reader, value: str) -> None:
     """The secret itself is never put in a problem: only what is wrong with it."""
     refused = sorted({c for c in value if c in KEEPALIVED_AUTH_PASS_REFUSED or not "!" <= c <= "~"})
@@ -1038,6 +1074,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
         control_plane=control_plane,
         etcd_topology=etcd_topology,
         etcd_backup=_read_etcd_backup(r, etcd_raw.get("backup"), "etcd" in secret_keys),
+        etcd_restore=_read_etcd_restore(r, etcd_raw.get("restore"), "etcd" in secret_keys),
         networking=networking,
         container_runtime=runtime,
         image_repository=image_repository,

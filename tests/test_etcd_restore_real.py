@@ -1,0 +1,357 @@
+"""etcd.restore against the real etcd: the rendered restore steps run, in the engine's order, on a real
+three-member etcd v3.6.8 cluster (the version kubeadm v1.36.4 runs, tests/etcd_tools.py).
+
+Each member is a "machine" of its own: a network namespace (198.18.77.0/24 on a bridge), a PID
+namespace whose PID 1 is the kubelet double (tests/static_pod_kubelet.py: static pods only), and a
+mount namespace with its own /etc, /var/lib and /usr/local/lib (overlays over the host's, so nothing
+of the host changes) and an "image" on /usr/local/bin holding the real etcd and etcdctl — kubeadm's
+etcd image has no etcdutl — which the restore takes from /proc/PID/root as on a real host. TLS as
+kubeadm sets it up: an etcd CA, server and peer certificates per member, the healthcheck client pair
+(cmd/kubeadm/app/phases/certs/certlist.go@v1.36.4), client and peer certificate auth on.
+Killing a PID 1 ends its whole namespace: nothing outlives the test.
+
+What cannot run here has doubles: the kubelet (see its module), the API server (a process named
+kube-apiserver, a copy of sleep) and kubectl (`get --raw=/readyz` answers while a kube-apiserver
+process runs, as the API server's /readyz does once it serves: k8s.io/apiserver pkg/server/healthz
+@v0.36.4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from harness import base_config, inner_script, run_program
+from tests.etcd_tools import ETCD_VERSION, etcd_tool
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nsenter")
+                                or not shutil.which("openssl"),
+                                reason="needs root, ip, nsenter and openssl for private namespaces and TLS")
+
+SUBNET = "198.18.77"
+NAMES = ("cp1", "cp2", "cp3")
+RESTORE_ID = "r1"
+SNAPSHOT = "/var/lib/etcd-backups/etcd-cp1-20261125T060000Z.db"
+KUBECTL_DOUBLE = """#!/usr/bin/env bash
+# kubectl double: `get --raw=/readyz` succeeds while a kube-apiserver process runs (see the module docstring).
+[[ " $* " == *" get --raw=/readyz "* ]] || { echo "unexpected kubectl $*" >&2; exit 2; }
+for comm in /proc/[0-9]*/comm; do [[ $(cat "$comm" 2>/dev/null) == kube-apiserver ]] && { echo ok; exit 0; }; done
+exit 1
+"""
+
+
+@dataclass
+class Member:
+    name: str
+    ip: str
+    netns: str
+    root: Path
+    process: subprocess.Popen | None = None
+    pid: int = 0  # PID 1 of its namespace, as the host sees it
+
+    def run(self, script: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        """`script` with bash as root on this member."""
+        return subprocess.run(["nsenter", f"--target={self.pid}", "--mount", "--pid", "--net", "--",
+                               "bash", "-c", script], capture_output=True, text=True, timeout=timeout)
+
+    def sh(self, script: str) -> str:
+        result = self.run(script)
+        assert result.returncode == 0, f"{self.name}: {script}\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(directory: Path) -> None:
+    """kubeadm's etcd certificates: etcd-ca, per member server and peer (SANs: name, localhost, its IP,
+    127.0.0.1), and healthcheck-client (certlist.go@v1.36.4; pkiutil GetEtcdAltNames/GetEtcdPeerAltNames)."""
+    directory.mkdir()
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=etcd-ca", cwd=directory)
+
+    def sign(base: str, cn: str, usage: str, sans: str = "") -> None:
+        ext = directory / f"{base}.ext"
+        ext.write_text(f"extendedKeyUsage={usage}\n" + (f"subjectAltName={sans}\n" if sans else ""))
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{base}.key", "-out", f"{base}.csr",
+                "-subj", f"/CN={cn}", cwd=directory)
+        openssl("x509", "-req", "-in", f"{base}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", f"{base}.crt", "-days", "2", "-extfile", ext.name, cwd=directory)
+
+    for i, name in enumerate(NAMES, start=1):
+        sans = f"DNS:{name},DNS:localhost,IP:{SUBNET}.{i},IP:127.0.0.1"
+        sign(f"{name}-server", name, "serverAuth,clientAuth", sans)
+        sign(f"{name}-peer", name, "serverAuth,clientAuth", sans)
+    sign("healthcheck-client", "kube-etcd-healthcheck-client", "clientAuth")
+
+
+def etcd_manifest(member: Member) -> str:
+    """kubeadm's etcd static pod command (phases/etcd/local.go getEtcdCommand@v1.36.4), with the
+    members listed as an external etcd's manifest lists them (our components/etcd.py)."""
+    ip = member.ip
+    initial = ",".join(f"{n}=https://{SUBNET}.{i}:2380" for i, n in enumerate(NAMES, start=1))
+    args = [
+        f"--name={member.name}", f"--listen-client-urls=https://127.0.0.1:2379,https://{ip}:2379",
+        f"--advertise-client-urls=https://{ip}:2379", f"--listen-peer-urls=https://{ip}:2380",
+        f"--initial-advertise-peer-urls=https://{ip}:2380", "--data-dir=/var/lib/etcd",
+        "--cert-file=/etc/kubernetes/pki/etcd/server.crt", "--key-file=/etc/kubernetes/pki/etcd/server.key",
+        "--trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt", "--client-cert-auth=true",
+        "--peer-cert-file=/etc/kubernetes/pki/etcd/peer.crt", "--peer-key-file=/etc/kubernetes/pki/etcd/peer.key",
+        "--peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt", "--peer-client-cert-auth=true",
+        "--snapshot-count=10000", "--listen-metrics-urls=http://127.0.0.1:2381",
+        "--feature-gates=InitialCorruptCheck=true", "--watch-progress-notify-interval=5s",
+        f"--initial-cluster={initial}", "--initial-cluster-state=new", "--initial-cluster-token=etcd-cluster",
+    ]
+    command = "\n".join(f"    - {a}" for a in ["etcd", *args])
+    return ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n  namespace: kube-system\nspec:\n"
+            "  containers:\n  - name: etcd\n    image: registry.k8s.io/etcd:3.6.8-0\n    command:\n"
+            f"{command}\n  hostNetwork: true\n")
+
+
+APISERVER_MANIFEST = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  namespace: kube-system\n"
+                      "spec:\n  containers:\n  - name: kube-apiserver\n    command:\n    - kube-apiserver\n"
+                      "    - infinity\n  hostNetwork: true\n")
+
+
+def start_member(member: Member, pki: Path) -> None:
+    root = member.root
+    image = root / "image"
+    image.mkdir(parents=True)
+    shutil.copy(etcd_tool("etcd"), image / "etcd")
+    shutil.copy(etcd_tool("etcdctl"), image / "etcdctl")
+    shutil.copy("/bin/sleep", image / "kube-apiserver")
+    (image / "kubectl").write_text(KUBECTL_DOUBLE)
+    (image / "kubectl").chmod(0o755)
+    files = root / "files"
+    (files / "pki").mkdir(parents=True)
+    for src, dst in [("ca.crt", "ca.crt"), (f"{member.name}-server.crt", "server.crt"),
+                     (f"{member.name}-server.key", "server.key"), (f"{member.name}-peer.crt", "peer.crt"),
+                     (f"{member.name}-peer.key", "peer.key"), ("healthcheck-client.crt", "healthcheck-client.crt"),
+                     ("healthcheck-client.key", "healthcheck-client.key")]:
+        shutil.copy(pki / src, files / "pki" / dst)
+    (files / "etcd.yaml").write_text(etcd_manifest(member))
+    (files / "kube-apiserver.yaml").write_text(APISERVER_MANIFEST)
+    overlays = ""
+    for i, target in enumerate(("/etc", "/var/lib", "/usr/local/lib")):
+        upper, work = root / f"upper{i}", root / f"work{i}"
+        upper.mkdir()
+        work.mkdir()
+        overlays += f"mount -t overlay overlay -o lowerdir={target},upperdir={upper},workdir={work} {target}\n"
+    setup = textwrap.dedent(f"""\
+        set -e
+        {overlays}
+        mount --bind {image} /usr/local/bin
+        install -d -m 0755 /etc/kubernetes/manifests /etc/kubernetes/pki
+        cp -r {files}/pki /etc/kubernetes/pki/etcd
+        touch /etc/kubernetes/admin.conf
+        cp {files}/etcd.yaml {files}/kube-apiserver.yaml /etc/kubernetes/manifests/
+        exec {sys.executable} {Path(__file__).parent / 'static_pod_kubelet.py'} {root}
+        """).replace("\n        ", "\n")
+    member.process = subprocess.Popen(
+        ["ip", "netns", "exec", member.netns, "unshare", "--mount", "--pid", "--fork", "--mount-proc",
+         "--propagation", "private", "bash", "-c", setup],
+        stdout=open(root / "node.log", "wb"), stderr=subprocess.STDOUT)
+    children = Path(f"/proc/{member.process.pid}/task/{member.process.pid}/children")
+    for _ in range(100):
+        pids = children.read_text().split() if children.exists() else []
+        if pids:
+            member.pid = int(pids[0])
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{member.name} did not start: {(root / 'node.log').read_text()}")
+
+
+def etcdctl(member: Member, *args: str, endpoints: str | None = None) -> str:
+    pki = "/etc/kubernetes/pki/etcd"
+    command = (f"/usr/local/bin/etcdctl --endpoints={endpoints or f'https://{member.ip}:2379'} --cacert={pki}/ca.crt "
+               f"--cert={pki}/healthcheck-client.crt --key={pki}/healthcheck-client.key " + " ".join(args))
+    return member.sh(command)
+
+
+def all_endpoints() -> str:
+    return ",".join(f"https://{SUBNET}.{i}:2379" for i in range(1, len(NAMES) + 1))
+
+
+def wait_healthy(member: Member, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        result = member.run(f"/usr/local/bin/etcdctl --endpoints={all_endpoints()} --cacert=/etc/kubernetes/pki/etcd/"
+                            "ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/"
+                            "etcd/healthcheck-client.key endpoint health")
+        if result.returncode == 0:
+            return
+        assert time.monotonic() < deadline, result.stdout + result.stderr
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Three members of a running etcd cluster with a few keys; yields {name: Member}."""
+    root = tmp_path_factory.mktemp("etcd-restore")
+    prefix = f"kcr{os.getpid() % 100000}"
+    hub = f"{prefix}h"
+    members = {name: Member(name, f"{SUBNET}.{i}", f"{prefix}n{i}", root / name)
+               for i, name in enumerate(NAMES, start=1)}
+    namespaces = [hub, *(m.netns for m in members.values())]
+    try:
+        subprocess.run(["ip", "netns", "add", hub], check=True)
+        subprocess.run(["ip", "-n", hub, "link", "add", "br0", "type", "bridge"], check=True)
+        subprocess.run(["ip", "-n", hub, "link", "set", "br0", "up"], check=True)
+        for i, member in enumerate(members.values(), start=1):
+            subprocess.run(["ip", "netns", "add", member.netns], check=True)
+            subprocess.run(["ip", "-n", hub, "link", "add", f"v{i}", "type", "veth", "peer", "name", "eth0",
+                            "netns", member.netns], check=True)
+            subprocess.run(["ip", "-n", hub, "link", "set", f"v{i}", "master", "br0", "up"], check=True)
+            subprocess.run(["ip", "-n", member.netns, "addr", "add", f"{member.ip}/24", "dev", "eth0"], check=True)
+            subprocess.run(["ip", "-n", member.netns, "link", "set", "eth0", "up"], check=True)
+            subprocess.run(["ip", "-n", member.netns, "link", "set", "lo", "up"], check=True)
+        make_pki(root / "pki")
+        for member in members.values():
+            start_member(member, root / "pki")
+        wait_healthy(members["cp1"])
+        yield members
+    finally:
+        for member in members.values():
+            if member.pid:
+                try:
+                    os.kill(member.pid, 9)  # PID 1: the kernel ends everything in its namespace
+                except ProcessLookupError:
+                    pass
+            if member.process is not None:
+                member.process.wait(30)
+        for name in namespaces:
+            subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def restore_steps(snapshot: str = SNAPSHOT) -> dict[str, str]:
+    """The rendered restore scripts by step name, for a stack of the three members as control planes."""
+    nodes = [{"name": n, "address": f"{SUBNET}.{i}", "roles": ["control-plane"]} for i, n in enumerate(NAMES, 1)]
+    config = base_config(nodes=nodes, controlPlane={"endpoint": f"{SUBNET}.1:6443"},
+                         etcd={"restore": {"id": RESTORE_ID, "snapshot": snapshot}})
+    run = run_program(config)
+    return {c.name: inner_script(c.plain("update")) for c in run.commands if "-restore-" in c.name}
+
+
+def run_step(cluster: dict[str, Member], steps: dict[str, str], name: str) -> subprocess.CompletedProcess:
+    host = next((n for n in NAMES if name.startswith(f"{n}-")), "cp1")
+    if name.endswith(("-add", "-promote")):
+        host = "cp1"  # the first member adds and promotes the others
+    return cluster[host].run(steps[name])
+
+
+# The engine's order (tests/test_etcd_restore.py checks the dependencies that make it).
+ORDER = ([f"{n}-etcd-restore-check" for n in NAMES] + ["etcd-restore-snapshot"] + [f"{n}-etcd-restore-stop" for n in NAMES]
+         + ["etcd-restore-first"]
+         + [f"{n}-etcd-restore-{s}" for n in NAMES[1:] for s in ("add", "rejoin", "promote")]
+         + ["etcd-restore-verify"] + [f"{n}-etcd-restore-apiserver" for n in NAMES])
+
+
+def unchanged(cluster: dict[str, Member]) -> None:
+    """Nothing of a refused restore changed anything: manifests in place, data where it was, etcd healthy."""
+    for member in cluster.values():
+        member.sh("test -f /etc/kubernetes/manifests/etcd.yaml && test -f /etc/kubernetes/manifests/kube-apiserver.yaml"
+                  f" && test -d /var/lib/etcd/member && ! test -e /var/lib/etcd-before-restore-{RESTORE_ID}")
+    wait_healthy(cluster["cp1"], 5)
+
+
+def refused(cluster: dict[str, Member], steps: dict[str, str]) -> str:
+    result = run_step(cluster, steps, "etcd-restore-snapshot")
+    assert result.returncode != 0, result.stderr
+    cluster["cp1"].sh(f"rm -rf /var/lib/kubeadm-cluster/etcd-restore/{RESTORE_ID}")  # what the refused run left
+    return result.stderr
+
+
+def install_etcdutl(member: Member) -> None:
+    """etcdutl where an earlier backup's download put it (etcd-tools.sh download_etcdutl)."""
+    target = f"/usr/local/lib/kubeadm-cluster/etcd/etcdutl-{ETCD_VERSION.lstrip('v')}"
+    member.sh(f"install -D -m 0755 {etcd_tool('etcdutl')} {target}")
+
+
+def test_a_missing_snapshot_is_refused_naming_it(cluster):
+    install_etcdutl(cluster["cp1"])
+    stderr = refused(cluster, restore_steps("/var/lib/etcd-backups/nothing-here.db"))
+    assert "the snapshot /var/lib/etcd-backups/nothing-here.db (etcd.restore.snapshot) does not exist" in stderr
+    assert "nothing was changed" in stderr
+    unchanged(cluster)
+
+
+def test_a_corrupt_snapshot_is_refused_before_anything_stops(cluster):
+    install_etcdutl(cluster["cp1"])
+    cp1 = cluster["cp1"]
+    cp1.sh("install -d /var/lib/etcd-backups && head -c 65536 /dev/urandom > /var/lib/etcd-backups/corrupt.db")
+    stderr = refused(cluster, restore_steps("/var/lib/etcd-backups/corrupt.db"))
+    assert "etcdutl snapshot status rejects /var/lib/etcd-backups/corrupt.db" in stderr
+    unchanged(cluster)
+
+
+def test_a_snapshot_failing_its_integrity_hash_is_refused(cluster):
+    """A real snapshot with one byte changed in its data: status reads it, the restore's hash check fails."""
+    install_etcdutl(cluster["cp1"])
+    cp1 = cluster["cp1"]
+    cp1.sh("install -d -m 0700 /var/lib/etcd-backups")
+    etcdctl(cp1, "snapshot", "save", "/var/lib/etcd-backups/damaged.db")
+    cp1.sh("printf 'X' | dd of=/var/lib/etcd-backups/damaged.db bs=1 seek=20000 conv=notrunc status=none")
+    stderr = refused(cluster, restore_steps("/var/lib/etcd-backups/damaged.db"))
+    assert "refused on cp1, nothing was changed" in stderr
+    unchanged(cluster)
+
+
+def test_without_etcdutl_the_restore_is_refused_naming_the_checksum_setting(cluster):
+    cp1 = cluster["cp1"]
+    cp1.sh("rm -f /usr/local/lib/kubeadm-cluster/etcd/etcdutl*")
+    stderr = refused(cluster, restore_steps())
+    assert "no etcdutl 3.6.8" in stderr and "etcd.backup.etcdutlSha256" in stderr
+    unchanged(cluster)
+
+
+def test_restore_after_every_data_directory_is_destroyed_brings_the_snapshot_back(cluster):
+    cp1 = cluster["cp1"]
+    for i in range(20):
+        etcdctl(cp1, "put", f"/registry/configmaps/default/cm{i}", f"value{i}")
+    cp1.sh("install -d -m 0700 /var/lib/etcd-backups")
+    etcdctl(cp1, "snapshot", "save", SNAPSHOT)
+    etcdctl(cp1, "put", "/registry/configmaps/default/after-snapshot", "lost")
+    old_cluster_id = json.loads(etcdctl(cp1, "member", "list", "-w", "json"))["header"]["cluster_id"]
+    install_etcdutl(cp1)
+    # The disaster: every member's data directory gone, every etcd killed (the kubelet double restarts them).
+    for member in cluster.values():
+        member.sh("rm -rf /var/lib/etcd/member && pkill -9 -x etcd || true")
+
+    steps = restore_steps()
+    assert sorted(steps) == sorted(ORDER)
+    for name in ORDER:
+        result = run_step(cluster, steps, name)
+        assert result.returncode == 0, f"{name}:\n{result.stderr}"
+        if name == "etcd-restore-verify":
+            report = json.loads(result.stdout.strip().splitlines()[-1])
+
+    wait_healthy(cp1, 30)
+    keys = etcdctl(cp1, "get", "/registry/", "--prefix", "--keys-only", endpoints=all_endpoints()).split()
+    assert sorted(keys) == sorted(f"/registry/configmaps/default/cm{i}" for i in range(20))
+    members = json.loads(etcdctl(cp1, "member", "list", "-w", "json"))
+    assert sorted(m["name"] for m in members["members"]) == list(NAMES)
+    assert not any(m.get("isLearner") for m in members["members"])
+    assert members["header"]["cluster_id"] != old_cluster_id
+    assert report["clusterId"] == str(members["header"]["cluster_id"]) and report["members"] == list(NAMES)
+    # The revision jumped (--bump-revision), so watchers' old resourceVersions are compacted away.
+    status = json.loads(etcdctl(cp1, "endpoint", "status", "-w", "json"))
+    assert status[0]["Status"]["header"]["revision"] > 1_000_000_000
+    for member in cluster.values():
+        member.sh("test -f /etc/kubernetes/manifests/kube-apiserver.yaml && test -f /etc/kubernetes/manifests/etcd.yaml"
+                  f" && test -d /var/lib/etcd-before-restore-{RESTORE_ID}")
+
+    # A second run of every step (a later `pulumi up` that changed their text) changes nothing.
+    for name in ORDER:
+        result = run_step(cluster, steps, name)
+        assert result.returncode == 0 and "already done" in result.stderr, f"{name}:\n{result.stderr}"
+    assert json.loads(etcdctl(cp1, "member", "list", "-w", "json"))["header"]["cluster_id"] == members["header"]["cluster_id"]
