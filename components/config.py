@@ -47,6 +47,7 @@ INTERFACE_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.@-]{1,15}$")
 HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$")
 LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+FINGERPRINT_RE = re.compile(r"^[0-9A-Fa-f]{40}$")
 URL_RE = re.compile(r"^https?://[^\s'\"\\]+$")
 POD_SECURITY_LEVELS = ("baseline", "restricted", "privileged")
 # keepalived copies at most 8 bytes of auth_pass (VRRP_AUTH_LEN; longer is truncated with a config error,
@@ -86,6 +87,8 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "networking": ("podSubnet", "serviceSubnet", "dnsDomain", "kubeProxyMode"),
     "containerRuntime": ("type",),
     "packageRepositories": ("kubernetes", "containerd", "cri-o", "allowInsecureHttp"),
+    # Each repository is a URL, or these (a url left out keeps the default repository).
+    **{f"packageRepositories.{name}": ("url", "keyFingerprint") for name in ("kubernetes", "containerd", "cri-o")},
     "cni": ("type", "version", "backend", "iface"),
     "ingress": ("controller", "chartVersion", "hostNetwork", "values"),
     "upgrade": ("maxUnavailableWorkers", "drain"),
@@ -279,6 +282,7 @@ class ClusterSpec:
     security: Security = Security()
     drain: Drain = Drain()
     etcd_restore: EtcdRestore = EtcdRestore()
+    package_key_fingerprints: Mapping[str, str] = field(default_factory=dict)  # by repository, as configured
     warnings: tuple[str, ...] = ()
     # Keys the user set with --secret (e.g. a chart password under helmReleases): what comes from them
     # stays secret.
@@ -309,6 +313,10 @@ class ClusterSpec:
     def cluster_nodes(self) -> tuple[Node, ...]:
         """Nodes that run a kubelet registered with the API server (not dedicated etcd hosts)."""
         return tuple(n for n in self.nodes if n.is_control_plane or n.is_worker)
+
+    def package_key_fingerprint(self, name: str) -> str:
+        """The configured signing-key fingerprint of repository `name`; '' leaves the default to packages.sh."""
+        return self.package_key_fingerprints.get(name, "")
 
     def package_repository(self, name: str, default: str) -> str:
         """The mirror for `name` if configured (with `{minor}` substituted), else `default`."""
@@ -845,14 +853,27 @@ def _read_security(r: _Reader, value: Any) -> Security:
     )
 
 
-def _read_package_repositories(r: _Reader, value: Any) -> dict[str, str]:
-    """Mirror URLs by name. Plain http:// is refused unless allowInsecureHttp: the repository key is
-    fetched from the mirror itself, so whoever is on the path could replace it."""
+def _read_package_repositories(r: _Reader, value: Any) -> tuple[dict[str, str], dict[str, str]]:
+    """Mirror URLs and pinned signing-key fingerprints by name. Plain http:// is refused unless
+    allowInsecureHttp: the repository key is fetched from the mirror itself, so whoever is on the path
+    could replace it."""
     raw = r.mapping("packageRepositories", value, KNOWN_KEYS["packageRepositories"])
     allow_http = r.boolean("packageRepositories.allowInsecureHttp", raw.pop("allowInsecureHttp", None), False)
-    repositories = {}
-    for key, raw_url in raw.items():
+    repositories, fingerprints = {}, {}
+    for key, entry in raw.items():
         path = f"packageRepositories.{key}"
+        raw_url = entry
+        if isinstance(entry, Mapping):
+            entry = r.mapping(path, entry, KNOWN_KEYS[path])
+            raw_url = entry.get("url")
+            fingerprint = r.string(f"{path}.keyFingerprint", entry.get("keyFingerprint"),
+                                   check=lambda v: bool(FINGERPRINT_RE.match(v.replace(" ", ""))),
+                                   allowed="expected an OpenPGP v4 fingerprint: 40 hexadecimal digits (spaces allowed), "
+                                           "as `gpg --show-keys KEYFILE` prints it")
+            if fingerprint:
+                fingerprints[key] = fingerprint.replace(" ", "").upper()
+            if raw_url is None:
+                continue
         url = r.string(path, raw_url, check=lambda v: bool(URL_RE.match(v)),
                        allowed="expected an http(s) URL ending in /; '{minor}' is replaced by e.g. 1.36")
         if url and url.startswith("http://") and not allow_http:
@@ -860,7 +881,7 @@ def _read_package_repositories(r: _Reader, value: Any) -> dict[str, str]:
                               "set packageRepositories.allowInsecureHttp: true to accept plain http")
         elif url:
             repositories[key] = url
-    return repositories
+    return repositories, fingerprints
 
 
 DEFAULT_MAX_UNAVAILABLE_WORKERS = "20%"  # kubespray's default; k0sctl's is 10 %
@@ -1063,7 +1084,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
     image_repository = r.string("imageRepository", raw.get("imageRepository"), "registry.k8s.io",
                                 check=lambda v: bool(IMAGE_REPO_RE.match(v)),
                                 allowed="expected a registry path such as registry.k8s.io") or "registry.k8s.io"
-    package_repositories = _read_package_repositories(r, raw.get("packageRepositories"))
+    package_repositories, package_key_fingerprints = _read_package_repositories(r, raw.get("packageRepositories"))
     upgrade_raw = r.mapping("upgrade", raw.get("upgrade"), KNOWN_KEYS["upgrade"])
     certs_raw = r.mapping("certificates", raw.get("certificates"), KNOWN_KEYS["certificates"])
     spec = ClusterSpec(
@@ -1079,6 +1100,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
         container_runtime=runtime,
         image_repository=image_repository,
         package_repositories=package_repositories,
+        package_key_fingerprints=package_key_fingerprints,
         cni=_read_cni(r, raw.get("cni")),
         ingress=_read_ingress(r, raw.get("ingress"), warnings),
         max_unavailable_workers=_read_max_unavailable_workers(r, upgrade_raw.get("maxUnavailableWorkers"),

@@ -15,8 +15,10 @@ def package_params(spec: ClusterSpec) -> dict[str, ParamValue]:
         "K8S_VERSION": spec.kubernetes_version,
         "K8S_MINOR": spec.minor,
         "K8S_REPO_URL": spec.package_repository("kubernetes", ""),
+        "K8S_KEY_FINGERPRINT": spec.package_key_fingerprint("kubernetes"),
         "RUNTIME": spec.container_runtime,
         "CRIO_REPO_URL": spec.package_repository("cri-o", ""),
+        "CRIO_KEY_FINGERPRINT": spec.package_key_fingerprint("cri-o"),
     }
 
 
@@ -30,6 +32,7 @@ class NodePreparation(pulumi.ComponentResource):
             **package_params(spec),
             "IMAGE_REPOSITORY": spec.image_repository,
             "CONTAINERD_REPO_URL": spec.package_repository("containerd", ""),
+            "CONTAINERD_KEY_FINGERPRINT": spec.package_key_fingerprint("containerd"),
         }
         self.command = node_command(
             f"{node.name}-prepare", ctx, node,

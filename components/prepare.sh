@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a node for kubeadm: kernel settings, container runtime, pinned kubeadm/kubelet/kubectl.
 # Parameters: K8S_VERSION K8S_MINOR RUNTIME IMAGE_REPOSITORY K8S_REPO_URL CONTAINERD_REPO_URL CRIO_REPO_URL
+#   CONTAINERD_KEY_FINGERPRINT ('' = Docker's for Docker's repository, none for a mirror) and packages.sh's
 # Uses packages.sh.
 # Idempotent: every step checks before it changes anything.
 set -euo pipefail
@@ -57,11 +58,17 @@ apt_install_prerequisites() {
   fi
 }
 
+# Docker's repository signing keys, as Docker's install guides give them (docs.docker.com/engine/install/
+# debian: "Docker Release (CE deb)"; /rhel: "Docker Release (CE rpm)").
+DOCKER_DEB_KEY_FINGERPRINT=9DC858229FC7DD38854AE2D88D81803C0EBFCD88
+DOCKER_RPM_KEY_FINGERPRINT=060A61C51B558A7F742B77AAC52FEB6B621E9F35
+
 # Docker's repository carries containerd 2.x as containerd.io for Debian and Ubuntu.
 apt_docker_repository() {
   # shellcheck source=/dev/null
   . /etc/os-release
-  apt_source docker "https://download.docker.com/linux/${ID}/gpg" "https://download.docker.com/linux/${ID} ${VERSION_CODENAME} stable"
+  apt_source docker "https://download.docker.com/linux/${ID}/gpg" "https://download.docker.com/linux/${ID} ${VERSION_CODENAME} stable" \
+    "${CONTAINERD_KEY_FINGERPRINT:-$DOCKER_DEB_KEY_FINGERPRINT}"
 }
 
 # The newest candidate version of an apt package, or empty when no configured repository has it.
@@ -71,16 +78,22 @@ apt_candidate() { apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $
 runtime_repository() {
   case $(package_manager)/$RUNTIME in
     apt/containerd)
-      if [[ -n $CONTAINERD_REPO_URL ]]; then apt_repository containerd "$CONTAINERD_REPO_URL"; else apt_docker_repository; fi
+      if [[ -n $CONTAINERD_REPO_URL ]]; then
+        apt_repository containerd "$CONTAINERD_REPO_URL" "$CONTAINERD_KEY_FINGERPRINT"
+      else
+        apt_docker_repository
+      fi
       ;;
     */cri-o) crio_repository ;;
     dnf/containerd)
       if [[ -n $CONTAINERD_REPO_URL ]]; then
-        printf '[containerd]\nname=containerd\nbaseurl=%s\nenabled=1\ngpgcheck=1\ngpgkey=%srepodata/repomd.xml.key\n' \
-          "$CONTAINERD_REPO_URL" "$CONTAINERD_REPO_URL" | write_if_changed /etc/yum.repos.d/containerd.repo || true
+        dnf_repository containerd containerd "$CONTAINERD_REPO_URL" "${CONTAINERD_REPO_URL}repodata/repomd.xml.key" \
+          "$CONTAINERD_KEY_FINGERPRINT"
       else
-        curl -fsSL --retry 3 https://download.docker.com/linux/rhel/docker-ce.repo \
-          | write_if_changed /etc/yum.repos.d/docker-ce.repo || true
+        # The stable section of Docker's docker-ce.repo, with the verified key instead of its URL.
+        # shellcheck disable=SC2016  # dnf's own variables
+        dnf_repository docker-ce 'Docker CE Stable - $basearch' 'https://download.docker.com/linux/rhel/$releasever/$basearch/stable' \
+          https://download.docker.com/linux/rhel/gpg "${CONTAINERD_KEY_FINGERPRINT:-$DOCKER_RPM_KEY_FINGERPRINT}"
       fi
       ;;
   esac

@@ -400,10 +400,16 @@ class Lab:
             node.pop("user", None)
             node.pop("port", None)
             node["hostKey"] = self.hosts[node["name"]].host_key
+        # One key signs all of the lab's repositories (build_repository): pinned like a real mirror's.
+        key = self.work / "repo" / "containerd" / "deb" / "Release.key"
+        with tempfile.TemporaryDirectory(prefix="kclab-gnupg-") as home:
+            listing = run("gpg", "--batch", "--with-colons", "--show-keys", str(key),
+                          env={**os.environ, "GNUPGHOME": home}).stdout
+        fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
         config["packageRepositories"] = {
-            "kubernetes": f"{self.repo_url}/core/stable/v{{minor}}/deb/",
-            "containerd": f"{self.repo_url}/containerd/deb/",
-            "cri-o": f"{self.repo_url}/cri-o/v{{minor}}/deb/",
+            **{name: {"url": f"{self.repo_url}/{path}", "keyFingerprint": fingerprint} for name, path in (
+                ("kubernetes", "core/stable/v{minor}/deb/"), ("containerd", "containerd/deb/"),
+                ("cri-o", "cri-o/v{minor}/deb/"))},
             "allowInsecureHttp": True,  # the lab's own repository on the lab network
         }
         return config
