@@ -8,6 +8,7 @@ is allowed.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import hashlib
 import ipaddress
@@ -45,6 +46,7 @@ DNS_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A Linux interface name: up to 15 characters, no '/', ':' or whitespace, not '.' or '..'.
 INTERFACE_RE = re.compile(r"^(?!\.{1,2}$)[A-Za-z0-9_.@-]{1,15}$")
 HOST_KEY_RE = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}( .*)?$")
+HOST_KEY_REVISION_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 LABEL_NAME_RE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 LABEL_VALUE_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 FINGERPRINT_RE = re.compile(r"^[0-9A-Fa-f]{40}$")
@@ -75,9 +77,10 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "": ("kubernetesVersion", "clusterName", "sshPrivateKey", "ssh", "nodes", "controlPlane", "etcd", "networking",
          "containerRuntime", "imageRepository", "packageRepositories", "cni", "ingress", "upgrade",
          "joinMaterialEpoch", "certificates", "helmReleases", "keepalivedAuthPass", "security"),
-    "ssh": ("user", "port", "bastion", "agent"),
-    "ssh.bastion": ("host", "user", "port", "hostKey"),
-    "nodes[]": ("name", "address", "internalAddress", "roles", "hostKey", "labels", "taints", "user", "port"),
+    "ssh": ("user", "port", "bastion", "agent", "insecureIgnoreHostKeys"),
+    "ssh.bastion": ("host", "user", "port", "hostKey", "hostKeyRevision"),
+    "nodes[]": ("name", "address", "internalAddress", "roles", "hostKey", "hostKeyRevision", "labels", "taints", "user",
+                "port"),
     "nodes[].taints[]": ("key", "value", "effect"),
     "controlPlane": ("endpoint", "loadBalancer", "certSANs", "schedulable"),
     "controlPlane.loadBalancer": ("type", "vip", "interface"),
@@ -110,6 +113,7 @@ class Bastion:
     user: str
     port: int
     host_key: str | None = None
+    host_key_revision: str = ""  # changing it records the host key anew (components/host_keys.py)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,7 @@ class SshSettings:
     port: int = 22
     bastion: Bastion | None = None
     agent: bool = False
+    insecure_ignore_host_keys: bool = False  # no trust on first use: unpinned host keys are not checked
 
 
 @dataclass(frozen=True)
@@ -145,6 +150,7 @@ class Node:
     user: str
     port: int
     host_key: str | None = None
+    host_key_revision: str = ""  # changing it records the host key anew (components/host_keys.py)
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
 
@@ -511,13 +517,33 @@ def _read_user(r: _Reader, path: str, value: Any, default: str) -> str:
                     allowed="expected a Unix user name") or default
 
 
+def _is_host_key(text: str) -> bool:
+    """TYPE BASE64 whose decoded key names TYPE: pulumi-command parses a hostKey with x/crypto's
+    ssh.ParseAuthorizedKey (remote/connection.go @v1.2.1), which reads the type from the decoded key."""
+    if not HOST_KEY_RE.match(text.strip()):
+        return False
+    key_type, blob = text.split()[:2]
+    try:
+        key = base64.b64decode(blob, validate=True)
+    except ValueError:
+        return False
+    length = int.from_bytes(key[:4], "big")
+    return len(key) > 4 + length and key[4:4 + length] == key_type.encode()
+
+
 def _read_host_key(r: _Reader, path: str, value: Any) -> str | None:
-    host_key = r.string(path, value, check=lambda v: bool(HOST_KEY_RE.match(v.strip())),
-                        allowed="expected an authorized_keys-style line such as 'ssh-ed25519 AAAA…'")
+    host_key = r.string(path, value, check=_is_host_key,
+                        allowed="expected an authorized_keys-style line such as 'ssh-ed25519 AAAA…' "
+                                "(the host's /etc/ssh/ssh_host_ed25519_key.pub)")
     return host_key.strip() if host_key else None
 
 
-def _read_ssh(r: _Reader, value: Any) -> SshSettings:
+def _read_host_key_revision(r: _Reader, path: str, value: Any) -> str:
+    return r.string(path, value, "", check=lambda v: bool(HOST_KEY_REVISION_RE.match(v)),
+                    allowed="expected a revision such as 2 or 2026-11-25 (up to 64 of A-Z a-z 0-9 . _ : -)") or ""
+
+
+def _read_ssh(r: _Reader, value: Any, warnings: list[str]) -> SshSettings:
     raw = r.mapping("ssh", value, KNOWN_KEYS["ssh"])
     bastion = None
     if raw.get("bastion") is not None:
@@ -529,12 +555,18 @@ def _read_ssh(r: _Reader, value: Any) -> SshSettings:
             user=_read_user(r, "ssh.bastion.user", b.get("user"), "root"),
             port=r.integer("ssh.bastion.port", b.get("port"), 22, 1, 65535),
             host_key=_read_host_key(r, "ssh.bastion.hostKey", b.get("hostKey")),
+            host_key_revision=_read_host_key_revision(r, "ssh.bastion.hostKeyRevision", b.get("hostKeyRevision")),
         )
+    insecure = r.boolean("ssh.insecureIgnoreHostKeys", raw.get("insecureIgnoreHostKeys"), False)
+    if insecure:
+        warnings.append("ssh.insecureIgnoreHostKeys is true: SSH host keys that are not pinned (hostKey) are NOT "
+                        "checked, so whoever answers at a node's address receives its scripts and join secrets")
     return SshSettings(
         user=_read_user(r, "ssh.user", raw.get("user"), "root"),
         port=r.integer("ssh.port", raw.get("port"), 22, 1, 65535),
         bastion=bastion,
         agent=r.boolean("ssh.agent", raw.get("agent"), False),
+        insecure_ignore_host_keys=insecure,
     )
 
 
@@ -575,6 +607,7 @@ def _read_nodes(r: _Reader, value: Any, ssh: SshSettings) -> tuple[Node, ...]:
                 user=_read_user(r, f"{p}.user", item.get("user"), ssh.user),
                 port=r.integer(f"{p}.port", item.get("port"), ssh.port, 1, 65535),
                 host_key=host_key,
+                host_key_revision=_read_host_key_revision(r, f"{p}.hostKeyRevision", item.get("hostKeyRevision")),
                 labels=_read_labels(r, f"{p}.labels", item.get("labels")),
                 taints=_read_taints(r, f"{p}.taints", item.get("taints")),
             ))
@@ -1064,7 +1097,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
     version = _read_version(r, raw.get("kubernetesVersion"), warnings)
     cluster_name = r.string("clusterName", raw.get("clusterName"), stack, check=lambda v: bool(DNS_LABEL_RE.match(v)),
                             allowed="expected a lowercase DNS label") or stack
-    ssh = _read_ssh(r, raw.get("ssh"))
+    ssh = _read_ssh(r, raw.get("ssh"), warnings)
     if not has_private_key and not ssh.agent:
         r.problems.append("sshPrivateKey: is required unless ssh.agent is true; set it with "
                           "`pulumi config set --secret kubeadm-cluster:sshPrivateKey < ~/.ssh/id_ed25519`")

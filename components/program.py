@@ -7,6 +7,7 @@ import pulumi
 from components.addons import Addons
 from components.cluster import KubeadmCluster
 from components.config import load_spec
+from components.host_keys import HostKeys
 from components.remote import Context
 
 
@@ -14,6 +15,7 @@ def main() -> dict[str, pulumi.Input]:
     """Build the stack; returns the stack outputs it exported (for tests and the lab)."""
     spec, secrets = load_spec()
     ctx = Context(spec, secrets.private_key, secrets.keepalived_auth_pass)
+    ctx = ctx.with_known_hosts(HostKeys(ctx).known_hosts)
     cluster = KubeadmCluster(spec.cluster_name, ctx)
     addons = Addons("addons", spec, cluster.kubeconfig)
 

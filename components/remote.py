@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import pulumi
@@ -13,6 +14,18 @@ from components.config import ClusterSpec, Node
 from components.scripts import ParamValue, remote_command, render
 
 
+# The bastion's resources in components/host_keys.py: a name no node can have (node names are DNS labels).
+BASTION_RESOURCE_NAME = "ssh.bastion"
+
+
+@dataclass(frozen=True)
+class KnownHosts:
+    """Host keys recorded in the stack (components/host_keys.py), by node name; pinned hosts are absent."""
+
+    nodes: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    bastion: pulumi.Input[str] | None = None
+
+
 @dataclass(frozen=True)
 class Context:
     """What every phase needs besides its own inputs."""
@@ -20,6 +33,23 @@ class Context:
     spec: ClusterSpec
     private_key: pulumi.Output[str] | None
     keepalived_auth_pass: pulumi.Output[str] | None = None
+    known_hosts: KnownHosts = KnownHosts()
+
+    def with_known_hosts(self, known_hosts: KnownHosts) -> "Context":
+        return dataclasses.replace(self, known_hosts=known_hosts)
+
+    def _bastion_host_key(self) -> pulumi.Input[str] | None:
+        bastion = self.spec.ssh.bastion
+        # A pinned key wins; None (no pin, nothing recorded: ssh.insecureIgnoreHostKeys) is not checked.
+        return bastion.host_key or self.known_hosts.bastion if bastion is not None else None
+
+    def bastion_connection(self) -> remote.ConnectionArgs:
+        """A connection to the bastion itself (its host key scans of the nodes behind it)."""
+        bastion = self.spec.ssh.bastion
+        assert bastion is not None
+        return remote.ConnectionArgs(host=bastion.host, port=bastion.port, user=bastion.user,
+                                     private_key=self.private_key, host_key=self._bastion_host_key(),
+                                     dial_error_limit=8, per_dial_timeout=15)
 
     def connection(self, node: Node) -> remote.ConnectionArgs:
         ssh = self.spec.ssh
@@ -30,7 +60,7 @@ class Context:
                 user=ssh.bastion.user,
                 port=ssh.bastion.port,
                 private_key=self.private_key,
-                host_key=ssh.bastion.host_key,
+                host_key=self._bastion_host_key(),
                 agent_socket_path=None,
             )
         return remote.ConnectionArgs(
@@ -38,7 +68,7 @@ class Context:
             port=node.port,
             user=node.user,
             private_key=self.private_key,
-            host_key=node.host_key,
+            host_key=node.host_key or self.known_hosts.nodes.get(node.name),
             proxy=proxy,
             # A node that is rebooting or slow to accept SSH gets about two minutes.
             dial_error_limit=8,

@@ -12,6 +12,7 @@ stdout is unknown, as in a real preview of a fresh stack.
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from pulumi.runtime.sync_await import _sync_await
 from components.program import main
 
 COMMAND = "command:remote:Command"
+LOCAL_COMMAND = "command:local:Command"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"
 
 TOKEN = "abcdef.0123456789abcdef"
@@ -126,6 +128,11 @@ class Registered:
         return unwrap(self.inputs["connection"])["host"]
 
 
+def host_key_of(host: str) -> str:
+    """The host key the mocks' scans find on `host` (a node name, or ssh.bastion)."""
+    return "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI" + base64.b64encode(host.encode()).decode().rstrip("=")
+
+
 def unwrap(value: Any) -> Any:
     if isinstance(value, dict):
         if SECRET_SIG in value:
@@ -142,7 +149,12 @@ class ClusterMocks(pulumi.runtime.Mocks):
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
-        if args.typ == COMMAND:
+        if args.typ == LOCAL_COMMAND or args.typ == COMMAND and args.name.endswith("-host-key-scan"):
+            # components/host_keys.py: the scans and the records print the host's key
+            if self.stdout(args.name) is not None:
+                outputs.update(stdout=host_key_of(args.name.removesuffix("-scan").removesuffix("-host-key")),
+                               stderr="")
+        elif args.typ == COMMAND:
             text = self.stdout(args.name)
             if text is not None and args.name.endswith("-control-plane-files") and args.inputs.get("stdin"):
                 text = ""  # only the first control plane's prints (the encryption configuration)

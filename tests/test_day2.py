@@ -21,7 +21,7 @@ def test_rerun_with_unchanged_config_changes_nothing():
 def test_adding_a_worker_creates_only_its_resources_and_remints_join_material():
     result = plan(run_program(base_config()), run_program(with_worker(base_config())))
     assert result.created == {"w3-prepare", "w3-join", "w3-register", "w3-upgrade-drain", "w3-upgrade",
-                              "w3-upgrade-uncordon"}
+                              "w3-upgrade-uncordon", "w3-host-key-scan", "w3-host-key"}
     # A new token and its cleanup; no certificate upload: no control plane joins.
     assert result.replaced == {"join-material", "join-cleanup"}
     assert result.updated == set()
@@ -40,7 +40,7 @@ def test_adding_a_control_plane_creates_only_its_resources():
     config["nodes"].insert(3, {"name": "cp4", "address": "10.0.0.14", "roles": ["control-plane"]})
     result = plan(run_program(base_config()), run_program(config))
     assert result.created == {"cp4-prepare", "cp4-control-plane-files", "cp4-join", "cp4-register", "cp4-upgrade",
-                              "cp4-certs-renew", "cp4-etcd-backup"}
+                              "cp4-certs-renew", "cp4-etcd-backup", "cp4-host-key-scan", "cp4-host-key"}
     # The first control plane reads its encryption configuration again for the newcomer.
     assert result.replaced == {"join-material", "certificate-upload", "join-cleanup", "cp1-control-plane-files"}
     assert result.updated == set()
@@ -51,7 +51,7 @@ def test_removing_a_worker_runs_only_its_delete_path():
     config["nodes"] = [n for n in config["nodes"] if n["name"] != "w2"]
     result = plan(run_program(base_config()), run_program(config))
     assert result.deleted == {"w2-prepare", "w2-join", "w2-register", "w2-upgrade-drain", "w2-upgrade",
-                              "w2-upgrade-uncordon"}
+                              "w2-upgrade-uncordon", "w2-host-key-scan", "w2-host-key"}
     assert result.replaced == {"join-material", "join-cleanup"}
     assert result.created == set() and result.updated == set()
 

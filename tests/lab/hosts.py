@@ -228,12 +228,16 @@ class Lab:
     versions: tuple[str, ...] = DEFAULT_VERSIONS
     hosts: dict[str, Host] = field(default_factory=dict)
     repo_server: subprocess.Popen | None = None
+    # Pin every host key (nodes[].hostKey, ssh.bastion.hostKey) in the derived config; otherwise the program
+    # records them on first use. A config file asks for pins with a top-level `kclab: {pinHostKeys: true}`.
+    pin_host_keys: bool = False
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> "Lab":
         document = yaml.safe_load(Path(path).read_text())
         if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
             raise LabError(f"{path} is not a stack config file (no `config:` mapping)")
+        kwargs.setdefault("pin_host_keys", bool((document.get("kclab") or {}).get("pinHostKeys")))
         return cls({k.split(":", 1)[1]: v for k, v in document["config"].items() if ":" in k}, **kwargs)
 
     # -- addresses ------------------------------------------------------------------------------
@@ -394,12 +398,15 @@ class Lab:
         # Every lab host runs stock sshd on port 22 for the lab's user and key.
         config["ssh"] = {**(config.get("ssh") or {}), "user": USER, "port": 22, "agent": False}
         if config["ssh"].get("bastion"):
-            config["ssh"]["bastion"] = {**config["ssh"]["bastion"], "user": USER, "port": 22,
-                                        "hostKey": self.hosts[BASTION].host_key}
+            config["ssh"]["bastion"] = {**config["ssh"]["bastion"], "user": USER, "port": 22}
+            if self.pin_host_keys:
+                config["ssh"]["bastion"]["hostKey"] = self.hosts[BASTION].host_key
         for node in config["nodes"]:
             node.pop("user", None)
             node.pop("port", None)
-            node["hostKey"] = self.hosts[node["name"]].host_key
+            node.pop("hostKey", None)
+            if self.pin_host_keys:
+                node["hostKey"] = self.hosts[node["name"]].host_key
         # One key signs all of the lab's repositories (build_repository): pinned like a real mirror's.
         key = self.work / "repo" / "containerd" / "deb" / "Release.key"
         with tempfile.TemporaryDirectory(prefix="kclab-gnupg-") as home:

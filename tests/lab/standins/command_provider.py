@@ -1,4 +1,5 @@
-"""Stand-in for the pulumi-command provider plugin (`pulumi-resource-command` 1.2.1), `command:remote:Command` only.
+"""Stand-in for the pulumi-command provider plugin (`pulumi-resource-command` 1.2.1): `command:remote:Command` and
+`command:local:Command`.
 
 The Go module proxy serves no version of github.com/pulumi/pulumi-command/provider (toolchain/versions), so
 the real plugin cannot be built here. The real Pulumi engine starts this server like any provider plugin and
@@ -24,7 +25,8 @@ provider:
 - a remote command killed by a signal reports OpenSSH's exit status, not `from signal X`.
 - Cancel ends dial retries (as upstream) but a running command runs on (as upstream); the commands of a killed
   plugin die with it (SIGTERM to ssh), like the dropped connections of a killed upstream plugin.
-- GetSchema, Invoke, Call, Construct, local:Command, CopyToRemote, CopyFile are not implemented.
+- local:Command: assetPaths and archivePaths are refused with a clear error (no assets or archives).
+- GetSchema, Invoke, Call, Construct, CopyToRemote, CopyFile are not implemented.
 - a stdout/stderr line longer than 64 KiB is logged (upstream's bufio.Scanner stops there and its pipe blocks).
 
     python command_provider.py [--logtostderr] [-v=N] [--tracing ADDR] ENGINE_ADDRESS
@@ -32,6 +34,7 @@ provider:
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import secrets
@@ -51,6 +54,7 @@ from pulumi.runtime.proto import engine_pb2, engine_pb2_grpc, plugin_pb2, provid
 
 VERSION = "1.2.1"  # GetPluginInfo: the version the SDK requests (pulumi_command/pulumi-plugin.json)
 TOKEN = "command:remote:Command"
+LOCAL_TOKEN = "command:local:Command"
 BIN_DIR = Path(__file__).resolve().parent / "bin"
 
 # Property-value markers of the provider protocol (sdk/go/common/resource/plugin/rpc.go, sig package).
@@ -61,6 +65,10 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # command@v1.2.1 provider/pkg/provider/remote/command.go (CommandInputs) + common/inputs.go (ResourceInputs).
 INPUT_KEYS = ("triggers", "create", "update", "delete", "stdin", "logging", "connection", "environment",
               "addPreviousOutputInEnv")
+# command@v1.2.1 provider/pkg/provider/local/command.go (CommandInputs) = common.ResourceInputs + local/base.go
+# BaseInputs: no connection, no defaults, no secret fields.
+LOCAL_INPUT_KEYS = ("triggers", "create", "update", "delete", "stdin", "logging", "interpreter", "dir",
+                    "environment", "assetPaths", "archivePaths", "addPreviousOutputInEnv")
 # command@v1.2.1 remote/connection.go (connectionBase, Connection.Proxy).
 CONNECTION_KEYS = ("user", "password", "host", "port", "privateKey", "privateKeyPassword", "agentSocketPath",
                    "dialErrorLimit", "perDialTimeout", "hostKey")
@@ -222,8 +230,10 @@ def check_connection(value: Any, type_name: str, failures: list[tuple[str, str]]
     return make_secret(conn) if secret else conn
 
 
-def check(news: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+def check(news: dict[str, Any], token: str = TOKEN) -> tuple[dict[str, Any], list[tuple[str, str]]]:
     failures: list[tuple[str, str]] = []
+    if token == LOCAL_TOKEN:
+        return {k: v for k, v in news.items() if k in LOCAL_INPUT_KEYS}, failures
     # infer.Check: ende.Decode into CommandInputs then Encode: only the struct's fields come back.
     inputs = {k: v for k, v in news.items() if k in INPUT_KEYS}
     if "connection" not in inputs:
@@ -238,7 +248,7 @@ def check(news: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
 # ---- Diff -----------------------------------------------------------------------------------------------------
 
 def diff(state: dict[str, Any], news: dict[str, Any], old_inputs: dict[str, Any] | None,
-         ignore_changes: list[str]) -> provider_pb2.DiffResponse:
+         ignore_changes: list[str], input_keys: tuple[str, ...] = INPUT_KEYS) -> provider_pb2.DiffResponse:
     """go-provider@v1.3.0 infer/resource.go derivedResourceController.Diff + diff, provider.go DiffResponse.rpc."""
     news = dict(news)
     for key in ignore_changes:  # req.State.GetOk(ignoredChange): a top-level key of the state
@@ -248,7 +258,7 @@ def diff(state: dict[str, Any], news: dict[str, Any], old_inputs: dict[str, Any]
         if key == "version" or key.startswith("__"):
             del news[key]
     if old_inputs is None:  # the engine did not send old inputs: fabricated from the state's input keys
-        old_inputs = {k: state[k] for k in INPUT_KEYS if k in state}
+        old_inputs = {k: state[k] for k in input_keys if k in state}
     detailed = object_diff(old_inputs, news)
     kinds, replaces, diffs = {}, set(), set()
     for path, kind in detailed.items():
@@ -348,6 +358,7 @@ class Master:
         self.name = name
         self.socket = tmp / f"{name}.sock"
         self.process: subprocess.Popen | None = None
+        self.host_key_type: str | None = None  # the one host key algorithm offered (a pinned hostKey's type)
 
     def options(self, conn: dict[str, Any]) -> list[str]:
         """ssh options for connectionBase.SSHConfig (command@v1.2.1 remote/connection.go)."""
@@ -372,14 +383,17 @@ class Master:
             opts += ["-o", "IdentityFile=none"]
         if int(conn.get("perDialTimeout") or 0) > 0:  # ClientConfig.Timeout; 0 means none
             opts += ["-o", f"ConnectTimeout={int(conn['perDialTimeout'])}"]
-        if conn.get("hostKey"):
-            # ssh.FixedHostKey with HostKeyAlgorithms [publicKey.Type()]
+        if conn.get("hostKey") is not None:
+            # connectionBase.SSHConfig: `if con.HostKey != nil` (an empty string too) → ssh.ParseAuthorizedKey, then
+            # ssh.FixedHostKey(publicKey) with HostKeyAlgorithms = []string{publicKey.Type()}: exactly that one
+            # algorithm is offered (x/crypto@v0.48.0 ssh/handshake.go: the client sends config.HostKeyAlgorithms
+            # as they are; an RSA key's type is "ssh-rsa", the SHA-1 signature OpenSSH >= 8.8 refuses by default).
+            key_type, blob = parse_authorized_key(conn["hostKey"])
+            self.host_key_type = key_type
             known = self.tmp / f"{self.name}.known_hosts"
-            fields = conn["hostKey"].split()
-            known.write_text(f"pinned-host-key {conn['hostKey'].strip()}\n")
-            algorithms = "rsa-sha2-512,rsa-sha2-256,ssh-rsa" if fields[0] == "ssh-rsa" else fields[0]
+            known.write_text(f"pinned-host-key {key_type} {blob}\n")
             opts += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known}",
-                     "-o", "HostKeyAlias=pinned-host-key", "-o", f"HostKeyAlgorithms={algorithms}"]
+                     "-o", "HostKeyAlias=pinned-host-key", "-o", f"HostKeyAlgorithms={key_type}"]
         else:  # ssh.InsecureIgnoreHostKey()
             opts += ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]
         return opts
@@ -397,7 +411,7 @@ class Master:
             if self.socket.exists():  # ssh.c: muxserver_listen runs after authentication
                 return None
             time.sleep(0.01)
-        return dial_error(err_file.read_text(), str(conn["host"]), int(conn["port"]))
+        return dial_error(err_file.read_text(), str(conn["host"]), int(conn["port"]), self.host_key_type)
 
     def close(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -410,7 +424,26 @@ class Master:
         self.process = None
 
 
-def dial_error(stderr: str, host: str, port: int) -> str:
+def parse_authorized_key(text: str) -> tuple[str, str]:
+    """x/crypto@v0.48.0 ssh/keys.go ParseAuthorizedKey, for the forms a hostKey takes: the first line that is not
+    blank or a comment, `TYPE BASE64 [COMMENT]`; the key's type is the one inside the decoded blob (the text's
+    first field is not checked). Not imitated: an options prefix, and the `; last parsing error …` suffix."""
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 2 or fields[0].startswith("#"):
+            continue
+        try:
+            blob = base64.b64decode(fields[1], validate=True)
+            key_type = blob[4:4 + int.from_bytes(blob[:4], "big")].decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if key_type in ("ssh-ed25519", "ssh-rsa", "ssh-dss") or key_type.startswith(("ecdsa-sha2-", "sk-")):
+            return key_type, fields[1]
+    # remote/connection.go: fmt.Errorf("failed to parse host key: %w", err)
+    raise CommandError("failed to parse host key: ssh: no key found")
+
+
+def dial_error(stderr: str, host: str, port: int, host_key_type: str | None = None) -> str:
     """OpenSSH's failure, in the words of Go's net.Dial and x/crypto/ssh (x/crypto@v0.48.0 ssh/client.go
     `ssh: handshake failed: %w`, FixedHostKey `ssh: host key mismatch`, client_auth.go `ssh: unable to
     authenticate, attempted methods %v, no supported methods remain`)."""
@@ -427,6 +460,10 @@ def dial_error(stderr: str, host: str, port: int) -> str:
                 "no supported methods remain")
     if "Host key verification failed" in text or "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
         return "ssh: handshake failed: ssh: host key mismatch"
+    offer = re.search(r"no matching host key type found\. Their offer: (\S+)", text)
+    if offer:  # common.go AlgorithmNegotiationError; ours is the HostKeyAlgorithms option's one algorithm
+        return (f"ssh: handshake failed: ssh: no common algorithm for host key; we offered: "
+                f"[{host_key_type or ''}], peer offered: [{offer.group(1).replace(',', ' ')}]")
     if "open failed" in text or "stdio forwarding failed" in text:
         return f"ssh: rejected: connect failed ({text})"
     return f"ssh: handshake failed: {text or 'ssh exited without a message'}"
@@ -506,13 +543,58 @@ def _session(op: Operation, state: dict[str, Any], conn: dict[str, Any], master:
             if state.get(field):
                 op.log(engine_pb2.WARNING, SETENV_MESSAGE.format(key=key), ephemeral=False)
     stdin = plain(state.get("stdin"))
-    logging = state.get("logging")
-    log_stdout = logging in (None, "stdout", "stdoutAndStderr")  # Logging.ShouldLogStdout (remote/logging.go)
-    log_stderr = logging in (None, "stderr", "stdoutAndStderr")
     process = subprocess.Popen(
         [*SSH, "-F", "/dev/null", "-o", f"ControlPath={master.socket}", "-o", "ControlMaster=no",
          "-o", "LogLevel=ERROR", "-T", str(conn["host"]), command],
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    code, text = _capture(op, process, stdin, state.get("logging"))
+    if code != 0:
+        # fmt.Errorf("%w: running %q:\n%s", err, cmd, stdouterrbuf.String()) with ssh.ExitError's text
+        raise CommandError(f"Process exited with status {code}: running {go_quote(command)}:\n{text['both']}")
+    # strings.TrimSuffix(..., "\n"): one trailing newline only
+    return text["stdout"].removesuffix("\n"), text["stderr"].removesuffix("\n")
+
+
+# Go's syscall.Signal.String() of the signals a local command is usually ended by (os/exec ExitError text).
+GO_SIGNALS = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGINT: "interrupt",
+              signal.SIGHUP: "hangup", signal.SIGPIPE: "broken pipe"}
+
+
+def run_local(op: Operation, state: dict[str, Any], command: str) -> tuple[str, str]:
+    """command@v1.2.1 local/commandOutputs.go run: `interpreter` (default /bin/sh -c) + the command, in `dir` or the
+    plugin's working directory, with the plugin's environment, then `environment`, then the previous
+    stdout/stderr as PULUMI_COMMAND_STDOUT/STDERR (addPreviousOutputInEnv, default true; only when non-empty)."""
+    for key in ("assetPaths", "archivePaths"):
+        if state.get(key) is not None:
+            raise CommandError(f"the lab's pulumi-command stand-in collects no assets (local.Command {key})")
+    args = [*(plain(state.get("interpreter")) or ["/bin/sh", "-c"]), command]
+    env = dict(os.environ)  # os/exec dedupEnv: a later duplicate wins, as a dict update does
+    env.update(plain(state.get("environment")) or {})
+    if state.get("addPreviousOutputInEnv") in (None, True):
+        for key, field in (("PULUMI_COMMAND_STDOUT", "stdout"), ("PULUMI_COMMAND_STDERR", "stderr")):
+            if plain(state.get(field)):
+                env[key] = plain(state[field])
+    stdin = plain(state.get("stdin"))
+    try:
+        process = subprocess.Popen(args, cwd=plain(state.get("dir")) or os.getcwd(), env=env,
+                                   stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    except OSError as e:  # exec.Cmd.Start: "fork/exec PATH: ..." (or "chdir DIR: ...")
+        raise CommandError(f"fork/exec {args[0]}: {e.strerror.lower() if e.strerror else e}") from None
+    code, text = _capture(op, process, stdin, state.get("logging"))
+    if code != 0:
+        # fmt.Errorf("%w: running %q:\n%s", err, command, stdouterrbuf.String()) with exec.ExitError's text
+        status = f"exit status {code}" if code > 0 else \
+            f"signal: {GO_SIGNALS.get(signal.Signals(-code), signal.Signals(-code).name)}"
+        raise CommandError(f"{status}: running {go_quote(command)}:\n{text['both']}")
+    return text["stdout"].removesuffix("\n"), text["stderr"].removesuffix("\n")
+
+
+def _capture(op: Operation, process: subprocess.Popen, stdin: str | None,
+             logging: str | None) -> tuple[int, dict[str, str]]:
+    """Feed stdin, collect stdout, stderr and both interleaved (stdouterrbuf), log lines as upstream does."""
+    log_stdout = logging in (None, "stdout", "stdoutAndStderr")  # Logging.ShouldLogStdout (remote/ and local/logging.go)
+    log_stderr = logging in (None, "stderr", "stdoutAndStderr")
     lock = threading.Lock()
     buffers: dict[str, list[bytes]] = {"stdout": [], "stderr": [], "both": []}
 
@@ -538,12 +620,7 @@ def _session(op: Operation, state: dict[str, Any], conn: dict[str, Any], master:
     for t in pumps:
         t.join()
     code = process.wait()
-    text = {k: b"".join(v).decode("utf-8", "replace") for k, v in buffers.items()}
-    if code != 0:
-        # fmt.Errorf("%w: running %q:\n%s", err, cmd, stdouterrbuf.String()) with ssh.ExitError's text
-        raise CommandError(f"Process exited with status {code}: running {go_quote(command)}:\n{text['both']}")
-    # strings.TrimSuffix(..., "\n"): one trailing newline only
-    return text["stdout"].removesuffix("\n"), text["stderr"].removesuffix("\n")
+    return code, {k: b"".join(v).decode("utf-8", "replace") for k, v in buffers.items()}
 
 
 # ---- the gRPC server ----------------------------------------------------------------------------------------------
@@ -569,14 +646,19 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
             print(f"[{urn}] {message}", file=sys.stderr)
 
     @staticmethod
-    def _only_remote(urn: str, context) -> None:
+    def _token(urn: str, context) -> str:
         typ = urn.split("::")[-2].split("$")[-1] if "::" in urn else ""
-        if typ != TOKEN:
+        if typ not in (TOKEN, LOCAL_TOKEN):
             # go-provider@v1.3.0 middleware/dispatch/dispatch.go answers NotFound "Resource '%s' not found" for a
-            # token it does not serve; upstream serves local:Command, CopyToRemote, CopyFile: the stand-in does not.
+            # token it does not serve; upstream serves CopyToRemote, CopyFile too: the stand-in does not.
             context.abort(grpc.StatusCode.NOT_FOUND,
                           f"Resource '{typ}' not found: the lab's pulumi-command stand-in "
-                          f"(tests/lab/standins/command_provider.py) implements {TOKEN} only")
+                          f"(tests/lab/standins/command_provider.py) implements {TOKEN} and {LOCAL_TOKEN} only")
+        return typ
+
+    @staticmethod
+    def _runner(token: str) -> tuple[tuple[str, ...], Callable[[Operation, dict[str, Any], str], tuple[str, str]]]:
+        return (LOCAL_INPUT_KEYS, run_local) if token == LOCAL_TOKEN else (INPUT_KEYS, run_command)
 
     # -- plugin --
     def GetPluginInfo(self, request, context):
@@ -608,24 +690,23 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
 
     # -- resources --
     def Check(self, request, context):
-        self._only_remote(request.urn, context)
-        inputs, failures = check(to_map(request.news))
+        inputs, failures = check(to_map(request.news), self._token(request.urn, context))
         return provider_pb2.CheckResponse(
             inputs=to_struct(inputs),
             failures=[provider_pb2.CheckFailure(property=p, reason=r) for p, r in failures])
 
     def Diff(self, request, context):
-        self._only_remote(request.urn, context)
+        input_keys, _ = self._runner(self._token(request.urn, context))
         # old inputs: the engine sends them (Configure's sendsOldInputs), infer uses them (RunInfo.SupportsOldInputs)
         old_inputs = to_map(request.old_inputs) if request.HasField("old_inputs") else None
-        return diff(to_map(request.olds), to_map(request.news), old_inputs, list(request.ignoreChanges))
+        return diff(to_map(request.olds), to_map(request.news), old_inputs, list(request.ignoreChanges), input_keys)
 
     def Create(self, request, context):
         """command@v1.2.1 remote/commandController.go Create; go-provider@v1.3.0 infer/resource.go Create (+ MarkMap:
         during preview, outputs that do not mirror an input are unknown)."""
-        self._only_remote(request.urn, context)
+        input_keys, runner = self._runner(self._token(request.urn, context))
         inputs = to_map(request.properties)
-        state = {k: v for k, v in inputs.items() if k in INPUT_KEYS}
+        state = {k: v for k, v in inputs.items() if k in input_keys}
         resource_id = _name_of(request.urn) + secrets.token_hex(4)  # resource.NewUniqueHex(name, 8, 0)
         if request.preview:
             return provider_pb2.CreateResponse(id=resource_id,
@@ -635,7 +716,7 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
         if create is not None:
             op = Operation(self, request.urn, request.timeout)
             try:
-                stdout, stderr = run_command(op, state, create)
+                stdout, stderr = runner(op, state, create)
             except CommandError as e:
                 context.abort(grpc.StatusCode.UNKNOWN, str(e))
         return provider_pb2.CreateResponse(id=resource_id,
@@ -644,9 +725,9 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
     def Update(self, request, context):
         """command@v1.2.1 remote/commandController.go Update: `update` if set, else `create`, with the previous
         stdout/stderr in the state (for PULUMI_COMMAND_*); go-provider@v1.3.0 infer/resource.go Update."""
-        self._only_remote(request.urn, context)
+        input_keys, runner = self._runner(self._token(request.urn, context))
         olds = to_map(request.olds)
-        news = {k: v for k, v in to_map(request.news).items() if k in INPUT_KEYS}
+        news = {k: v for k, v in to_map(request.news).items() if k in input_keys}
         for key in request.ignoreChanges:
             if key in olds:
                 news[key] = olds[key]
@@ -662,19 +743,19 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
         if command is not None:
             op = Operation(self, request.urn, request.timeout)
             try:
-                state["stdout"], state["stderr"] = run_command(op, state, command)
+                state["stdout"], state["stderr"] = runner(op, state, command)
             except CommandError as e:
                 context.abort(grpc.StatusCode.UNKNOWN, str(e))
         return provider_pb2.UpdateResponse(properties=to_struct(state))
 
     def Delete(self, request, context):
         """command@v1.2.1 remote/commandController.go Delete: `delete` if set, with the state's stdout/stderr."""
-        self._only_remote(request.urn, context)
+        _, runner = self._runner(self._token(request.urn, context))
         state = to_map(request.properties)
         if state.get("delete") is not None:
             op = Operation(self, request.urn, request.timeout)
             try:
-                run_command(op, state, plain(state["delete"]))
+                runner(op, state, plain(state["delete"]))
             except CommandError as e:
                 context.abort(grpc.StatusCode.UNKNOWN, str(e))
         return empty_pb2.Empty()
@@ -682,7 +763,7 @@ class CommandProvider(provider_pb2_grpc.ResourceProviderServicer):
     def Read(self, request, context):
         # Command has no CustomRead: go-provider@v1.3.0 infer/resource.go Read returns id, state and inputs as
         # they are, so a refresh changes nothing.
-        self._only_remote(request.urn, context)
+        self._token(request.urn, context)
         return provider_pb2.ReadResponse(id=request.id, properties=request.properties, inputs=request.inputs)
 
 
