@@ -272,9 +272,11 @@ def refused(cluster: dict[str, Member], steps: dict[str, str]) -> str:
 
 
 def install_etcdutl(member: Member) -> None:
-    """etcdutl where an earlier backup's download put it (etcd-tools.sh download_etcdutl)."""
-    target = f"/usr/local/lib/kubeadm-cluster/etcd/etcdutl-{ETCD_VERSION.lstrip('v')}"
-    member.sh(f"install -D -m 0755 {etcd_tool('etcdutl')} {target}")
+    """etcdctl and etcdutl where an earlier scheduled backup put them (etcd-tools.sh: etcdctl copied from
+    the running etcd's image, etcdutl downloaded for its version): in a disaster etcd may not run at all."""
+    tools = "/usr/local/lib/kubeadm-cluster/etcd"
+    member.sh(f"install -D -m 0755 /usr/local/bin/etcdctl {tools}/etcdctl && "
+              f"install -D -m 0755 {etcd_tool('etcdutl')} {tools}/etcdutl-{ETCD_VERSION.lstrip('v')}")
 
 
 def test_a_missing_snapshot_is_refused_naming_it(cluster):
