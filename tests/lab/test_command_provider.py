@@ -146,10 +146,10 @@ def test_preview_create_connects_nowhere_and_leaves_stdout_unknown(plugin):
 
 def test_other_command_resources_are_refused_by_name(plugin):
     with pytest.raises(grpc.RpcError) as caught:
-        plugin.Check(provider_pb2.CheckRequest(urn="urn:pulumi:dev::p::command:local:Command::x",
+        plugin.Check(provider_pb2.CheckRequest(urn="urn:pulumi:dev::p::command:remote:CopyToRemote::x",
                                                news=cp.to_struct({})))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
-    assert "command:local:Command" in caught.value.details() and "stand-in" in caught.value.details()
+    assert "command:remote:CopyToRemote" in caught.value.details() and "stand-in" in caught.value.details()
 
 
 def test_failure_message_quotes_the_command_as_go_does():
@@ -171,10 +171,10 @@ def free_port() -> int:
 
 
 class Sshd:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, host_key_type: str = "ed25519"):
         self.tmp = tmp
         self.port = free_port()
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "host")], check=True)
+        subprocess.run(["ssh-keygen", "-q", "-t", host_key_type, "-N", "", "-f", str(tmp / "host")], check=True)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "user")], check=True)
         shutil.copy(tmp / "user.pub", tmp / "authorized_keys")
         self.key = (tmp / "user").read_text()

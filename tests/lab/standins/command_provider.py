@@ -372,7 +372,8 @@ class Master:
             raise CommandError("the lab's pulumi-command stand-in does not use an SSH agent "
                                "(connection.agentSocketPath)")
         key = self.tmp / f"{self.name}.key"
-        opts = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "IdentityAgent=none",
+        # LogLevel INFO: OpenSSH logs a failed algorithm negotiation ("no matching host key type") at INFO.
+        opts = ["-F", "/dev/null", "-o", "BatchMode=yes", "-o", "LogLevel=INFO", "-o", "IdentityAgent=none",
                 "-o", "IdentitiesOnly=yes", "-o", "GlobalKnownHostsFile=/dev/null",
                 "-p", str(int(conn["port"])), "-l", str(conn["user"])]
         if conn.get("privateKey") is not None:
