@@ -1016,12 +1016,9 @@ def _read_etcd_backup(r: _Reader, value: Any, etcd_is_secret: bool) -> EtcdBacku
                          and not re.match(r"^/var/lib/etcd(/|$)", v) and "/../" not in v + "/",
                          allowed="expected an absolute path outside etcd's data directory /var/lib/etcd, "
                                  "e.g. /var/lib/etcd-backups")
-    copy_command = r.string("etcd.backup.copyCommand", raw.get("copyCommand"), "",
-                            check=lambda v: "\n" not in v,
-                            allowed="expected one line of shell; the snapshot path is its $1") or ""
-    if copy_command and etcd_is_secret:
-        r.problems.append("etcd.backup.copyCommand: must not be set as a secret: it is written into the backup "
-                          "script on every etcd member; keep credentials in a file the command reads")
+    copy_command = _read_shell_line(r, "etcd.backup.copyCommand", raw.get("copyCommand"), etcd_is_secret,
+                                    "expected one line of shell; the snapshot path is its $1",
+                                    "the backup script on every etcd member")
     url = r.string("etcd.backup.etcdutlUrl", raw.get("etcdutlUrl"), EtcdBackup.etcdutl_url,
                    check=lambda v: bool(URL_RE.match(v)),
                    allowed="expected an http(s) URL of etcd's release tarball; {version} and {arch} are replaced")
@@ -1048,6 +1045,15 @@ def _read_etcd_backup(r: _Reader, value: Any, etcd_is_secret: bool) -> EtcdBacku
     )
 
 
+def _read_shell_line(r: _Reader, path: str, value: Any, etcd_is_secret: bool, allowed: str, script: str) -> str:
+    """One line of shell that is written into SCRIPT on the hosts, so never taken from secret config."""
+    command = r.string(path, value, "", check=lambda v: "\n" not in v, allowed=allowed) or ""
+    if command and etcd_is_secret:
+        r.problems.append(f"{path}: must not be set as a secret: it is written into {script}; keep credentials "
+                          "in a file the command reads")
+    return command
+
+
 RESTORE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 
 
@@ -1062,12 +1068,9 @@ def _read_etcd_restore(r: _Reader, value: Any, etcd_is_secret: bool) -> EtcdRest
                         allowed="expected the absolute path of the snapshot file on the first control plane "
                                 "(the first external etcd member), outside etcd's data directory /var/lib/etcd, "
                                 "e.g. /var/lib/etcd-backups/etcd-cp1-20261125T060000Z.db") or ""
-    fetch_command = r.string("etcd.restore.fetchCommand", raw.get("fetchCommand"), "",
-                             check=lambda v: "\n" not in v,
-                             allowed="expected one line of shell that writes the snapshot to the path $1") or ""
-    if fetch_command and etcd_is_secret:
-        r.problems.append("etcd.restore.fetchCommand: must not be set as a secret: it is written into the restore "
-                          "script; keep credentials in a file the command reads")
+    fetch_command = _read_shell_line(r, "etcd.restore.fetchCommand", raw.get("fetchCommand"), etcd_is_secret,
+                                     "expected one line of shell that writes the snapshot to the path $1",
+                                     "the restore script")
     if (snapshot or fetch_command) and raw.get("id") in (None, ""):
         r.problems.append("etcd.restore.id: is required with etcd.restore.snapshot; a new id runs the restore")
     return EtcdRestore(id=restore_id, snapshot=snapshot, fetch_command=fetch_command)
