@@ -10,7 +10,7 @@
    control planes' upgrade steps before them); node registrations (labels, taints,
    and the drain/delete path); the other control planes' upgrade steps one at a time, then the
    workers' in batches of upgrade.maxUnavailableWorkers
-7. certificate renewal chain, kubeconfig read back, certificate expiry report
+7. certificate renewal chain, the exported credentials (kubeconfigs), certificate expiry report
 """
 
 from __future__ import annotations
@@ -120,7 +120,8 @@ class KubeadmCluster(pulumi.ComponentResource):
         restore_after = {**{n.name: joins[n.name] for n in spec.control_planes}, **{n.name: r for n, r in members}}
         EtcdRestore(ctx, restore_after, child())
 
-        self.kubeconfig = Kubeconfig(ctx, child(first_renewal)).kubeconfig
+        credentials = Kubeconfig(ctx, child(first_renewal))
+        self.kubeconfig, self.scoped_kubeconfigs = credentials.kubeconfig, credentials.scoped
         self.certificate_expiry = CertificateExpiry(ctx, child(renewal, previous_upgrade),
                                                     etcd.expiry if etcd is not None else None).expiry
         self.register_outputs({"kubeconfig": self.kubeconfig, "certificateExpiry": self.certificate_expiry})

@@ -76,7 +76,7 @@ class ConfigError(pulumi.RunError):
 KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "": ("kubernetesVersion", "clusterName", "sshPrivateKey", "ssh", "nodes", "controlPlane", "etcd", "networking",
          "containerRuntime", "imageRepository", "packageRepositories", "cni", "ingress", "upgrade",
-         "joinMaterialEpoch", "certificates", "helmReleases", "keepalivedAuthPass", "security"),
+         "joinMaterialEpoch", "certificates", "helmReleases", "keepalivedAuthPass", "security", "kubeconfig"),
     "ssh": ("user", "port", "bastion", "agent", "insecureIgnoreHostKeys"),
     "ssh.bastion": ("host", "user", "port", "hostKey", "hostKeyRevision"),
     "nodes[]": ("name", "address", "internalAddress", "roles", "hostKey", "hostKeyRevision", "labels", "taints", "user",
@@ -98,6 +98,8 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "upgrade.drain": ("timeout", "gracePeriod", "skipWaitForDeleteTimeout"),
     "certificates": ("renew",),
     "security": ("profiling", "podSecurity", "auditLog", "encryptionAtRest", "protectKernelDefaults"),
+    "kubeconfig": ("revision", "scoped"),
+    "kubeconfig.scoped[]": ("name", "namespaces", "role", "revision"),
     "helmReleases[]": ("name", "chart", "repo", "version", "namespace", "values", "timeout", "skipAwait"),
 }
 SECRET_KEYS = ("sshPrivateKey", "keepalivedAuthPass")
@@ -236,6 +238,24 @@ class Security:
 
 
 @dataclass(frozen=True)
+class ScopedCredential:
+    """A kubeconfig limited to some namespaces (kubeconfig.scoped[]): one built-in ClusterRole bound in each."""
+
+    name: str
+    namespaces: tuple[str, ...]
+    role: str = "edit"
+    revision: str = "1"
+
+
+@dataclass(frozen=True)
+class KubeconfigSettings:
+    """The exported credentials (kubeconfig): changing `revision` replaces every one and revokes the old."""
+
+    revision: str = "1"
+    scoped: tuple[ScopedCredential, ...] = ()
+
+
+@dataclass(frozen=True)
 class Drain:
     """`kubectl drain` settings (flags of kubectl pkg/cmd/drain/drain.go@kubernetes-1.36.3)."""
 
@@ -287,6 +307,7 @@ class ClusterSpec:
     helm_releases: tuple[HelmRelease, ...]
     security: Security = Security()
     drain: Drain = Drain()
+    kubeconfig: KubeconfigSettings = KubeconfigSettings()
     etcd_restore: EtcdRestore = EtcdRestore()
     package_key_fingerprints: Mapping[str, str] = field(default_factory=dict)  # by repository, as configured
     warnings: tuple[str, ...] = ()
@@ -886,6 +907,52 @@ def _read_security(r: _Reader, value: Any) -> Security:
     )
 
 
+# The built-in ClusterRoles meant for namespaces (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go
+# @v1.36.4: admin, edit, view, aggregated).
+SCOPED_ROLES = ("view", "edit", "admin")
+# Where a namespaced role reaches cluster-wide power: kube-system holds the controllers' service accounts and
+# the bootstrap tokens; kubeadm-cluster holds the exported credentials' own tokens.
+CREDENTIALS_NAMESPACE = "kubeadm-cluster"
+PRIVILEGED_NAMESPACES = ("kube-system", CREDENTIALS_NAMESPACE)
+
+
+def _read_kubeconfig(r: _Reader, value: Any) -> KubeconfigSettings:
+    raw = r.mapping("kubeconfig", value, KNOWN_KEYS["kubeconfig"])
+    revision = r.string("kubeconfig.revision", raw.get("revision"), KubeconfigSettings.revision) \
+        or KubeconfigSettings.revision
+    scoped_raw = raw.get("scoped")
+    if scoped_raw is not None and not isinstance(scoped_raw, list):
+        r.fail("kubeconfig.scoped", scoped_raw, "expected a list of {name, namespaces, role, revision}")
+        scoped_raw = []
+    scoped: list[ScopedCredential] = []
+    seen: dict[str, int] = {}
+    for i, item_raw in enumerate(scoped_raw or []):
+        p = f"kubeconfig.scoped[{i}]"
+        item = r.mapping(p, item_raw, KNOWN_KEYS["kubeconfig.scoped[]"])
+        # The name is part of a label value with an 8-character suffix (63 at most).
+        name = r.string(f"{p}.name", item.get("name"), required=True,
+                        check=lambda v: bool(DNS_LABEL_RE.match(v)) and len(v) <= 40 and v != "admin",
+                        allowed="expected a lowercase DNS label of up to 40 characters other than admin "
+                                "(the name of the full credential)")
+        if name in seen:
+            r.fail(f"{p}.name", name, f"names must be unique (also kubeconfig.scoped[{seen[name]}])")
+            name = None
+        namespaces = r.string_list(f"{p}.namespaces", item.get("namespaces"),
+                                   check=lambda v: bool(DNS_LABEL_RE.match(v)) and v not in PRIVILEGED_NAMESPACES,
+                                   allowed="expected a namespace name (a lowercase DNS label), not "
+                                           f"{' or '.join(PRIVILEGED_NAMESPACES)}: a role there reaches "
+                                           "cluster-wide credentials")
+        if item.get("namespaces") in (None, []):
+            r.problems.append(f"{p}.namespaces: is required; expected a non-empty list of namespace names")
+        role = r.choice(f"{p}.role", item.get("role"), SCOPED_ROLES, ScopedCredential.role)
+        item_revision = r.string(f"{p}.revision", item.get("revision"), ScopedCredential.revision) \
+            or ScopedCredential.revision
+        if name:
+            seen[name] = i
+            scoped.append(ScopedCredential(name, tuple(dict.fromkeys(namespaces)), role, item_revision))
+    return KubeconfigSettings(revision=revision, scoped=tuple(scoped))
+
+
 def _read_package_repositories(r: _Reader, value: Any) -> tuple[dict[str, str], dict[str, str]]:
     """Mirror URLs and pinned signing-key fingerprints by name. Plain http:// is refused unless
     allowInsecureHttp: the repository key is fetched from the mirror itself, so whoever is on the path
@@ -1146,6 +1213,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
         certificates_renew=r.string("certificates.renew", certs_raw.get("renew"), "") or "",
         helm_releases=_read_helm_releases(r, raw.get("helmReleases")),
         security=_read_security(r, raw.get("security")),
+        kubeconfig=_read_kubeconfig(r, raw.get("kubeconfig")),
         warnings=tuple(warnings),
         secret_config_keys=frozenset(secret_keys),
     )

@@ -1,9 +1,37 @@
 #!/usr/bin/env bash
-# Print the admin kubeconfig of the first control plane, as the very last action.
-# Parameters: RENEWAL K8S_VERSION (read again after each renewal or upgrade)
+# On the first control plane: the exported credentials — a ServiceAccount per credential with a
+# long-lived token Secret and its (Cluster)RoleBindings — applied with the node's own admin.conf; every
+# credential the config no longer names (an earlier revision or renewal, a changed or dropped scoped
+# entry) is deleted, which invalidates its token. Prints, as its very last action, one JSON document:
+# {"ca": base64 CA certificate, "tokens": {ID: base64 token}}.
+# Parameters: MANIFEST (the objects) CREDENTIAL_IDS (one per line) NAMESPACE LABEL CA_CERT
 set -euo pipefail
 
 wait_for_apiserver
-[[ -s /etc/kubernetes/admin.conf ]] || die "/etc/kubernetes/admin.conf is missing"
-log "reading the admin kubeconfig (version $K8S_VERSION${RENEWAL:+, certificate renewal $RENEWAL})"
-cat /etc/kubernetes/admin.conf
+mapfile -t ids < <(grep -v '^$' <<<"$CREDENTIAL_IDS")
+log "applying the exported credentials: ${ids[*]}"
+admin_kubectl apply -f - <<<"$MANIFEST" >&2
+
+# The ServiceAccount token controller fills in a token Secret once its ServiceAccount exists
+# (pkg/controller/serviceaccount/tokens_controller.go@v1.36.4 syncSecret, generateTokenIfNeeded).
+token_of() { admin_kubectl get secret -n "$NAMESPACE" "$1-token" -o 'jsonpath={.data.token}' 2>/dev/null; }
+issued() { [[ -n $(token_of "$1") ]]; }
+declare -A tokens=()
+for id in "${ids[@]}"; do
+  retry 30 2 issued "$id" || die "the token of credential $id was not issued within a minute"
+  token=$(token_of "$id")
+  [[ $token =~ ^[A-Za-z0-9+/=]+$ ]] || die "the token Secret of credential $id does not hold base64 data"
+  tokens[$id]=$token
+done
+
+# Only once the new credentials work: the others go. The API server rejects a token whose Secret or
+# ServiceAccount is gone (pkg/serviceaccount/legacy.go@v1.36.4 legacyValidator.Validate, with
+# --service-account-lookup on by default).
+selector="$LABEL,$LABEL notin ($(IFS=,; echo "${ids[*]}"))"
+admin_kubectl delete clusterrolebindings,rolebindings,secrets,serviceaccounts --all-namespaces -l "$selector" >&2
+
+ca=$(base64 -w0 "$CA_CERT")
+entries=()
+for id in "${ids[@]}"; do entries+=("\"$id\":\"${tokens[$id]}\""); done
+log "credentials ready; printing them"
+printf '{"ca":"%s","tokens":{%s}}\n' "$ca" "$(IFS=,; echo "${entries[*]}")"

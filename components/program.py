@@ -21,6 +21,7 @@ def main() -> dict[str, pulumi.Input]:
 
     outputs: dict[str, pulumi.Input] = {
         "kubeconfig": pulumi.Output.secret(cluster.kubeconfig),
+        "scopedKubeconfigs": pulumi.Output.secret(cluster.scoped_kubeconfigs),
         "apiServerEndpoint": spec.control_plane.endpoint,
         "kubernetesVersion": spec.kubernetes_version,
         "clusterName": spec.cluster_name,

@@ -5,13 +5,14 @@ monitor and returns every registered resource with what the engine would see: in
 dependencies (URNs, components expanded to their custom resources), ignore_changes,
 delete_before_replace, additional_secret_outputs and provider.
 
-Remote commands get canned stdout (join material, kubeconfig, etcd CA, expiry report) whose secret
+Remote commands get canned stdout (join material, credential tokens, etcd CA, expiry report) whose secret
 values are known, so tests can scan for them. In preview mode commands print nothing: their
 stdout is unknown, as in a real preview of a fresh stack.
 """
 
 from __future__ import annotations
 
+import base64
 import base64
 import json
 import threading
@@ -22,6 +23,8 @@ import pulumi
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.sync_await import _sync_await
 
+from components.config import SECRET_KEYS, ConfigError, parse_spec
+from components.kubeconfig import credentials
 from components.program import main
 
 COMMAND = "command:remote:Command"
@@ -33,7 +36,9 @@ CERTIFICATE_KEY = "f" * 63 + "1"
 CA_HASH = "sha256:" + "2" * 64
 CLIENT_KEY_PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIsecretclientkeyAAAA\n-----END RSA PRIVATE KEY-----"
 ETCD_CA_KEY_PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIsecretetcdcakeyBBBB\n-----END RSA PRIVATE KEY-----"
-ADMIN_KEY_DATA = "c2VjcmV0LWFkbWluLWtleS1kYXRh"
+# The exported credentials' tokens (components/kubeconfig.py): admin's, and scoped-token-<name> for scoped ones.
+ADMIN_TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LWFkbWluLXRva2Vu.c2ln"
+CA_DATA = "Y2EtZGF0YQ=="
 SSH_PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1zZWNyZXQta2V5\n-----END OPENSSH PRIVATE KEY-----\n"
 KEEPALIVED_AUTH_PASS = "vrrp5ecr"
 ENCRYPTION_KEY = "c2VjcmV0Ym94LWtleS0zMi1ieXRlcy1sb25nLi4uLi4="
@@ -41,28 +46,20 @@ ENCRYPTION_CONFIG = ("apiVersion: apiserver.config.k8s.io/v1\nkind: EncryptionCo
                      "  - resources: [secrets]\n    providers:\n      - secretbox:\n          keys:\n"
                      f"            - name: key1\n              secret: {ENCRYPTION_KEY}\n      - identity: {{}}\n")
 
-ADMIN_CONF = f"""apiVersion: v1
-kind: Config
-clusters:
-- cluster:
-    certificate-authority-data: Y2EtZGF0YQ==
-    server: https://10.0.0.11:6443
-  name: dev
-contexts:
-- context: {{cluster: dev, user: kubernetes-admin}}
-  name: kubernetes-admin@dev
-current-context: kubernetes-admin@dev
-users:
-- name: kubernetes-admin
-  user:
-    client-certificate-data: Y2xpZW50LWNlcnQ=
-    client-key-data: {ADMIN_KEY_DATA}
-"""
+
+def credentials_stdout(config: Mapping[str, Any], stack: str = "dev") -> str:
+    """What kubeconfig.sh prints for `config`: the CA and a token per credential it names ("" if invalid)."""
+    try:
+        spec = parse_spec({k: v for k, v in config.items() if k not in SECRET_KEYS}, stack)
+    except ConfigError:
+        return ""
+    tokens = {c.id: base64.b64encode((ADMIN_TOKEN if c.name == "admin" else f"scoped-token-{c.name}").encode()).decode()
+              for c in credentials(spec)}
+    return json.dumps({"ca": CA_DATA, "tokens": tokens})
 
 CANNED_STDOUT = {
     "join-material": json.dumps({"token": TOKEN, "caCertHash": CA_HASH}),
     "certificate-upload": json.dumps({"certificateKey": CERTIFICATE_KEY}),
-    "kubeconfig": ADMIN_CONF,
     "etcd-ca": json.dumps({"caCert": "-----BEGIN CERTIFICATE-----\nY2E=\n-----END CERTIFICATE-----",
                            "caKey": ETCD_CA_KEY_PEM,
                            "clientCert": "-----BEGIN CERTIFICATE-----\nY2xp\n-----END CERTIFICATE-----",
@@ -86,7 +83,7 @@ CANNED_STDOUT = {
 SECRET_PLAINTEXTS = {
     "bootstrap token": TOKEN,
     "certificate key": CERTIFICATE_KEY,
-    "admin client key": ADMIN_KEY_DATA,
+    "admin token": ADMIN_TOKEN,
     "etcd CA key": "MIIsecretetcdcakeyBBBB",
     "etcd client key": "MIIsecretclientkeyAAAA",
     "ssh private key": "b3BlbnNzaC1zZWNyZXQta2V5",
@@ -266,7 +263,7 @@ def run_program(config: Mapping[str, Any], *, preview: bool = False, stack: str 
     values = {f"kubeadm-cluster:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     secrets = ("sshPrivateKey", "keepalivedAuthPass", *secret_keys)
     pulumi.runtime.set_all_config(values, secret_keys=[f"kubeadm-cluster:{k}" for k in secrets])
-    canned = {**CANNED_STDOUT, **(stdout or {})}
+    canned = {**CANNED_STDOUT, "kubeconfig": credentials_stdout(config, stack), **(stdout or {})}
     mocks = ClusterMocks(lambda name: None if preview else canned.get(
         name, ENCRYPTION_CONFIG if name.endswith("-control-plane-files") else ""))
     monitor = RecordingMonitor(mocks)

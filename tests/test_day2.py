@@ -63,8 +63,8 @@ def test_minor_upgrade_changes_only_the_upgrade_chain_and_expiry():
     assert result.updated == {"upgrade-preflight", "cp1-upgrade", "cp2-upgrade", "cp3-upgrade",
                               "w1-upgrade-drain", "w1-upgrade", "w1-upgrade-uncordon",
                               "w2-upgrade-drain", "w2-upgrade", "w2-upgrade-uncordon", "certificate-expiry"}
-    assert result.replaced == {"kubeconfig"}  # upgrade apply renewed admin.conf
-    assert result.created == result.deleted == set()
+    # The exported credentials are tokens, not admin.conf's certificate that `upgrade apply` renews: they stay.
+    assert result.replaced == result.created == result.deleted == set()
     assert "1.37.2" in after.named("cp1-upgrade").plain("update")
     assert "K8S_MINOR=1.37\n" in after.named("cp1-upgrade").plain("update")
 
@@ -99,9 +99,12 @@ def test_epoch_change_remints_join_material_only():
     assert result.touched == result.replaced == {"join-material", "certificate-upload", "join-cleanup"}
 
 
-def test_certificate_renewal_reruns_renewals_kubeconfig_and_expiry():
+def test_certificate_renewal_reruns_renewals_and_expiry_and_rotates_the_exported_credentials():
     result = plan(run_program(base_config()), run_program(base_config(certificates={"renew": "2026-11-24"})))
-    assert result.updated == {"cp1-certs-renew", "cp2-certs-renew", "cp3-certs-renew", "certificate-expiry"}
+    # The add-ons' provider takes the new token; its cluster_identifier keeps that from replacing anything
+    # (provider/pkg/provider/provider.go@v4.25.0 DiffConfig).
+    assert result.updated == {"cp1-certs-renew", "cp2-certs-renew", "cp3-certs-renew", "certificate-expiry",
+                              "addons-kubernetes"}
     assert result.replaced == {"kubeconfig"}
 
 

@@ -159,12 +159,14 @@ def test_upgrade_snapshots_keep_the_three_newest_and_move_old_ones_out_of_the_da
                                   "before-v1.37.1.db"]
 
 
-# --- item 6: the kubeconfig output is read again after an upgrade ---------------------------------------
+# --- item 6: the kubeconfig output stays valid across an upgrade ---------------------------------------
 
-def test_an_upgrade_reads_the_kubeconfig_again_after_the_first_control_plane_upgraded(stacked):
-    """`kubeadm upgrade apply` renews admin.conf's client certificate (phases/upgrade/staticpods.go@v1.36.4)."""
+def test_an_upgrade_keeps_the_exported_kubeconfig_and_runs_before_it(stacked):
+    """`kubeadm upgrade apply` renews admin.conf's client certificate (phases/upgrade/staticpods.go@v1.36.4);
+    the exported kubeconfig is a ServiceAccount token (components/kubeconfig.py), which stays valid."""
     upgraded = run_program(base_config(kubernetesVersion="1.37.1"))
-    assert "kubeconfig" in plan(stacked, upgraded).replaced
+    assert "kubeconfig" not in plan(stacked, upgraded).touched
+    assert upgraded.outputs["kubeconfig"] == stacked.outputs["kubeconfig"]
     assert upgraded.depends_on("kubeconfig", "cp1-upgrade")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from harness import ADMIN_KEY_DATA, base_config, run_program
+from harness import ADMIN_TOKEN, base_config, run_program
 
 
 def test_outputs():
@@ -21,7 +21,7 @@ def test_kubeconfig_points_at_the_endpoint_and_is_secret():
     run = run_program(base_config())
     kubeconfig = yaml.safe_load(run.outputs["kubeconfig"])
     assert kubeconfig["clusters"][0]["cluster"]["server"] == "https://k8s-api.internal:6443"
-    assert kubeconfig["users"][0]["user"]["client-key-data"] == ADMIN_KEY_DATA
+    assert kubeconfig["users"][0]["user"] == {"token": ADMIN_TOKEN}
     assert "kubeconfig" in run.secret_outputs
 
 

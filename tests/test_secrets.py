@@ -8,7 +8,7 @@ import pytest
 
 from components.kubeadm_config import join_configuration
 from components.config import parse_spec
-from harness import (ADMIN_KEY_DATA, CERTIFICATE_KEY, KEEPALIVED_AUTH_PASS, SECRET_PLAINTEXTS, SECRET_SIG, TOKEN,
+from harness import (ADMIN_TOKEN, CERTIFICATE_KEY, KEEPALIVED_AUTH_PASS, SECRET_PLAINTEXTS, SECRET_SIG, TOKEN,
                      base_config, run_program)
 
 TOPOLOGIES = {
@@ -63,7 +63,7 @@ def test_no_secret_in_plain_stack_outputs(run):
 
 def test_kubeconfig_output_is_secret(run):
     assert "kubeconfig" in run.secret_outputs
-    assert ADMIN_KEY_DATA in run.outputs["kubeconfig"]
+    assert ADMIN_TOKEN in run.outputs["kubeconfig"]
 
 
 def test_commands_printing_secrets_mark_stdout_secret_and_do_not_stream_it(run):

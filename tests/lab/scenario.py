@@ -55,6 +55,9 @@ class Secrets:
             self.values[f"bootstrap token secret {token.split('.')[0]}"] = token.split(".")[1]
         for key in journal.get("certificateKeys", {}):
             self.values[f"certificate key {key[:6]}"] = key
+        for key, secret in journal.get("objects", {}).items():  # the exported credentials' tokens
+            if (secret.get("data") or {}).get("token"):
+                self.values[f"credential token {key}"] = base64.b64decode(secret["data"]["token"]).decode()
         files = ("/etc/kubernetes/pki/*.key /etc/kubernetes/pki/etcd/*.key /etc/kubernetes/admin.conf "
                  "/etc/keepalived/keepalived.conf")
         for name in lab.hosts:

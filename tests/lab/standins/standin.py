@@ -1134,6 +1134,144 @@ def crictl(argv: list[str]) -> None:
 # kubectl
 # ---------------------------------------------------------------------------------------------
 
+# The objects of the exported credentials (components/kubeconfig.sh), kept in the journal under "objects" as
+# "Kind/namespace/name". What the API server and the ServiceAccount token controller do with them, at
+# kubernetes v1.36.4: a token Secret gets a token once its ServiceAccount exists and is deleted when that
+# is missing (pkg/controller/serviceaccount/tokens_controller.go syncSecret; here at once, not
+# asynchronously); a token is accepted while its Secret holds it and its ServiceAccount exists
+# (pkg/serviceaccount/legacy.go legacyValidator.Validate), else kubectl prints "You must be logged in to
+# the server" (kubectl pkg/cmd/util/helpers.go); RBAC refusals are worded as forbiddenMessage
+# (k8s.io/apiserver pkg/endpoints/handlers/responsewriters/errors.go). Not imitated: the token's JWT
+# format, roleRef immutability, the verbs each built-in role allows (view, edit and admin all list pods).
+API_KINDS = {"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Secret": "secrets",
+             "ClusterRoleBinding": "clusterrolebindings.rbac.authorization.k8s.io",
+             "RoleBinding": "rolebindings.rbac.authorization.k8s.io"}
+CLUSTER_SCOPED = ("Namespace", "ClusterRoleBinding")
+BUILT_IN_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+SA_TOKEN = "kubernetes.io/service-account-token"
+
+
+def api_key(kind: str, namespace: str, name: str) -> str:
+    return f"{kind}/{'' if kind in CLUSTER_SCOPED else namespace}/{name}"
+
+
+def kubectl_apply(j: dict[str, Any], text: str) -> None:
+    objects = j.setdefault("objects", {})
+    for doc in yaml.safe_load_all(text):
+        if not doc:
+            continue
+        kind, meta = doc.get("kind"), doc.get("metadata", {})
+        if kind not in API_KINDS:
+            fail(f'error: resource mapping not found for name: "{meta.get("name")}": no matches for kind "{kind}"')
+        namespace = "" if kind in CLUSTER_SCOPED else meta.get("namespace", "default")
+        if namespace and namespace not in BUILT_IN_NAMESPACES and api_key("Namespace", "", namespace) not in objects:
+            fail(f'Error from server (NotFound): error when creating "STDIN": namespaces "{namespace}" not found')
+        key = api_key(kind, namespace, meta["name"])
+        old = objects.get(key)
+        new = json.loads(json.dumps(doc))
+        if old is not None and "data" in old:  # the controller's data stays: apply patches only what it manages
+            new.setdefault("data", old["data"])
+        objects[key] = new
+        if kind == "Secret" and new.get("type") == SA_TOKEN:
+            account = new["metadata"].get("annotations", {}).get("kubernetes.io/service-account.name", "")
+            if api_key("ServiceAccount", namespace, account) not in objects:
+                del objects[key]
+            elif "data" not in new:
+                token = f"lab-token.{secrets.token_urlsafe(24)}"
+                new["data"] = {name: base64.b64encode(value.encode()).decode() for name, value in
+                               (("token", token), ("namespace", namespace), ("ca.crt", (PKI / "ca.crt").read_text()))}
+        state = "created" if old is None else ("unchanged" if old == new else "configured")
+        print(f"{API_KINDS[kind].split('.')[0].rstrip('s')}/{meta['name']} {state}")
+
+
+def selector_matches(selector: str, labels: dict[str, str]) -> bool:
+    """A label selector of `key`, `!key`, `key=value`, `key!=value`, `key in (…)`, `key notin (…)` terms."""
+    for term in (t.strip() for t in re.split(r",(?![^(]*\))", selector)):
+        match = re.fullmatch(r"(\S+)\s+(in|notin)\s+\(([^)]*)\)", term)
+        if match:
+            key, op, values = match.group(1), match.group(2), {v.strip() for v in match.group(3).split(",")}
+            if (labels.get(key) in values) != (op == "in") or (op == "in" and key not in labels):
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif "!=" in term:
+            key, value = term.split("!=", 1)
+            if labels.get(key) == value:
+                return False
+        elif "=" in term:
+            key, value = term.split("=", 1)
+            if labels.get(key) != value.lstrip("="):
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+def kubectl_delete_selected(j: dict[str, Any], resources: str, selector: str) -> None:
+    objects = j.setdefault("objects", {})
+    kinds = {plural.split(".")[0]: kind for kind, plural in API_KINDS.items()}
+    deleted = 0
+    for resource in resources.split(","):
+        if resource not in kinds:
+            fail(f'error: the server doesn\'t have a resource type "{resource}"')
+        for key, doc in list(objects.items()):
+            if key.startswith(kinds[resource] + "/") and selector_matches(selector, doc["metadata"].get("labels", {})):
+                del objects[key]
+                deleted += 1
+                print(f'{resource.rstrip("s")} "{doc["metadata"]["name"]}" deleted')
+    # The token controller deletes the token Secrets of a deleted ServiceAccount (deleteTokens).
+    for key, doc in list(objects.items()):
+        account = doc["metadata"].get("annotations", {}).get("kubernetes.io/service-account.name")
+        if doc.get("type") == SA_TOKEN and api_key("ServiceAccount", key.split("/")[1], account) not in objects:
+            del objects[key]
+    if not deleted:
+        print("No resources found", file=sys.stderr)
+
+
+def token_user(j: dict[str, Any], token: str) -> tuple[str, str]:
+    """The ServiceAccount (namespace, name) a token authenticates as, or kubectl's 401 message."""
+    objects = j.get("objects", {})
+    for key, doc in objects.items():
+        data = doc.get("data") or {}
+        if doc.get("type") == SA_TOKEN and data.get("token") and base64.b64decode(data["token"]).decode() == token:
+            namespace = key.split("/")[1]
+            account = doc["metadata"]["annotations"]["kubernetes.io/service-account.name"]
+            if api_key("ServiceAccount", namespace, account) in objects:
+                return namespace, account
+    fail("error: You must be logged in to the server (Unauthorized)")
+
+
+def kubectl_as_token(j: dict[str, Any], token: str, flags: dict[str, Any], args: list[str]) -> None:
+    """`get nodes` and `get pods -n NS` for a ServiceAccount token, authorized by its bindings."""
+    namespace, account = token_user(j, token)
+    user = f"system:serviceaccount:{namespace}:{account}"
+    subject = {"kind": "ServiceAccount", "name": account, "namespace": namespace}
+
+    def bound(kind: str, where: str, roles: tuple[str, ...]) -> bool:
+        return any(key.startswith(f"{kind}/{where}/") and subject in doc.get("subjects", [])
+                   and doc["roleRef"]["name"] in roles for key, doc in j.get("objects", {}).items())
+    cluster_admin = bound("ClusterRoleBinding", "", ("cluster-admin",))
+    if args[:1] == ["get"] and args[1:2] in (["node"], ["nodes"]):
+        if not cluster_admin:
+            fail(f'Error from server (Forbidden): nodes is forbidden: User "{user}" cannot list resource "nodes" '
+                 'in API group "" at the cluster scope')
+        for name, node in sorted(j["nodes"].items()):
+            print(f"{name}\tReady\t{node['role']}\tv{node['kubelet']}")
+    elif args[:1] == ["get"] and args[1:2] in (["pod"], ["pods"]):
+        where = flags.get("n", flags.get("namespace", "default"))
+        if not cluster_admin and not bound("RoleBinding", where, ("view", "edit", "admin")):
+            fail(f'Error from server (Forbidden): pods is forbidden: User "{user}" cannot list resource "pods" '
+                 f'in API group "" in the namespace "{where}"')
+        print(f"No resources found in {where} namespace.", file=sys.stderr)
+    else:
+        fail(f"error: the lab's kubectl stand-in does not implement {' '.join(args)!r} for a token")
+
+
+CSR_QUERY = ('jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.signerName}{" "}{.spec.username}{" "}'
+             '{.spec.request}{" "}{.status.conditions[*].type}{"\\n"}{end}')
+
+
 def kubectl(argv: list[str]) -> None:
     known = {"kubeconfig": True, "n": True, "namespace": True, "o": True, "output": True, "raw": True,
              "overwrite": False, "ignore-daemonsets": False, "delete-emptydir-data": False, "force": False,
@@ -1141,18 +1279,26 @@ def kubectl(argv: list[str]) -> None:
              # kubectl's global --server/-s (cli-runtime genericclioptions/config_flags.go@kubernetes-1.36.4)
              "server": True, "s": True,
              # drain's, kubectl pkg/cmd/drain/drain.go@kubernetes-1.36.3
-             "grace-period": True, "skip-wait-for-delete-timeout": True}
+             "grace-period": True, "skip-wait-for-delete-timeout": True,
+             # apply's and delete's (kubectl pkg/cmd/apply/apply.go, pkg/cmd/delete/delete.go@kubernetes-1.36.4)
+             "f": True, "filename": True, "l": True, "selector": True, "A": False, "all-namespaces": False}
     flags, args = parse_flags(argv, known, (1, 40))
     config = flags.get("kubeconfig") or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
     if not Path(config).exists():
         fail("The connection to the server localhost:8080 was refused - did you specify the right host or port?")
     document = yaml.safe_load(Path(config).read_text())
-    if document.get("users", [{}])[0].get("name") not in ("kubernetes-admin", "kubernetes-super-admin"):
+    user = document.get("users", [{}])[0]
+    token = user.get("user", {}).get("token")
+    if token is None and user.get("name") not in ("kubernetes-admin", "kubernetes-super-admin"):
         fail('Error from server (Forbidden): this credential is not an admin credential')
     with journal() as j:
         if "cluster" not in j:
             fail("The connection to the server was refused - is the cluster initialized?")
+        if token is not None:
+            kubectl_as_token(j, token, flags, args)
+            return
         verb = args[0]
+        selector = flags.get("l", flags.get("selector"))
         if verb == "get" and flags.get("raw"):
             server = flags.get("server", flags.get("s"))
             # One named API server answers only while the kubelet runs its static pod, i.e. while its
@@ -1245,6 +1391,45 @@ def kubectl(argv: list[str]) -> None:
             if not command or command[0] != "etcdctl":
                 fail(f'exec: "{command[0] if command else ""}": executable file not found in $PATH')
             etcdctl(j, command[1:])
+        elif verb == "apply":
+            if flags.get("f", flags.get("filename")) != "-":
+                fail("error: the lab's kubectl applies only -f -")
+            kubectl_apply(j, sys.stdin.read())
+        elif verb == "get" and args[1:2] == ["secret"] and len(args) == 3:
+            secret = j.get("objects", {}).get(api_key("Secret", flags.get("n", flags.get("namespace", "default")), args[2]))
+            if secret is None:
+                fail(f'Error from server (NotFound): secrets "{args[2]}" not found')
+            if flags.get("o", flags.get("output")) != "jsonpath={.data.token}":
+                fail("error: the lab's kubectl prints a Secret only as -o jsonpath={.data.token}")
+            print((secret.get("data") or {}).get("token", ""), end="")
+        elif verb == "delete" and selector is not None and len(args) == 2:
+            kubectl_delete_selected(j, args[1], selector)
+        elif verb == "get" and args[1:2] == ["csr"]:
+            # Only the kubelet-serving approver's query (components/kubelet-serving-approve.sh), printed as
+            # kubectl's jsonpath printer does.
+            if flags.get("o") != CSR_QUERY:
+                fail(f"error: the lab's kubectl prints CSRs only as -o {CSR_QUERY}")
+            for c in j.get("csrs", []):
+                print(f"{c['name']} {c['signerName']} {c['username']} {c['request']} {' '.join(c['conditions'])}")
+        elif verb == "certificate" and args[1:2] in (["approve"], ["deny"]):
+            csr = next((c for c in j.get("csrs", []) if c["name"] == args[2]), None)
+            if csr is None:
+                fail(f'Error from server (NotFound): certificatesigningrequests.certificates.k8s.io "{args[2]}" not found')
+            decision = {"approve": "Approved", "deny": "Denied"}[args[1]]
+            csr["conditions"].append(decision)
+            print(f"certificatesigningrequest.certificates.k8s.io/{args[2]} {decision.lower()}")
+        elif verb == "delete" and args[1:3] in (["secret", "kubeadm-certs"], ["secrets", "kubeadm-certs"]):
+            # The Secret copycerts.UploadCerts writes; it exists while an upload's key is unexpired (its owner
+            # token's TTL, phases/copycerts/copycerts.go @v1.36.4). Deleted keys stay for the secrets scan.
+            if flags.get("n", flags.get("namespace")) != "kube-system":
+                fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
+            live = [k for k, expiry in j["certificateKeys"].items() if expiry >= now()]
+            j.setdefault("deletedCertificateKeys", []).extend(j["certificateKeys"])
+            j["certificateKeys"] = {}
+            if live:
+                print('secret "kubeadm-certs" deleted')
+            elif not flags.get("ignore-not-found"):
+                fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
         elif verb == "version":
             print(f"Client Version: v{VERSION}\nServer Version: v{j['cluster']['version']}")
         else:
