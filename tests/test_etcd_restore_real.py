@@ -316,6 +316,53 @@ def test_without_etcdutl_the_restore_is_refused_naming_the_checksum_setting(clus
     unchanged(cluster)
 
 
+def restore_steps_fetching(command: str) -> dict[str, str]:
+    nodes = [{"name": n, "address": f"{SUBNET}.{i}", "roles": ["control-plane"]} for i, n in enumerate(NAMES, 1)]
+    config = base_config(nodes=nodes, controlPlane={"endpoint": f"{SUBNET}.1:6443"},
+                         etcd={"restore": {"id": RESTORE_ID, "snapshot": "/var/lib/etcd-fetched/snap.db",
+                                           "fetchCommand": command}})
+    return {c.name: inner_script(c.plain("update")) for c in run_program(config).commands if "-restore-" in c.name}
+
+
+def test_a_failing_fetch_command_is_refused_and_leaves_no_snapshot(cluster):
+    install_etcdutl(cluster["cp1"])
+    stderr = refused(cluster, restore_steps_fetching('echo "bucket unreachable" >&2; exit 3'))
+    assert "bucket unreachable" in stderr and "etcd.restore.fetchCommand failed" in stderr
+    cluster["cp1"].sh("! test -e /var/lib/etcd-fetched/snap.db")
+    unchanged(cluster)
+
+
+def test_the_fetch_command_gets_the_destination_and_its_snapshot_is_verified(cluster):
+    cp1 = cluster["cp1"]
+    install_etcdutl(cp1)
+    cp1.sh("install -d -m 0700 /var/lib/etcd-backups")
+    etcdctl(cp1, "snapshot", "save", "/var/lib/etcd-backups/elsewhere.db")
+    steps = restore_steps_fetching('cp /var/lib/etcd-backups/elsewhere.db "$1"')
+    result = run_step(cluster, steps, "etcd-restore-snapshot")
+    assert result.returncode == 0, result.stderr
+    assert "snapshot /var/lib/etcd-fetched/snap.db (revision" in result.stderr
+    cp1.sh("cmp /var/lib/etcd-backups/elsewhere.db /var/lib/etcd-fetched/snap.db")
+    cp1.sh(f"rm -rf /var/lib/kubeadm-cluster/etcd-restore/{RESTORE_ID} /var/lib/etcd-fetched")  # only a rehearsal
+    unchanged(cluster)
+
+
+def test_without_etcdctl_and_no_running_etcd_the_restore_is_refused(cluster):
+    """Nothing to take etcdctl from: no etcd runs (its manifest is away) and no backup installed one."""
+    cp1 = cluster["cp1"]
+    cp1.sh("rm -rf /usr/local/lib/kubeadm-cluster/etcd && mv /etc/kubernetes/manifests/etcd.yaml /etc/kubernetes/etcd.yaml.aside")
+    try:
+        for _ in range(100):
+            if cp1.run("pgrep -x etcd").returncode != 0:
+                break
+            time.sleep(0.1)
+        stderr = refused(cluster, restore_steps())
+        assert "no etcdctl: no etcd runs here to take it from" in stderr
+    finally:
+        cp1.sh("mv /etc/kubernetes/etcd.yaml.aside /etc/kubernetes/manifests/etcd.yaml")
+    wait_healthy(cp1)
+    unchanged(cluster)
+
+
 def test_restore_after_every_data_directory_is_destroyed_brings_the_snapshot_back(cluster):
     cp1 = cluster["cp1"]
     for i in range(20):
