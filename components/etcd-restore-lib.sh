@@ -38,11 +38,13 @@ restore_step() {
 
 step_done() { touch "$RESTORE_STATE/$1.done"; }
 
-# runs COMM — a process named COMM runs here (a static pod's container is a process of this machine).
+# runs NAME — a process named NAME runs here (a static pod's container is a process of this machine).
+# The kernel keeps 15 characters of a command name (TASK_COMM_LEN): kube-controller-manager is
+# "kube-controller" in /proc/PID/comm.
 runs() {
   local comm
   for comm in /proc/[0-9]*/comm; do
-    [[ $(cat "$comm" 2>/dev/null) == "$1" ]] && return 0
+    [[ $(cat "$comm" 2>/dev/null) == "${1:0:15}" ]] && return 0
   done
   return 1
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# etcd restore, step 2 on every node the restore touches, once every check passed: the API server and
-# etcd stop (their static-pod manifests move aside; the kubelet stops a static pod whose manifest is
-# gone), and on an etcd member the data directory moves aside, kept whole.
+# etcd restore, step 2 on every node the restore touches, once every check passed: the control plane's
+# static pods (API server, controller manager, scheduler) and etcd stop (their manifests move aside; the
+# kubelet stops a static pod whose manifest is gone), and on an etcd member the data directory moves
+# aside, kept whole.
 # Parameters: RESTORE_ID NODE_NAME COMPONENTS MEMBER
 set -euo pipefail
 

@@ -10,7 +10,8 @@ already ran (a marker per step and id on the node), so a later change of a step'
   → stop (every node, once every check passed: API servers and etcd stopped, data directory kept)
   → first (the first member serves the snapshot as a one-member cluster)
   → per other member, one at a time: add (learner, on the first) → rejoin (on the member) → promote
-  → verify (member list, health, new cluster ID) → apiserver (every control plane)
+  → verify (member list, health, new cluster ID) → apiserver (every control plane: the API server,
+  then the controller manager and the scheduler)
 """
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def etcd_members(spec: ClusterSpec) -> tuple[Node, ...]:
 
 def components_of(spec: ClusterSpec, node: Node) -> str:
     """The static pods the restore stops on `node`."""
-    names = (["kube-apiserver"] if node.is_control_plane else []) + (["etcd"] if node in etcd_members(spec) else [])
+    control_plane = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"] if node.is_control_plane else []
+    names = control_plane + (["etcd"] if node in etcd_members(spec) else [])
     return " ".join(names)
 
 

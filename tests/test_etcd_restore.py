@@ -109,6 +109,12 @@ def test_the_other_members_come_back_one_at_a_time():
         assert run.depends_on(later, earlier), (later, earlier)
 
 
+def test_a_stacked_control_plane_stops_its_control_plane_pods_and_etcd():
+    commands = restore_commands(run_program(restore_config()))
+    assert script_param(inner_script(commands["cp2-etcd-restore-stop"].plain("update")), "COMPONENTS") == (
+        "kube-apiserver kube-controller-manager kube-scheduler etcd")
+
+
 def test_the_api_servers_restart_only_after_the_member_list_is_verified():
     run = run_program(restore_config())
     assert all(run.depends_on(f"{n}-etcd-restore-apiserver", "etcd-restore-verify") for n in MEMBERS)
@@ -166,6 +172,27 @@ def test_with_external_etcd_the_members_are_the_etcd_nodes_and_control_planes_st
     commands = restore_commands(run_program(config))
     assert commands["etcd-restore-first"].host == "10.0.0.31"
     assert {n for n in commands if n.endswith("-stop")} == {f"{n}-etcd-restore-stop" for n in ("cp1", "etcd1", "etcd2", "etcd3")}
-    assert script_param(inner_script(commands["cp1-etcd-restore-stop"].plain("update")), "COMPONENTS") == "kube-apiserver"
+    assert script_param(inner_script(commands["cp1-etcd-restore-stop"].plain("update")), "COMPONENTS") == (
+        "kube-apiserver kube-controller-manager kube-scheduler")
     assert script_param(inner_script(commands["etcd2-etcd-restore-stop"].plain("update")), "COMPONENTS") == "etcd"
     assert "w1-etcd-restore-check" not in commands
+
+
+def test_a_control_plane_pod_is_found_by_the_name_the_kernel_keeps(tmp_path):
+    """/proc/PID/comm holds 15 characters (TASK_COMM_LEN): kube-controller-manager runs as "kube-controller"."""
+    import shutil
+    import subprocess
+
+    from components.scripts import COMPONENTS_DIR
+
+    binary = tmp_path / "kube-controller-manager"
+    shutil.copy("/bin/sleep", binary)
+    process = subprocess.Popen([str(binary), "30"])
+    try:
+        lib = "".join((COMPONENTS_DIR / f).read_text() for f in ("common.sh", "etcd-restore-lib.sh"))
+        result = subprocess.run(["bash", "-c", f"RESTORE_ID=r1 TOOLS_DIR=/x\n{lib}\nruns kube-controller-manager"],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+    finally:
+        process.kill()
+        process.wait()

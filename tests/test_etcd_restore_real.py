@@ -10,8 +10,8 @@ kubeadm sets it up: an etcd CA, server and peer certificates per member, the hea
 (cmd/kubeadm/app/phases/certs/certlist.go@v1.36.4), client and peer certificate auth on.
 Killing a PID 1 ends its whole namespace: nothing outlives the test.
 
-What cannot run here has doubles: the kubelet (see its module), the API server (a process named
-kube-apiserver, a copy of sleep) and kubectl (`get --raw=/readyz` answers while a kube-apiserver
+What cannot run here has doubles: the kubelet (see its module), the API server, controller manager and
+scheduler (processes of those names, copies of sleep) and kubectl (`get --raw=/readyz` answers while a kube-apiserver
 process runs, as the API server's /readyz does once it serves: k8s.io/apiserver pkg/server/healthz
 @v0.36.4).
 """
@@ -118,9 +118,14 @@ def etcd_manifest(member: Member) -> str:
             f"{command}\n  hostNetwork: true\n")
 
 
-APISERVER_MANIFEST = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: kube-apiserver\n  namespace: kube-system\n"
-                      "spec:\n  containers:\n  - name: kube-apiserver\n    command:\n    - kube-apiserver\n"
-                      "    - infinity\n  hostNetwork: true\n")
+CONTROL_PLANE_PODS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def control_plane_manifest(component: str) -> str:
+    """A control-plane static pod whose process has the component's name (a copy of sleep)."""
+    return (f"apiVersion: v1\nkind: Pod\nmetadata:\n  name: {component}\n  namespace: kube-system\nspec:\n"
+            f"  containers:\n  - name: {component}\n    command:\n    - {component}\n    - infinity\n"
+            "  hostNetwork: true\n")
 
 
 def start_member(member: Member, pki: Path) -> None:
@@ -129,7 +134,8 @@ def start_member(member: Member, pki: Path) -> None:
     image.mkdir(parents=True)
     shutil.copy(etcd_tool("etcd"), image / "etcd")
     shutil.copy(etcd_tool("etcdctl"), image / "etcdctl")
-    shutil.copy("/bin/sleep", image / "kube-apiserver")
+    for component in CONTROL_PLANE_PODS:
+        shutil.copy("/bin/sleep", image / component)
     (image / "kubectl").write_text(KUBECTL_DOUBLE)
     (image / "kubectl").chmod(0o755)
     files = root / "files"
@@ -140,7 +146,8 @@ def start_member(member: Member, pki: Path) -> None:
                      ("healthcheck-client.key", "healthcheck-client.key")]:
         shutil.copy(pki / src, files / "pki" / dst)
     (files / "etcd.yaml").write_text(etcd_manifest(member))
-    (files / "kube-apiserver.yaml").write_text(APISERVER_MANIFEST)
+    for component in CONTROL_PLANE_PODS:
+        (files / f"{component}.yaml").write_text(control_plane_manifest(component))
     overlays = ""
     for i, target in enumerate(("/etc", "/var/lib", "/usr/local/lib")):
         upper, work = root / f"upper{i}", root / f"work{i}"
@@ -154,7 +161,7 @@ def start_member(member: Member, pki: Path) -> None:
         install -d -m 0755 /etc/kubernetes/manifests /etc/kubernetes/pki
         cp -r {files}/pki /etc/kubernetes/pki/etcd
         touch /etc/kubernetes/admin.conf
-        cp {files}/etcd.yaml {files}/kube-apiserver.yaml /etc/kubernetes/manifests/
+        cp {files}/*.yaml /etc/kubernetes/manifests/
         exec {sys.executable} {Path(__file__).parent / 'static_pod_kubelet.py'} {root}
         """).replace("\n        ", "\n")
     member.process = subprocess.Popen(
@@ -256,10 +263,13 @@ ORDER = ([f"{n}-etcd-restore-check" for n in NAMES] + ["etcd-restore-snapshot"] 
          + ["etcd-restore-verify"] + [f"{n}-etcd-restore-apiserver" for n in NAMES])
 
 
+MANIFESTS_IN_PLACE = " && ".join(f"test -f {c}.yaml" for c in CONTROL_PLANE_PODS)
+
+
 def unchanged(cluster: dict[str, Member]) -> None:
     """Nothing of a refused restore changed anything: manifests in place, data where it was, etcd healthy."""
     for member in cluster.values():
-        member.sh("test -f /etc/kubernetes/manifests/etcd.yaml && test -f /etc/kubernetes/manifests/kube-apiserver.yaml"
+        member.sh(f"cd /etc/kubernetes/manifests && test -f etcd.yaml && {MANIFESTS_IN_PLACE}"
                   f" && test -d /var/lib/etcd/member && ! test -e /var/lib/etcd-before-restore-{RESTORE_ID}")
     wait_healthy(cluster["cp1"], 5)
 
@@ -396,8 +406,10 @@ def test_restore_after_every_data_directory_is_destroyed_brings_the_snapshot_bac
     status = json.loads(etcdctl(cp1, "endpoint", "status", "-w", "json"))
     assert status[0]["Status"]["header"]["revision"] > 1_000_000_000
     for member in cluster.values():
-        member.sh("test -f /etc/kubernetes/manifests/kube-apiserver.yaml && test -f /etc/kubernetes/manifests/etcd.yaml"
+        member.sh(f"cd /etc/kubernetes/manifests && test -f etcd.yaml && {MANIFESTS_IN_PLACE}"
                   f" && test -d /var/lib/etcd-before-restore-{RESTORE_ID}")
+        # The control plane's pods run again (the controller manager's name as the kernel keeps it).
+        member.sh("pgrep -x kube-apiserver && pgrep -x kube-controller && pgrep -x kube-scheduler")
 
     # A second run of every step (a later `pulumi up` that changed their text) changes nothing.
     for name in ORDER:
