@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # On the first etcd node: make the etcd CA once and the API server's etcd client certificate, then
-# print them as one JSON document, as the very last action (secret). Parameters: KUBEADM_CONFIG
+# print the CA certificate and the client pair as one JSON document, as the very last action (secret);
+# the CA key stays here. Parameters: KUBEADM_CONFIG
 set -euo pipefail
 
 PKI=/etc/kubernetes/pki
@@ -15,6 +16,5 @@ if [[ ! -f $PKI/apiserver-etcd-client.crt || ! -f $PKI/apiserver-etcd-client.key
   log "creating the API server's etcd client certificate"
   kubeadm init phase certs apiserver-etcd-client --config "$STATE_DIR/etcd-ca.yaml" >&2
 fi
-printf '{"caCert":%s,"caKey":%s,"clientCert":%s,"clientKey":%s}\n' \
-  "$(json_string "$PKI/etcd/ca.crt")" "$(json_string "$PKI/etcd/ca.key")" \
+printf '{"caCert":%s,"clientCert":%s,"clientKey":%s}\n' "$(json_string "$PKI/etcd/ca.crt")" \
   "$(json_string "$PKI/apiserver-etcd-client.crt")" "$(json_string "$PKI/apiserver-etcd-client.key")"

@@ -1,10 +1,12 @@
 """Phase 3: an external etcd cluster on the nodes with role etcd (kubeadm's HA etcd procedure).
 
-The etcd CA is made once on the first etcd node; its key reaches the other members only as secret
-stdin. Control planes get the CA certificate and the API server's client pair (secret stdin), never
-the CA key. The first control plane's init waits for every member to report healthy. kubeadm neither
-renews nor reports these certificates with external etcd, so certificates.renew renews them here, member
-by member, and each member reports their expiry.
+The etcd CA is made once on the first etcd node and its key never leaves it (kubeadm's HA etcd guide
+removes ca.key from the other members' bundles): the first member signs every other member's
+certificates, at creation and at each renewal, and they reach that member as secret stdin. Control
+planes get the CA certificate and the API server's client pair (secret stdin). The first control
+plane's init waits for every member to report healthy. kubeadm neither renews nor reports these
+certificates with external etcd, so certificates.renew renews them here, member by member, and each
+member reports their expiry.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ from components.remote import Context, last_json_document, node_command, node_sc
 from components.reset import reset_script
 from components.scripts import yaml_documents
 
-ETCD_CA_KEYS = ("caCert", "caKey", "clientCert", "clientKey")
+ETCD_CA_KEYS = ("caCert", "clientCert", "clientKey")
+# What etcd-member-certs.sh prints, by the file name under /etc/kubernetes/pki/etcd.
+MEMBER_CERT_FILES = {"server.crt": "serverCert", "server.key": "serverKey", "peer.crt": "peerCert",
+                     "peer.key": "peerKey", "healthcheck-client.crt": "healthcheckClientCert",
+                     "healthcheck-client.key": "healthcheckClientKey"}
+# On the first member: the scratch certificatesDir where another member's certificates are signed.
+MEMBER_CERTS_DIR = "/etc/kubernetes/kubeadm-cluster/etcd-member-pki"
 RENEWED_CLIENT_KEYS = ("clientCert", "clientKey")
 KUBELET_DROPIN = (
     "[Service]\n"
@@ -34,7 +42,7 @@ def initial_cluster(spec: ClusterSpec) -> str:
     return ",".join(f"{n.name}=https://{n.internal_address}:2380" for n in spec.etcd_nodes)
 
 
-def member_configuration(spec: ClusterSpec, node: Node) -> str:
+def member_configuration(spec: ClusterSpec, node: Node, certificates_dir: str | None = None) -> str:
     ip = node.internal_address
     args = {
         "initial-cluster": initial_cluster(spec),
@@ -58,6 +66,7 @@ def member_configuration(spec: ClusterSpec, node: Node) -> str:
             "clusterName": spec.cluster_name,
             "kubernetesVersion": f"v{spec.kubernetes_version}",
             "imageRepository": spec.image_repository,
+            **({"certificatesDir": certificates_dir} if certificates_dir else {}),
             "etcd": {"local": {
                 "serverCertSANs": [ip],
                 "peerCertSANs": [ip],
@@ -101,6 +110,12 @@ def etcd_expiry(report: str, member: str, first: bool) -> list[dict[str, str]]:
     ]
 
 
+def member_certificates(stdout: str, node: str) -> str:
+    """etcd-member-certs.sh's output as the pem bundle etcd-member.sh and etcd-certs-renew.sh install."""
+    signed = last_json_document(stdout, tuple(MEMBER_CERT_FILES.values()), f"etcd certificates of {node}")
+    return pem_bundle({name: signed[key] for name, key in MEMBER_CERT_FILES.items()})
+
+
 def pem_bundle(files: Mapping[str, str]) -> str:
     """The stdin format pem-bundle.sh unpacks: '# file: NAME' then the PEM."""
     return "".join(f"# file: {name}\n{content.rstrip()}\n" for name, content in files.items())
@@ -121,18 +136,20 @@ class ExternalEtcd(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[prepared[first.name]], ignore_changes=["create"]),
         )
         material = pulumi.Output.secret(ca.stdout.apply(lambda out: last_json_document(out, ETCD_CA_KEYS, "etcd CA")))
-        ca_bundle = pulumi.Output.secret(material.apply(
-            lambda m: pem_bundle({"ca.crt": m["caCert"], "ca.key": m["caKey"]})))
+        ca_certificate = material.apply(lambda m: pem_bundle({"ca.crt": m["caCert"]}))
+        signed = {node.name: self._signed(ctx, node, ca) for node in spec.etcd_nodes[1:]}
         members = [
             node_command(
                 f"{node.name}-etcd-member", ctx, node,
                 create=node_script("etcd-member.sh", {
                     "NODE_NAME": node.name,
+                    "FIRST": node == first,
                     "KUBEADM_CONFIG": member_configuration(spec, node),
                     "KUBELET_CONFIG": kubelet_configuration(spec),
                     "KUBELET_DROPIN": KUBELET_DROPIN,
                 }, node, includes=("pem-bundle.sh",)),
-                stdin=ca_bundle,
+                stdin=pulumi.Output.secret(pulumi.Output.concat(ca_certificate, signed[node.name]))
+                if node != first else ca_certificate,
                 delete=reset_script(spec, node, "etcd-reset.sh"),
                 triggers=[node.address],
                 # kubeadm does not upgrade or reconfigure external etcd members.
@@ -162,13 +179,35 @@ class ExternalEtcd(pulumi.ComponentResource):
             triggers=[cp.address],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[healthy, prepared[cp.name]]),
         )
-        self._renewal(ctx, endpoints, members)
+        self._renewal(ctx, endpoints, members, signed)
         self.register_outputs({})
 
-    def _renewal(self, ctx: Context, endpoints: str, members: list[pulumi.Resource]) -> None:
-        """certificates.renew for the members, one at a time, each waiting for a healthy cluster; the
-        first also renews the API servers' client pair (`renewed_client`, a pem bundle for the control
-        planes' renewal, empty until a renewal ran). Then every member reports its expiry."""
+    def _signed(self, ctx: Context, node: Node, ca: pulumi.Resource) -> pulumi.Output[str]:
+        """`node`'s certificates signed on the first member, as a pem bundle; signed again (new keys)
+        whenever certificates.renew changes."""
+        spec = ctx.spec
+        first = spec.etcd_nodes[0]
+        cert_dir = f"{MEMBER_CERTS_DIR}/{node.name}"
+        command = node_command(
+            f"{node.name}-etcd-member-certs", ctx, first,
+            create=node_script("etcd-member-certs.sh", {
+                "NODE_NAME": node.name,
+                "KUBEADM_CONFIG": member_configuration(spec, node, cert_dir),
+                "CERT_DIR": cert_dir,
+                "RENEWAL": spec.certificates_renew,
+            }, first, includes=("etcd-lib.sh",)),
+            secret_stdout=True,
+            triggers=[node.address, first.address],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ca]),
+        )
+        return pulumi.Output.secret(command.stdout.apply(lambda out: member_certificates(out, node.name)))
+
+    def _renewal(self, ctx: Context, endpoints: str, members: list[pulumi.Resource],
+                 signed: Mapping[str, pulumi.Output[str]]) -> None:
+        """certificates.renew for the members, one at a time, each waiting for a healthy cluster, the
+        others with their certificates signed again on the first (`signed`); the first also renews
+        the API servers' client pair (`renewed_client`, a pem bundle for the control planes' renewal,
+        empty until a renewal ran). Then every member reports its expiry."""
         spec = ctx.spec
         first = spec.etcd_nodes[0]
         previous: list[pulumi.Resource] = members
@@ -179,7 +218,8 @@ class ExternalEtcd(pulumi.ComponentResource):
             renewal = node_command(
                 f"{node.name}-etcd-certs-renew", ctx, node,
                 # Like the control planes' renewal: update-only, so a new cluster passes through it.
-                update=node_script("etcd-certs-renew.sh", params, node, includes=("etcd-lib.sh",)),
+                update=node_script("etcd-certs-renew.sh", params, node, includes=("etcd-lib.sh", "pem-bundle.sh")),
+                stdin=signed.get(node.name),
                 secret_stdout=node == first,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=previous),
             )

@@ -35,7 +35,7 @@ TOKEN = "abcdef.0123456789abcdef"
 CERTIFICATE_KEY = "f" * 63 + "1"
 CA_HASH = "sha256:" + "2" * 64
 CLIENT_KEY_PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIsecretclientkeyAAAA\n-----END RSA PRIVATE KEY-----"
-ETCD_CA_KEY_PEM = "-----BEGIN RSA PRIVATE KEY-----\nMIIsecretetcdcakeyBBBB\n-----END RSA PRIVATE KEY-----"
+ETCD_MEMBER_KEY_MARK = "MIIsecretetcdmemberkey"
 # The exported credentials' tokens (components/kubeconfig.py): admin's, and scoped-token-<name> for scoped ones.
 ADMIN_TOKEN = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LWFkbWluLXRva2Vu.c2ln"
 CA_DATA = "Y2EtZGF0YQ=="
@@ -61,9 +61,14 @@ CANNED_STDOUT = {
     "join-material": json.dumps({"token": TOKEN, "caCertHash": CA_HASH}),
     "certificate-upload": json.dumps({"certificateKey": CERTIFICATE_KEY}),
     "etcd-ca": json.dumps({"caCert": "-----BEGIN CERTIFICATE-----\nY2E=\n-----END CERTIFICATE-----",
-                           "caKey": ETCD_CA_KEY_PEM,
                            "clientCert": "-----BEGIN CERTIFICATE-----\nY2xp\n-----END CERTIFICATE-----",
                            "clientKey": CLIENT_KEY_PEM}),
+    # A member's certificates as the first member signs them (etcd-member-certs.sh).
+    **{f"etcd{i}-etcd-member-certs": json.dumps({
+        f"{cert}{part}": f"-----BEGIN {kind}-----\n{cert}{part}etcd{i}{ETCD_MEMBER_KEY_MARK if part == 'Key' else ''}"
+                         f"\n-----END {kind}-----"
+        for cert in ("server", "peer", "healthcheckClient")
+        for part, kind in (("Cert", "CERTIFICATE"), ("Key", "PRIVATE KEY"))}) for i in (2, 3)},
     # kubeadm's JSON (cmd/kubeadm/app/apis/output/v1alpha3/types.go@v1.36.4): the signing CA is caName.
     "certificate-expiry": json.dumps({"kind": "CertificateExpirationInfo", "certificates": [
         {"name": "admin.conf", "expirationDate": "2027-11-24T21:00:00Z", "caName": "ca", "missing": False}],
@@ -84,7 +89,7 @@ SECRET_PLAINTEXTS = {
     "bootstrap token": TOKEN,
     "certificate key": CERTIFICATE_KEY,
     "admin token": ADMIN_TOKEN,
-    "etcd CA key": "MIIsecretetcdcakeyBBBB",
+    "etcd member key": ETCD_MEMBER_KEY_MARK,
     "etcd client key": "MIIsecretclientkeyAAAA",
     "ssh private key": "b3BlbnNzaC1zZWNyZXQta2V5",
     "keepalived password": KEEPALIVED_AUTH_PASS,

@@ -395,13 +395,19 @@ def test_a_member_renews_restarts_etcd_and_waits_for_a_healthy_cluster(external_
 
 
 @needs_root
-def test_other_members_renew_only_their_own_certificates_and_print_nothing(external_renewal, tmp_path):
-    script = inner_script(external_renewal.named("etcd2-etcd-certs-renew").plain("update"))
-    result = sandboxed(script, tmp_path, ETCD_RENEW_STUBS, setup=place(MEMBER_FILES))
+def test_other_members_install_certificates_signed_on_the_first_and_print_nothing(external_renewal, tmp_path):
+    # Issue 14: only the first member holds the etcd CA key, which kubeadm certs renew would need.
+    renewal = external_renewal.named("etcd2-etcd-certs-renew")
+    assert renewal.is_secret("stdin") and external_renewal.depends_on(renewal.name, "etcd2-etcd-member-certs")
+    kept_key = {"/etc/kubernetes/pki/etcd/ca.key": "CA KEY FROM BEFORE ISSUE 14"}
+    result = sandboxed(inner_script(renewal.plain("update")), tmp_path, ETCD_RENEW_STUBS,
+                       setup=place(MEMBER_FILES | kept_key), stdin=renewal.plain("stdin"),
+                       after="cd /etc/kubernetes/pki/etcd; stat -c '%n %a' *; cat server.key")
     assert result.returncode == 0, result.stderr
-    assert [c.split()[3] for c in calls(tmp_path) if c.startswith("kubeadm certs renew")] == [
-        "etcd-server", "etcd-peer", "etcd-healthcheck-client"]
-    assert result.stdout == ""
+    assert not [c for c in calls(tmp_path) if c.startswith("kubeadm")]
+    assert result.stdout.splitlines()[:6] == ["healthcheck-client.crt 644", "healthcheck-client.key 600", "peer.crt 644",
+                                              "peer.key 600", "server.crt 644", "server.key 600"]  # and no ca.key
+    assert "serverKeyetcd2" in result.stdout
 
 
 @needs_root

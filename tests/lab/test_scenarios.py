@@ -40,7 +40,14 @@ def test_external_etcd_topology():
         assert journal["cluster"]["stackedEtcd"] is False
         assert cluster.lab.ssh("cp1", "sudo test -s /etc/kubernetes/pki/apiserver-etcd-client.key").returncode == 0
         assert cluster.lab.ssh("cp1", "sudo test -e /etc/kubernetes/pki/etcd/ca.key", check=False).returncode != 0
-        assert cluster.lab.ssh("etcd2", "sudo test -s /etc/kubernetes/pki/etcd/ca.key").returncode == 0
+        # Issue 14: the etcd CA key stays on the first member (kubeadm's HA etcd guide).
+        assert [cluster.lab.ssh(n, "sudo test -e /etc/kubernetes/pki/etcd/ca.key", check=False).returncode == 0
+                for n in ("etcd1", "etcd2", "etcd3")] == [True, False, False]
+        for member in ("etcd2", "etcd3"):  # signed on etcd1 for the member's own address
+            verified = cluster.lab.ssh(member, "cd /etc/kubernetes/pki/etcd && sudo openssl verify -CAfile ca.crt "
+                                       "server.crt peer.crt healthcheck-client.crt && sudo openssl x509 -noout "
+                                       "-ext subjectAltName -in server.crt").stdout
+            assert verified.count(": OK") == 3 and f"198.18.0.3{member[-1]}" in verified
         assert cluster.preview(config, "--expect-no-changes").returncode == 0
 
 

@@ -577,9 +577,13 @@ def kubeadm_phase_certs(argv: list[str]) -> None:
     if not argv:
         fail("error: missing certificate name")
     flags, _ = parse_flags(argv[1:], {"config": True, "cert-dir": True, "v": True})
-    etcd_dir = PKI / "etcd"
     which = argv[0]
     init, local = etcd_local_config(flags) if "config" in flags else ({}, {})
+    # The CA is read from and the files written under the config's certificatesDir (default
+    # /etc/kubernetes/pki): cmd/kubeadm/app/phases/certs/certs.go@v1.36.4 CreateCertAndKeyFilesWithCA.
+    pki = Path(load_config(flags["config"]).get("ClusterConfiguration", {}).get("certificatesDir", PKI)) \
+        if "config" in flags else PKI
+    etcd_dir = pki / "etcd"
     if which == "etcd-ca":
         make_ca(etcd_dir, "ca", "etcd-ca")
     elif which in ("etcd-server", "etcd-peer", "etcd-healthcheck-client", "apiserver-etcd-client"):
@@ -587,7 +591,7 @@ def kubeadm_phase_certs(argv: list[str]) -> None:
             fail(f"error: couldn't load CA certificate etcd-ca: open {etcd_dir}/ca.crt: no such file or directory")
         name = which.removeprefix("etcd-")
         sans = {"server": local.get("serverCertSANs", []), "peer": local.get("peerCertSANs", [])}.get(name, [])
-        target = PKI / "apiserver-etcd-client" if which == "apiserver-etcd-client" else etcd_dir / name
+        target = pki / "apiserver-etcd-client" if which == "apiserver-etcd-client" else etcd_dir / name
         make_cert(etcd_dir, "ca", target, init.get("nodeRegistration", {}).get("name", HOST), [*sans, "127.0.0.1", HOST])
     else:
         fail(f"error: unknown certificate {which!r}")
