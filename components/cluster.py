@@ -38,14 +38,34 @@ def batches(nodes: tuple[Node, ...], size: int) -> list[tuple[Node, ...]]:
     return [nodes[i:i + size] for i in range(0, len(nodes), size)]
 
 
+def check_first_control_plane(recorded: str, first: str) -> None:
+    """Refuse a config whose first control plane is not the node that ran kubeadm init."""
+    if recorded != first:
+        raise pulumi.RunError(
+            f"{recorded} initialized this cluster, but {first} is now the first control plane in 'nodes': a control "
+            f"plane that joined cannot run kubeadm init, and a new machine would start a second cluster. The first "
+            f"control plane cannot be removed or moved behind another control plane: restore {recorded} as the first "
+            f"control-plane entry. Nothing was changed.")
+
+
 class KubeadmCluster(pulumi.ComponentResource):
     def __init__(self, name: str, ctx: Context, opts: pulumi.ResourceOptions | None = None):
         super().__init__("kubeadm-cluster:index:KubeadmCluster", name, None, opts)
         spec: ClusterSpec = ctx.spec
         first = spec.first_control_plane
 
+        # The node that ran kubeadm init, as recorded when the cluster was created: a Stash keeps the value it
+        # was created with (pkg/resource/deploy/builtins.go@v3.274.1), and ignore_changes keeps it "same".
+        # Every step waits for the check, so a plan that makes another node first fails at preview (where the
+        # stash's old output is known) and runs nothing: init.sh's own refusal came after steps that do not
+        # wait for init. (A replacement would keep the ignored input too: a cluster whose init never finished
+        # is destroyed and brought up again to move its first control plane.)
+        initialized_by = pulumi.Stash("first-control-plane", input=first.name,
+                                      opts=pulumi.ResourceOptions(parent=self, ignore_changes=["input"]))
+        gate = initialized_by.output.apply(lambda recorded: check_first_control_plane(recorded, first.name))
+
         def child(*depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-            return pulumi.ResourceOptions(parent=self, depends_on=list(depends_on))
+            return pulumi.ResourceOptions(parent=self, depends_on=[gate, *depends_on])
 
         prepared = {node.name: NodePreparation(ctx, node, child()).command for node in spec.nodes}
         etcd = ExternalEtcd(ctx, prepared, child()) if spec.etcd_topology == "external" else None

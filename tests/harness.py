@@ -146,11 +146,15 @@ def unwrap(value: Any) -> Any:
 
 
 class ClusterMocks(pulumi.runtime.Mocks):
-    def __init__(self, stdout: Callable[[str], str | None]):
+    def __init__(self, stdout: Callable[[str], str | None], stashed: Mapping[str, Any]):
         self.stdout = stdout
+        self.stashed = stashed
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         outputs = dict(args.inputs)
+        if args.typ == "pulumi:index:Stash":
+            # Created, it outputs its input; existing, what it was created with (pkg/resource/deploy/builtins.go@v3.274.1).
+            outputs["output"] = self.stashed.get(args.name, args.inputs["input"])
         if args.typ == LOCAL_COMMAND or args.typ == COMMAND and args.name.endswith("-host-key-scan"):
             # components/host_keys.py: the scans and the records print the host's key
             if self.stdout(args.name) is not None:
@@ -262,15 +266,17 @@ def base_config(**overrides: Any) -> dict[str, Any]:
 
 
 def run_program(config: Mapping[str, Any], *, preview: bool = False, stack: str = "dev",
-                stdout: Mapping[str, str | None] | None = None, secret_keys: tuple[str, ...] = ()) -> Run:
+                stdout: Mapping[str, str | None] | None = None, secret_keys: tuple[str, ...] = (),
+                stashed: Mapping[str, Any] | None = None) -> Run:
     """Run the program once with `config` (keys without the project prefix); `secret_keys` are set
-    as secrets besides sshPrivateKey and keepalivedAuthPass."""
+    as secrets besides sshPrivateKey and keepalivedAuthPass; `stashed`: the outputs of Stash resources
+    an earlier run created, by name."""
     values = {f"kubeadm-cluster:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
     secrets = ("sshPrivateKey", "keepalivedAuthPass", *secret_keys)
     pulumi.runtime.set_all_config(values, secret_keys=[f"kubeadm-cluster:{k}" for k in secrets])
     canned = {**CANNED_STDOUT, "kubeconfig": credentials_stdout(config, stack), **(stdout or {})}
     mocks = ClusterMocks(lambda name: None if preview else canned.get(
-        name, ENCRYPTION_CONFIG if name.endswith("-control-plane-files") else ""))
+        name, ENCRYPTION_CONFIG if name.endswith("-control-plane-files") else ""), stashed or {})
     monitor = RecordingMonitor(mocks)
     pulumi.runtime.set_mocks(mocks, project="kubeadm-cluster", stack=stack, preview=preview, monitor=monitor)
     run = Run(monitor.records)
