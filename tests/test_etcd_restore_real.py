@@ -1,5 +1,6 @@
 """etcd.restore against the real etcd: the rendered restore steps run, in the engine's order, on a real
-three-member etcd v3.6.8 cluster (the version kubeadm v1.36.4 runs, tests/etcd_tools.py).
+three-member etcd v3.6.8 cluster (the version kubeadm v1.36.4 runs, tests/etcd_tools.py): stacked (three
+control planes) and external (three etcd nodes and a control plane).
 
 Each member is a "machine" of its own: a network namespace (198.18.77.0/24 on a bridge), a PID
 namespace whose PID 1 is the kubelet double (tests/static_pod_kubelet.py: static pods only), and a
@@ -18,6 +19,7 @@ process runs, as the API server's /readyz does once it serves: k8s.io/apiserver 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,7 +40,6 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or n
                                 reason="needs root, ip, nsenter and openssl for private namespaces and TLS")
 
 SUBNET = "198.18.77"
-NAMES = ("cp1", "cp2", "cp3")
 RESTORE_ID = "r1"
 SNAPSHOT = "/var/lib/etcd-backups/etcd-cp1-20261125T060000Z.db"
 KUBECTL_DOUBLE = """#!/usr/bin/env bash
@@ -49,12 +50,60 @@ exit 1
 """
 
 
+@dataclass(frozen=True)
+class Layout:
+    """The machines of a stack: etcd members on 198.18.77.1-3, control planes that are no member from .10."""
+
+    etcd: tuple[str, ...]
+    control_planes: tuple[str, ...]
+
+    @property
+    def machines(self) -> tuple[str, ...]:
+        """In the stack's `nodes` order."""
+        return tuple(dict.fromkeys(self.control_planes + self.etcd))
+
+    @property
+    def first(self) -> str:
+        return self.etcd[0]
+
+    @property
+    def external(self) -> bool:
+        return self.etcd != self.control_planes
+
+    def ip(self, name: str) -> str:
+        if name in self.etcd:
+            return f"{SUBNET}.{self.etcd.index(name) + 1}"
+        return f"{SUBNET}.{10 + self.control_planes.index(name)}"
+
+    def endpoints(self) -> str:
+        return ",".join(f"https://{self.ip(n)}:2379" for n in self.etcd)
+
+    def config(self, restore: dict) -> dict:
+        nodes = [{"name": n, "address": self.ip(n),
+                  "roles": ["etcd"] if self.external and n in self.etcd else ["control-plane"]} for n in self.machines]
+        etcd = {"restore": restore, **({"topology": "external"} if self.external else {})}
+        return base_config(nodes=nodes, controlPlane={"endpoint": f"{self.ip(self.control_planes[0])}:6443"}, etcd=etcd)
+
+    def order(self) -> list[str]:
+        """The engine's order (tests/test_etcd_restore.py checks the dependencies that make it)."""
+        return ([f"{n}-etcd-restore-check" for n in self.machines] + ["etcd-restore-snapshot"]
+                + [f"{n}-etcd-restore-stop" for n in self.machines] + ["etcd-restore-first"]
+                + [f"{n}-etcd-restore-{step}" for n in self.etcd[1:] for step in ("add", "rejoin", "promote")]
+                + ["etcd-restore-verify"] + [f"{n}-etcd-restore-apiserver" for n in self.control_planes])
+
+
+STACKED = Layout(("cp1", "cp2", "cp3"), ("cp1", "cp2", "cp3"))
+EXTERNAL = Layout(("etcd1", "etcd2", "etcd3"), ("cp1",))
+
+
 @dataclass
 class Member:
     name: str
     ip: str
     netns: str
     root: Path
+    etcd: bool
+    control_plane: bool
     process: subprocess.Popen | None = None
     pid: int = 0  # PID 1 of its namespace, as the host sees it
 
@@ -69,11 +118,23 @@ class Member:
         return result.stdout
 
 
+class Cluster(dict):
+    """The machines by name, and their layout."""
+
+    def __init__(self, layout: Layout, members: dict[str, Member]):
+        super().__init__(members)
+        self.layout = layout
+
+    @property
+    def first(self) -> Member:
+        return self[self.layout.first]
+
+
 def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_pki(directory: Path) -> None:
+def make_pki(directory: Path, layout: Layout) -> None:
     """kubeadm's etcd certificates: etcd-ca, per member server and peer (SANs: name, localhost, its IP,
     127.0.0.1), and healthcheck-client (certlist.go@v1.36.4; pkiutil GetEtcdAltNames/GetEtcdPeerAltNames)."""
     directory.mkdir()
@@ -88,18 +149,18 @@ def make_pki(directory: Path) -> None:
         openssl("x509", "-req", "-in", f"{base}.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
                 "-out", f"{base}.crt", "-days", "2", "-extfile", ext.name, cwd=directory)
 
-    for i, name in enumerate(NAMES, start=1):
-        sans = f"DNS:{name},DNS:localhost,IP:{SUBNET}.{i},IP:127.0.0.1"
+    for name in layout.etcd:
+        sans = f"DNS:{name},DNS:localhost,IP:{layout.ip(name)},IP:127.0.0.1"
         sign(f"{name}-server", name, "serverAuth,clientAuth", sans)
         sign(f"{name}-peer", name, "serverAuth,clientAuth", sans)
     sign("healthcheck-client", "kube-etcd-healthcheck-client", "clientAuth")
 
 
-def etcd_manifest(member: Member) -> str:
+def etcd_manifest(member: Member, layout: Layout) -> str:
     """kubeadm's etcd static pod command (phases/etcd/local.go getEtcdCommand@v1.36.4), with the
     members listed as an external etcd's manifest lists them (our components/etcd.py)."""
     ip = member.ip
-    initial = ",".join(f"{n}=https://{SUBNET}.{i}:2380" for i, n in enumerate(NAMES, start=1))
+    initial = ",".join(f"{n}=https://{layout.ip(n)}:2380" for n in layout.etcd)
     args = [
         f"--name={member.name}", f"--listen-client-urls=https://127.0.0.1:2379,https://{ip}:2379",
         f"--advertise-client-urls=https://{ip}:2379", f"--listen-peer-urls=https://{ip}:2380",
@@ -128,7 +189,7 @@ def control_plane_manifest(component: str) -> str:
             "  hostNetwork: true\n")
 
 
-def start_member(member: Member, pki: Path) -> None:
+def start_member(member: Member, pki: Path, layout: Layout) -> None:
     root = member.root
     image = root / "image"
     image.mkdir(parents=True)
@@ -140,14 +201,16 @@ def start_member(member: Member, pki: Path) -> None:
     (image / "kubectl").chmod(0o755)
     files = root / "files"
     (files / "pki").mkdir(parents=True)
-    for src, dst in [("ca.crt", "ca.crt"), (f"{member.name}-server.crt", "server.crt"),
-                     (f"{member.name}-server.key", "server.key"), (f"{member.name}-peer.crt", "peer.crt"),
-                     (f"{member.name}-peer.key", "peer.key"), ("healthcheck-client.crt", "healthcheck-client.crt"),
-                     ("healthcheck-client.key", "healthcheck-client.key")]:
-        shutil.copy(pki / src, files / "pki" / dst)
-    (files / "etcd.yaml").write_text(etcd_manifest(member))
-    for component in CONTROL_PLANE_PODS:
-        (files / f"{component}.yaml").write_text(control_plane_manifest(component))
+    if member.etcd:
+        for src, dst in [("ca.crt", "ca.crt"), (f"{member.name}-server.crt", "server.crt"),
+                         (f"{member.name}-server.key", "server.key"), (f"{member.name}-peer.crt", "peer.crt"),
+                         (f"{member.name}-peer.key", "peer.key"), ("healthcheck-client.crt", "healthcheck-client.crt"),
+                         ("healthcheck-client.key", "healthcheck-client.key")]:
+            shutil.copy(pki / src, files / "pki" / dst)
+        (files / "etcd.yaml").write_text(etcd_manifest(member, layout))
+    if member.control_plane:
+        for component in CONTROL_PLANE_PODS:
+            (files / f"{component}.yaml").write_text(control_plane_manifest(component))
     overlays = ""
     for i, target in enumerate(("/etc", "/var/lib", "/usr/local/lib")):
         upper, work = root / f"upper{i}", root / f"work{i}"
@@ -185,30 +248,25 @@ def etcdctl(member: Member, *args: str, endpoints: str | None = None) -> str:
     return member.sh(command)
 
 
-def all_endpoints() -> str:
-    return ",".join(f"https://{SUBNET}.{i}:2379" for i in range(1, len(NAMES) + 1))
-
-
-def wait_healthy(member: Member, seconds: float = 60) -> None:
+def wait_healthy(cluster: Cluster, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while True:
-        result = member.run(f"/usr/local/bin/etcdctl --endpoints={all_endpoints()} --cacert=/etc/kubernetes/pki/etcd/"
-                            "ca.crt --cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/"
-                            "etcd/healthcheck-client.key endpoint health")
+        pki = "/etc/kubernetes/pki/etcd"
+        result = cluster.first.run(f"/usr/local/bin/etcdctl --endpoints={cluster.layout.endpoints()} --cacert={pki}/ca.crt "
+                                   f"--cert={pki}/healthcheck-client.crt --key={pki}/healthcheck-client.key endpoint health")
         if result.returncode == 0:
             return
         assert time.monotonic() < deadline, result.stdout + result.stderr
         time.sleep(1)
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    """Three members of a running etcd cluster with a few keys; yields {name: Member}."""
-    root = tmp_path_factory.mktemp("etcd-restore")
-    prefix = f"kcr{os.getpid() % 100000}"
+@contextlib.contextmanager
+def running(layout: Layout, root: Path, prefix: str):
+    """The layout's machines, etcd running on its members; yields a Cluster."""
     hub = f"{prefix}h"
-    members = {name: Member(name, f"{SUBNET}.{i}", f"{prefix}n{i}", root / name)
-               for i, name in enumerate(NAMES, start=1)}
+    members = {name: Member(name, layout.ip(name), f"{prefix}n{i}", root / name, name in layout.etcd,
+                            name in layout.control_planes) for i, name in enumerate(layout.machines, start=1)}
+    cluster = Cluster(layout, members)
     namespaces = [hub, *(m.netns for m in members.values())]
     try:
         subprocess.run(["ip", "netns", "add", hub], check=True)
@@ -222,11 +280,11 @@ def cluster(tmp_path_factory):
             subprocess.run(["ip", "-n", member.netns, "addr", "add", f"{member.ip}/24", "dev", "eth0"], check=True)
             subprocess.run(["ip", "-n", member.netns, "link", "set", "eth0", "up"], check=True)
             subprocess.run(["ip", "-n", member.netns, "link", "set", "lo", "up"], check=True)
-        make_pki(root / "pki")
+        make_pki(root / "pki", layout)
         for member in members.values():
-            start_member(member, root / "pki")
-        wait_healthy(members["cp1"])
-        yield members
+            start_member(member, root / "pki", layout)
+        wait_healthy(cluster)
+        yield cluster
     finally:
         for member in members.values():
             if member.pid:
@@ -240,44 +298,52 @@ def cluster(tmp_path_factory):
             subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-def restore_steps(snapshot: str = SNAPSHOT) -> dict[str, str]:
-    """The rendered restore scripts by step name, for a stack of the three members as control planes."""
-    nodes = [{"name": n, "address": f"{SUBNET}.{i}", "roles": ["control-plane"]} for i, n in enumerate(NAMES, 1)]
-    config = base_config(nodes=nodes, controlPlane={"endpoint": f"{SUBNET}.1:6443"},
-                         etcd={"restore": {"id": RESTORE_ID, "snapshot": snapshot}})
-    run = run_program(config)
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """Stacked etcd on three control planes, running."""
+    with running(STACKED, tmp_path_factory.mktemp("etcd-restore"), f"kcr{os.getpid() % 100000}") as machines:
+        yield machines
+
+
+@pytest.fixture
+def external_cluster(tmp_path):
+    """External etcd on three etcd nodes and one control plane, running."""
+    with running(EXTERNAL, tmp_path, f"kce{os.getpid() % 100000}") as machines:
+        yield machines
+
+
+def restore_steps(layout: Layout, snapshot: str = SNAPSHOT, **restore: str) -> dict[str, str]:
+    """The rendered restore scripts by step name."""
+    run = run_program(layout.config({"id": RESTORE_ID, "snapshot": snapshot, **restore}))
     return {c.name: inner_script(c.plain("update")) for c in run.commands if "-restore-" in c.name}
 
 
-def run_step(cluster: dict[str, Member], steps: dict[str, str], name: str) -> subprocess.CompletedProcess:
-    host = next((n for n in NAMES if name.startswith(f"{n}-")), "cp1")
+def run_step(cluster: Cluster, steps: dict[str, str], name: str) -> subprocess.CompletedProcess:
+    layout = cluster.layout
+    host = next((n for n in layout.machines if name.startswith(f"{n}-")), layout.first)
     if name.endswith(("-add", "-promote")):
-        host = "cp1"  # the first member adds and promotes the others
+        host = layout.first  # the first member adds and promotes the others
     return cluster[host].run(steps[name])
 
 
-# The engine's order (tests/test_etcd_restore.py checks the dependencies that make it).
-ORDER = ([f"{n}-etcd-restore-check" for n in NAMES] + ["etcd-restore-snapshot"] + [f"{n}-etcd-restore-stop" for n in NAMES]
-         + ["etcd-restore-first"]
-         + [f"{n}-etcd-restore-{s}" for n in NAMES[1:] for s in ("add", "rejoin", "promote")]
-         + ["etcd-restore-verify"] + [f"{n}-etcd-restore-apiserver" for n in NAMES])
+def in_place(member: Member) -> str:
+    """A test that the member's static-pod manifests are in /etc/kubernetes/manifests."""
+    pods = (["etcd"] if member.etcd else []) + (list(CONTROL_PLANE_PODS) if member.control_plane else [])
+    return " && ".join(f"test -f /etc/kubernetes/manifests/{pod}.yaml" for pod in pods)
 
 
-MANIFESTS_IN_PLACE = " && ".join(f"test -f {c}.yaml" for c in CONTROL_PLANE_PODS)
-
-
-def unchanged(cluster: dict[str, Member]) -> None:
+def unchanged(cluster: Cluster) -> None:
     """Nothing of a refused restore changed anything: manifests in place, data where it was, etcd healthy."""
     for member in cluster.values():
-        member.sh(f"cd /etc/kubernetes/manifests && test -f etcd.yaml && {MANIFESTS_IN_PLACE}"
-                  f" && test -d /var/lib/etcd/member && ! test -e /var/lib/etcd-before-restore-{RESTORE_ID}")
-    wait_healthy(cluster["cp1"], 5)
+        member.sh(in_place(member) + f" && ! test -e /var/lib/etcd-before-restore-{RESTORE_ID}"
+                  + (" && test -d /var/lib/etcd/member" if member.etcd else ""))
+    wait_healthy(cluster, 5)
 
 
-def refused(cluster: dict[str, Member], steps: dict[str, str]) -> str:
+def refused(cluster: Cluster, steps: dict[str, str]) -> str:
     result = run_step(cluster, steps, "etcd-restore-snapshot")
     assert result.returncode != 0, result.stderr
-    cluster["cp1"].sh(f"rm -rf /var/lib/kubeadm-cluster/etcd-restore/{RESTORE_ID}")  # what the refused run left
+    cluster.first.sh(f"rm -rf /var/lib/kubeadm-cluster/etcd-restore/{RESTORE_ID}")  # what the refused run left
     return result.stderr
 
 
@@ -291,7 +357,7 @@ def install_etcdutl(member: Member) -> None:
 
 def test_a_missing_snapshot_is_refused_naming_it(cluster):
     install_etcdutl(cluster["cp1"])
-    stderr = refused(cluster, restore_steps("/var/lib/etcd-backups/nothing-here.db"))
+    stderr = refused(cluster, restore_steps(STACKED, "/var/lib/etcd-backups/nothing-here.db"))
     assert "the snapshot /var/lib/etcd-backups/nothing-here.db (etcd.restore.snapshot) does not exist" in stderr
     assert "nothing was changed" in stderr
     unchanged(cluster)
@@ -301,7 +367,7 @@ def test_a_corrupt_snapshot_is_refused_before_anything_stops(cluster):
     install_etcdutl(cluster["cp1"])
     cp1 = cluster["cp1"]
     cp1.sh("install -d /var/lib/etcd-backups && head -c 65536 /dev/urandom > /var/lib/etcd-backups/corrupt.db")
-    stderr = refused(cluster, restore_steps("/var/lib/etcd-backups/corrupt.db"))
+    stderr = refused(cluster, restore_steps(STACKED, "/var/lib/etcd-backups/corrupt.db"))
     assert "etcdutl snapshot status rejects /var/lib/etcd-backups/corrupt.db" in stderr
     unchanged(cluster)
 
@@ -313,7 +379,7 @@ def test_a_snapshot_failing_its_integrity_hash_is_refused(cluster):
     cp1.sh("install -d -m 0700 /var/lib/etcd-backups")
     etcdctl(cp1, "snapshot", "save", "/var/lib/etcd-backups/damaged.db")
     cp1.sh("printf 'X' | dd of=/var/lib/etcd-backups/damaged.db bs=1 seek=20000 conv=notrunc status=none")
-    stderr = refused(cluster, restore_steps("/var/lib/etcd-backups/damaged.db"))
+    stderr = refused(cluster, restore_steps(STACKED, "/var/lib/etcd-backups/damaged.db"))
     assert "refused on cp1, nothing was changed" in stderr
     unchanged(cluster)
 
@@ -321,17 +387,13 @@ def test_a_snapshot_failing_its_integrity_hash_is_refused(cluster):
 def test_without_etcdutl_the_restore_is_refused_naming_the_checksum_setting(cluster):
     cp1 = cluster["cp1"]
     cp1.sh("rm -f /usr/local/lib/kubeadm-cluster/etcd/etcdutl*")
-    stderr = refused(cluster, restore_steps())
+    stderr = refused(cluster, restore_steps(STACKED))
     assert "no etcdutl 3.6.8" in stderr and "etcd.backup.etcdutlSha256" in stderr
     unchanged(cluster)
 
 
 def restore_steps_fetching(command: str) -> dict[str, str]:
-    nodes = [{"name": n, "address": f"{SUBNET}.{i}", "roles": ["control-plane"]} for i, n in enumerate(NAMES, 1)]
-    config = base_config(nodes=nodes, controlPlane={"endpoint": f"{SUBNET}.1:6443"},
-                         etcd={"restore": {"id": RESTORE_ID, "snapshot": "/var/lib/etcd-fetched/snap.db",
-                                           "fetchCommand": command}})
-    return {c.name: inner_script(c.plain("update")) for c in run_program(config).commands if "-restore-" in c.name}
+    return restore_steps(STACKED, "/var/lib/etcd-fetched/snap.db", fetchCommand=command)
 
 
 def test_a_failing_fetch_command_is_refused_and_leaves_no_snapshot(cluster):
@@ -365,54 +427,64 @@ def test_without_etcdctl_and_no_running_etcd_the_restore_is_refused(cluster):
             if cp1.run("pgrep -x etcd").returncode != 0:
                 break
             time.sleep(0.1)
-        stderr = refused(cluster, restore_steps())
+        stderr = refused(cluster, restore_steps(STACKED))
         assert "no etcdctl: no etcd runs here to take it from" in stderr
     finally:
         cp1.sh("mv /etc/kubernetes/etcd.yaml.aside /etc/kubernetes/manifests/etcd.yaml")
-    wait_healthy(cp1)
+    wait_healthy(cluster)
     unchanged(cluster)
 
 
-def test_restore_after_every_data_directory_is_destroyed_brings_the_snapshot_back(cluster):
-    cp1 = cluster["cp1"]
+def restore_after_disaster(cluster: Cluster) -> None:
+    """Keys written, a snapshot, a key after it; every member's data destroyed; every restore step run in
+    the engine's order: the snapshot's keys are back under a new cluster ID, every member voting and healthy."""
+    layout, first = cluster.layout, cluster.first
     for i in range(20):
-        etcdctl(cp1, "put", f"/registry/configmaps/default/cm{i}", f"value{i}")
-    cp1.sh("install -d -m 0700 /var/lib/etcd-backups")
-    etcdctl(cp1, "snapshot", "save", SNAPSHOT)
-    etcdctl(cp1, "put", "/registry/configmaps/default/after-snapshot", "lost")
-    old_cluster_id = json.loads(etcdctl(cp1, "member", "list", "-w", "json"))["header"]["cluster_id"]
-    install_etcdutl(cp1)
+        etcdctl(first, "put", f"/registry/configmaps/default/cm{i}", f"value{i}")
+    first.sh("install -d -m 0700 /var/lib/etcd-backups")
+    etcdctl(first, "snapshot", "save", SNAPSHOT)
+    etcdctl(first, "put", "/registry/configmaps/default/after-snapshot", "lost")
+    old_cluster_id = json.loads(etcdctl(first, "member", "list", "-w", "json"))["header"]["cluster_id"]
+    install_etcdutl(first)
     # The disaster: every member's data directory gone, every etcd killed (the kubelet double restarts them).
     for member in cluster.values():
-        member.sh("rm -rf /var/lib/etcd/member && pkill -9 -x etcd || true")
+        if member.etcd:
+            member.sh("rm -rf /var/lib/etcd/member && pkill -9 -x etcd || true")
 
-    steps = restore_steps()
-    assert sorted(steps) == sorted(ORDER)
-    for name in ORDER:
+    steps = restore_steps(layout)
+    assert sorted(steps) == sorted(layout.order())
+    for name in layout.order():
         result = run_step(cluster, steps, name)
         assert result.returncode == 0, f"{name}:\n{result.stderr}"
         if name == "etcd-restore-verify":
             report = json.loads(result.stdout.strip().splitlines()[-1])
 
-    wait_healthy(cp1, 30)
-    keys = etcdctl(cp1, "get", "/registry/", "--prefix", "--keys-only", endpoints=all_endpoints()).split()
+    wait_healthy(cluster, 30)
+    keys = etcdctl(first, "get", "/registry/", "--prefix", "--keys-only", endpoints=layout.endpoints()).split()
     assert sorted(keys) == sorted(f"/registry/configmaps/default/cm{i}" for i in range(20))
-    members = json.loads(etcdctl(cp1, "member", "list", "-w", "json"))
-    assert sorted(m["name"] for m in members["members"]) == list(NAMES)
+    members = json.loads(etcdctl(first, "member", "list", "-w", "json"))
+    assert sorted(m["name"] for m in members["members"]) == list(layout.etcd)
     assert not any(m.get("isLearner") for m in members["members"])
     assert members["header"]["cluster_id"] != old_cluster_id
-    assert report["clusterId"] == str(members["header"]["cluster_id"]) and report["members"] == list(NAMES)
+    assert report["clusterId"] == str(members["header"]["cluster_id"]) and report["members"] == list(layout.etcd)
     # The revision jumped (--bump-revision), so watchers' old resourceVersions are compacted away.
-    status = json.loads(etcdctl(cp1, "endpoint", "status", "-w", "json"))
+    status = json.loads(etcdctl(first, "endpoint", "status", "-w", "json"))
     assert status[0]["Status"]["header"]["revision"] > 1_000_000_000
     for member in cluster.values():
-        member.sh(f"cd /etc/kubernetes/manifests && test -f etcd.yaml && {MANIFESTS_IN_PLACE}"
-                  f" && test -d /var/lib/etcd-before-restore-{RESTORE_ID}")
-        # The control plane's pods run again (the controller manager's name as the kernel keeps it).
-        member.sh("pgrep -x kube-apiserver && pgrep -x kube-controller && pgrep -x kube-scheduler")
+        member.sh(in_place(member) + (f" && test -d /var/lib/etcd-before-restore-{RESTORE_ID}" if member.etcd else ""))
+        if member.control_plane:  # running again (the controller manager under the name the kernel keeps)
+            member.sh("pgrep -x kube-apiserver && pgrep -x kube-controller && pgrep -x kube-scheduler")
 
     # A second run of every step (a later `pulumi up` that changed their text) changes nothing.
-    for name in ORDER:
+    for name in layout.order():
         result = run_step(cluster, steps, name)
         assert result.returncode == 0 and "already done" in result.stderr, f"{name}:\n{result.stderr}"
-    assert json.loads(etcdctl(cp1, "member", "list", "-w", "json"))["header"]["cluster_id"] == members["header"]["cluster_id"]
+    assert json.loads(etcdctl(first, "member", "list", "-w", "json"))["header"]["cluster_id"] == members["header"]["cluster_id"]
+
+
+def test_restore_after_every_data_directory_is_destroyed_brings_the_snapshot_back(cluster):
+    restore_after_disaster(cluster)
+
+
+def test_restore_of_external_etcd_brings_the_snapshot_back_and_restarts_the_control_plane(external_cluster):
+    restore_after_disaster(external_cluster)
