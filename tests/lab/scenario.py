@@ -50,10 +50,10 @@ class Secrets:
             if not path.name.endswith(".pub"):
                 self._add_pem(f"SSH key {path.name}", path.read_text())
         journal = lab.journal()
-        for token in journal.get("tokens", {}):
+        for token in [*journal.get("tokens", {}), *journal.get("deletedTokens", [])]:
             self.values[f"bootstrap token {token.split('.')[0]}"] = token
             self.values[f"bootstrap token secret {token.split('.')[0]}"] = token.split(".")[1]
-        for key in journal.get("certificateKeys", {}):
+        for key in [*journal.get("certificateKeys", {}), *journal.get("deletedCertificateKeys", [])]:
             self.values[f"certificate key {key[:6]}"] = key
         for key, secret in journal.get("objects", {}).items():  # the exported credentials' tokens
             if (secret.get("data") or {}).get("token"):

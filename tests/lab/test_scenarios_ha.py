@@ -54,6 +54,17 @@ def test_ha_bring_up(ha):
     assert cluster.stack.outputs()["kubeconfig"] == "[secret]"
 
 
+def test_no_join_credential_outlives_the_bring_up(ha):
+    """Init's token, the join set's token and the uploaded certificates are deleted once the joins are done."""
+    cluster, _ = ha
+    journal = cluster.lab.journal()
+    assert journal["tokens"] == {} and journal["certificateKeys"] == {}
+    assert len(journal["deletedTokens"]) == 3  # init's, the join set's, the kubeadm-certs owner
+    assert cluster.lab.ssh("cp1", "sudo kubeadm token list").stdout == ""
+    cleanup = cluster.first.step("join-cleanup")
+    assert all(cleanup.started > cluster.first.step(f"{node}-join").ended for node in ("cp2", "cp3", "w1", "w2"))
+
+
 def test_the_engine_ran_every_node_command_on_its_own_host(ha):
     cluster, config = ha
     address = {n["name"]: n["address"] for n in config["nodes"]}
@@ -170,8 +181,8 @@ def test_changing_ssh_user_reruns_no_init_join_or_reset(ha):
 
 
 def test_add_a_worker_after_the_join_material_expired(ha):
-    """Steps: the new node's own resources and the join material's re-mint; no other node joins, inits or
-    resets again."""
+    """Steps: the new node's own resources and the join material's re-mint and cleanup; no other node joins,
+    inits or resets again; no certificates are uploaded for a worker, and no token is left."""
     cluster, config = ha
     cluster.lab.advance_clock(hours=25)  # past the token's 24 h and the uploaded certificates' 2 h
     grown = cluster.config(without=("cp4",))
@@ -181,11 +192,14 @@ def test_add_a_worker_after_the_join_material_expired(ha):
     assert cluster.problems(grown) == []
     created = {s.name for s in result.commands if s.action == "create"}
     assert {"w3-prepare", "w3-join", "w3-register"} <= created and {n.split("-")[0] for n in created} == {"w3"}
-    assert [s.name for s in result.commands if s.action in ("replace", "delete")] == ["join-material"]
+    remint = {"join-material", "join-cleanup"}
+    assert {s.name for s in result.commands if s.action in ("replace", "delete")} == remint
     others = {s.name: s.action for s in result.commands
-              if s.action != "same" and s.name not in created and s.name != "join-material"}
+              if s.action != "same" and s.name not in created and s.name not in remint}
     assert set(others.values()) <= {"update"}, others
     assert {c["host"] for c in no_init_join_or_reset_since(cluster, mark)} == {"w3"}
+    assert not [c for c in calls(cluster, "kubeadm", "init", since=mark) if c["argv"][1:3] == ["phase", "upload-certs"]]
+    assert cluster.lab.journal()["tokens"] == {}
     assert {s.host for s in result.commands if s.action in ("create", "replace") and s.host} <= {
         "198.18.0.11", "198.18.0.23"}
 

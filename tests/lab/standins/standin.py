@@ -509,9 +509,14 @@ def kubeadm_init(argv: list[str]) -> None:
                             "unschedulable": False, "criSocket": registration.get("criSocket")}
         if stacked:
             j["etcd"].append({"id": secrets.token_hex(8), "name": name})
-        j["tokens"][secrets.token_hex(3) + "." + secrets.token_hex(8)] = now() + 86400
+        # An empty bootstrapTokens list is defaulted to one token (v1beta4 defaults.go SetDefaults_BootstrapTokens).
+        for token in init.get("bootstrapTokens") or [{}]:
+            add_token(j, token.get("token") or new_token(), duration_seconds(token.get("ttl", "24h0m0s"), "ttl"),
+                      token.get("description", ""), token.get("usages") or DEFAULT_TOKEN_USAGES,
+                      token.get("groups") or DEFAULT_TOKEN_GROUPS)
         if "upload-certs" in flags:
             j["certificateKeys"][secrets.token_hex(32)] = now() + 7200
+            add_kubeadm_certs_owner(j)
             j["uploadedEtcdCerts"] = uploaded_etcd_set(cluster)
             j["uploadedExternalEtcd"] = uploaded_external_etcd_files(cluster)
     set_kubelet_running(True)
@@ -553,6 +558,7 @@ def kubeadm_init_phase(argv: list[str]) -> None:
             if "cluster" not in j:
                 fail("error: the cluster is not initialized")
             j["certificateKeys"][key] = now() + 7200
+            add_kubeadm_certs_owner(j)
             j["uploadedEtcdCerts"] = uploaded_etcd_set(cluster_config)
             j["uploadedExternalEtcd"] = uploaded_external_etcd_files(cluster_config)
         print('[upload-certs] Storing the certificates in Secret "kubeadm-certs" in the "kube-system" Namespace')
@@ -749,27 +755,102 @@ def kubeadm_join(argv: list[str]) -> None:
     print("This node has joined the cluster" + (" and a new control plane instance was created" if control_plane else ""))
 
 
+# Bootstrap tokens as kubeadm keeps them, a Secret bootstrap-token-<id> each with a description, usages
+# and groups (cmd/kubeadm/app/apis/bootstraptoken/v1/defaults.go, utils.go @v1.36.4): the lab keeps the
+# expiry in j["tokens"], the rest in j["tokenInfo"], and what was deleted in j["deletedTokens"] (for the
+# secrets scan).
+DEFAULT_TOKEN_USAGES = ["signing", "authentication"]  # bootstrapapi.KnownTokenUsages
+DEFAULT_TOKEN_GROUPS = ["system:bootstrappers:kubeadm:default-node-token"]
+
+
+def new_token() -> str:
+    return secrets.token_hex(3) + "." + secrets.token_hex(8)
+
+
+def duration_seconds(value: str, flag: str) -> int:
+    match = re.match(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$", value)
+    if not match or not value:
+        fail(f'error: invalid argument "{value}" for "--{flag}" flag: time: invalid duration "{value}"')
+    return int(match.group(1) or 0) * 3600 + int(match.group(2) or 0) * 60 + int(match.group(3) or 0)
+
+
+def add_token(j: dict[str, Any], token: str, seconds: int, description: str, usages: list[str],
+              groups: list[str]) -> None:
+    j["tokens"][token] = now() + seconds if seconds else now() + 10 ** 9  # a TTL of 0 never expires
+    j.setdefault("tokenInfo", {})[token] = {"description": description, "usages": usages, "groups": groups}
+
+
+def add_kubeadm_certs_owner(j: dict[str, Any]) -> None:
+    """Each upload makes a 2 h token without usages, the kubeadm-certs Secret's owner, which the garbage
+    collector deletes the Secret with (phases/copycerts/copycerts.go createShortLivedBootstrapToken,
+    @v1.36.4; the lab does not imitate that collection)."""
+    add_token(j, new_token(), 7200, "Proxy for managing TTL for the kubeadm-certs secret", [], [])
+
+
+def tabwriter_lines(rows: list[list[str]]) -> list[str]:
+    """Rows as Go's text/tabwriter aligns them with minwidth 10, padding 3, ' ' (token.go tokenTextPrinter)."""
+    widths = [max(10, max(len(row[i]) for row in rows) + 3) for i in range(len(rows[0]) - 1)]
+    return ["".join(cell.ljust(width) for cell, width in zip(row, widths)) + row[-1] for row in rows]
+
+
+def short_human_duration(seconds: float) -> str:
+    """k8s.io/apimachinery pkg/util/duration ShortHumanDuration."""
+    if seconds < -1:
+        return "<invalid>"
+    for unit, size, limit in (("s", 1, 60), ("m", 60, 3600), ("h", 3600, 86400), ("d", 86400, 86400 * 365)):
+        if seconds < limit:
+            return f"{max(0, int(seconds // size))}{unit}"
+    return f"{int(seconds // (86400 * 365))}y"
+
+
 def kubeadm_token(argv: list[str]) -> None:
-    if not argv or argv[0] not in ("create", "list"):
-        fail("error: the lab's stand-in supports token create and token list")
+    if not argv or argv[0] not in ("create", "list", "delete"):
+        fail("error: the lab's stand-in supports token create, list and delete")
     flags, args = parse_flags(argv[1:], {"ttl": True, "description": True, "print-join-command": False,
                                          "certificate-key": True, "kubeconfig": True, "v": True, "usages": True,
-                                         "groups": True}, (0, 1))
+                                         "groups": True}, (0, 1) if argv[0] != "delete" else (0, 100))
     if not (K8S / "admin.conf").exists():
         fail("error: failed to load admin kubeconfig: open /etc/kubernetes/admin.conf: no such file or directory")
     if argv[0] == "list":
+        # cmd/kubeadm/app/cmd/token.go RunListTokens, formatBootstrapToken @v1.36.4: the full token, a header
+        # printed with the first token, each token through its own tabwriter.
         with journal() as j:
-            for token, expiry in j["tokens"].items():
-                print(f"{token.split('.')[0]}.<redacted>\t{datetime.datetime.fromtimestamp(expiry).isoformat()}")
+            for i, (token, expiry) in enumerate(j["tokens"].items()):
+                info = j.get("tokenInfo", {}).get(token, {"description": "", "usages": DEFAULT_TOKEN_USAGES,
+                                                          "groups": DEFAULT_TOKEN_GROUPS})
+                cells = [token, f"{short_human_duration(expiry - now()):<9}",
+                         datetime.datetime.fromtimestamp(expiry, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                         f"{','.join(info['usages']) or '<none>':<22}", f"{info['description'] or '<none>':<56}",
+                         ",".join(info["groups"]) or "<none>"]
+                header = ["TOKEN", "TTL", "EXPIRES", "USAGES", "DESCRIPTION", "EXTRA GROUPS"]
+                print("\n".join(tabwriter_lines([header, cells] if i == 0 else [cells])))
         return
-    ttl = flags.get("ttl", "24h0m0s")
-    match = re.match(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$", ttl)
-    if not match or not ttl:
-        fail(f'error: invalid argument "{ttl}" for "--ttl" flag: time: invalid duration "{ttl}"')
-    seconds = int(match.group(1) or 0) * 3600 + int(match.group(2) or 0) * 60 + int(match.group(3) or 0)
-    token = args[0] if args else secrets.token_hex(3) + "." + secrets.token_hex(8)
+    if argv[0] == "delete":
+        # token.go RunDeleteTokens: a token ID or a whole token; a missing one is an error.
+        if not args:
+            fail('missing argument; \'token delete\' is missing token of form "[a-z0-9]{6}.[a-z0-9]{16}" '
+                 'or "[a-z0-9]{6}"')
+        with journal() as j:
+            for value in args:
+                if not re.match(r"^[a-z0-9]{6}(\.[a-z0-9]{16})?$", value):
+                    fail('given token didn\'t match pattern "[a-z0-9]{6}.[a-z0-9]{16}" or "[a-z0-9]{6}"')
+                token_id = value.split(".")[0]
+                found = [t for t in j["tokens"] if t.split(".")[0] == token_id]
+                if not found:
+                    fail(f'failed to delete bootstrap token "{token_id}": secrets "bootstrap-token-{token_id}" '
+                         "not found")
+                for token in found:
+                    del j["tokens"][token]
+                    j.setdefault("tokenInfo", {}).pop(token, None)
+                    j.setdefault("deletedTokens", []).append(token)
+                print(f'bootstrap token "{token_id}" deleted')
+        return
+    seconds = duration_seconds(flags.get("ttl", "24h0m0s"), "ttl")
+    token = args[0] if args else new_token()
     with journal() as j:
-        j["tokens"][token] = now() + seconds if seconds else now() + 10 ** 9
+        add_token(j, token, seconds, flags.get("description", ""),
+                  flags["usages"].split(",") if "usages" in flags else DEFAULT_TOKEN_USAGES,
+                  flags["groups"].split(",") if "groups" in flags else DEFAULT_TOKEN_GROUPS)
     print(token)
 
 
@@ -1422,6 +1503,18 @@ def kubectl(argv: list[str]) -> None:
             decision = {"approve": "Approved", "deny": "Denied"}[args[1]]
             csr["conditions"].append(decision)
             print(f"certificatesigningrequest.certificates.k8s.io/{args[2]} {decision.lower()}")
+        elif verb == "delete" and args[1:3] in (["secret", "kubeadm-certs"], ["secrets", "kubeadm-certs"]):
+            # The Secret copycerts.UploadCerts writes; it exists while an upload's key is unexpired (its owner
+            # token's TTL, phases/copycerts/copycerts.go @v1.36.4). Deleted keys stay for the secrets scan.
+            if flags.get("n", flags.get("namespace")) != "kube-system":
+                fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
+            live = [k for k, expiry in j["certificateKeys"].items() if expiry >= now()]
+            j.setdefault("deletedCertificateKeys", []).extend(j["certificateKeys"])
+            j["certificateKeys"] = {}
+            if live:
+                print('secret "kubeadm-certs" deleted')
+            elif not flags.get("ignore-not-found"):
+                fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
         elif verb == "delete" and args[1:3] in (["secret", "kubeadm-certs"], ["secrets", "kubeadm-certs"]):
             # The Secret copycerts.UploadCerts writes; it exists while an upload's key is unexpired (its owner
             # token's TTL, phases/copycerts/copycerts.go @v1.36.4). Deleted keys stay for the secrets scan.
