@@ -33,5 +33,5 @@ def test_script_is_shellcheck_clean(name):
 
 def test_lab_try_brings_up_under_the_lab_lock_and_keeps_the_state():
     text = SCRIPTS["lab/try"].read_text()
-    assert re.search(r'^flock "\$lock" tests/lab/run --state "\$state" "\$config"$', text, re.M)
+    assert re.search(r'^if ! flock "\$lock" tests/lab/run --state "\$state" "\$config"; then$', text, re.M)
     assert "lock=/tmp/kclab.lock" in text

@@ -89,3 +89,9 @@ def test_ci_docs_name_the_environments_and_their_reviewers():
     docs = (WORKFLOWS.parent.parent / "docs" / "ci.md").read_text()
     assert "| `preview` |" in docs and "| `production` |" in docs
     assert docs.count("**required reviewers**") == 2
+
+
+def test_pr_preview_skips_the_per_step_snapshot_but_up_does_not():
+    # The CLI serializes the whole deployment after each step even in a preview (bench/README.md).
+    assert preview_step(load("preview.yml")["jobs"]["preview"])["env"]["PULUMI_SKIP_CHECKPOINTS"] == "true"
+    assert "PULUMI_SKIP_CHECKPOINTS" not in yaml.safe_dump(load("up.yml"))
