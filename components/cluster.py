@@ -8,8 +8,8 @@
 5. join material minted (certificates uploaded only for joining control planes)
 6. control-plane joins one at a time, worker joins in parallel (in a run that also upgrades, after the
    control planes' upgrade steps before them); node registrations (labels, taints,
-   and the drain/delete path); the other control planes' upgrade steps one at a time, then the
-   workers' in batches of upgrade.maxUnavailableWorkers
+   and the drain/delete path), then the approver of the kubelets' serving-certificate CSRs; the other
+   control planes' upgrade steps one at a time, then the workers' in batches of upgrade.maxUnavailableWorkers
 7. certificate renewal chain, the exported credentials (kubeconfigs), certificate expiry report
 """
 
@@ -26,6 +26,7 @@ from components.etcd import ExternalEtcd
 from components.join import NodeJoin
 from components.join_material import JoinCleanup, JoinMaterial
 from components.kubeconfig import Kubeconfig
+from components.kubelet_serving import KubeletServingApprover
 from components.loadbalancer import ControlPlaneEndpoint, endpoint_stages
 from components.prepare import NodePreparation
 from components.registration import NodeRegistration
@@ -126,6 +127,9 @@ class KubeadmCluster(pulumi.ComponentResource):
 
         registrations = {node.name: NodeRegistration(ctx, node, child(joins[node.name], *ready)).command
                          for node in spec.cluster_nodes}
+        if spec.security.kubelet_serving_certificates:
+            # After the joins: a kubelet asks once its node is registered, and these are approved before `up` ends.
+            KubeletServingApprover(ctx, child(*ready, *registrations.values()))
 
         previous_batch: list[pulumi.Resource] = [previous_upgrade]
         for batch in batches(spec.workers, spec.max_unavailable_workers):

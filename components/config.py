@@ -97,7 +97,8 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     "upgrade": ("maxUnavailableWorkers", "drain"),
     "upgrade.drain": ("timeout", "gracePeriod", "skipWaitForDeleteTimeout"),
     "certificates": ("renew",),
-    "security": ("profiling", "podSecurity", "auditLog", "encryptionAtRest", "protectKernelDefaults"),
+    "security": ("profiling", "podSecurity", "auditLog", "encryptionAtRest", "protectKernelDefaults",
+                 "kubeletServingCertificates"),
     "kubeconfig": ("revision", "scoped"),
     "kubeconfig.scoped[]": ("name", "namespaces", "role", "revision"),
     "helmReleases[]": ("name", "chart", "repo", "version", "namespace", "values", "timeout", "skipAwait"),
@@ -235,6 +236,8 @@ class Security:
     audit_log: bool = True
     encryption_at_rest: bool = True  # Secrets encrypted in etcd (secretbox)
     protect_kernel_defaults: bool = True  # kubelet refuses to start on kernel settings it would change
+    # kubelet serving certificates from approved CSRs, verified by the API server (else self-signed, unverified)
+    kubelet_serving_certificates: bool = True
 
 
 @dataclass(frozen=True)
@@ -904,6 +907,9 @@ def _read_security(r: _Reader, value: Any) -> Security:
                                      Security.encryption_at_rest),
         protect_kernel_defaults=r.boolean("security.protectKernelDefaults", raw.get("protectKernelDefaults"),
                                           Security.protect_kernel_defaults),
+        kubelet_serving_certificates=r.boolean("security.kubeletServingCertificates",
+                                               raw.get("kubeletServingCertificates"),
+                                               Security.kubelet_serving_certificates),
     )
 
 

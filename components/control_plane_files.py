@@ -23,6 +23,10 @@ ADMISSION_CONFIG = f"{HARDENING_DIR}/admission.yaml"
 AUDIT_POLICY = f"{HARDENING_DIR}/audit-policy.yaml"
 ENCRYPTION_CONFIG = f"{HARDENING_DIR}/encryption.yaml"
 AUDIT_LOG_DIR = "/var/log/kubernetes/audit"
+# kubeadm's cluster CA, with which kube-controller-manager signs the kubelet-serving CSRs
+# (--cluster-signing-cert-file: cmd/kubeadm/app/phases/controlplane/manifests.go@v1.36.4); in the
+# directory kubeadm mounts into the API server's static pod.
+CLUSTER_CA = "/etc/kubernetes/pki/ca.crt"
 # Rotation of the audit log (kube-apiserver --audit-log-max*): 30 days, 10 files of 100 MB.
 AUDIT_LOG_ROTATION = {"audit-log-maxage": "30", "audit-log-maxbackup": "10", "audit-log-maxsize": "100"}
 # Namespaces Pod Security admission leaves alone: kube-proxy, kube-vip, haproxy/keepalived and
@@ -100,6 +104,9 @@ def api_server_args(spec: ClusterSpec) -> list[dict[str, str]]:
         args += _args(**{name.replace("-", "_"): value for name, value in AUDIT_LOG_ROTATION.items()})
     if security.encryption_at_rest:
         args += _args(encryption_provider_config=ENCRYPTION_CONFIG)
+    if security.kubelet_serving_certificates:
+        # logs, exec, port-forward and metrics through the API server verify the kubelet's certificate.
+        args += _args(kubelet_certificate_authority=CLUSTER_CA)
     return args
 
 

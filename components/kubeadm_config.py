@@ -99,6 +99,9 @@ def init_configuration(spec: ClusterSpec) -> str:
             "cgroupDriver": "systemd",
             # Preparation sets the kernel settings the kubelet would otherwise change itself.
             "protectKernelDefaults": spec.security.protect_kernel_defaults,
+            # The serving certificate comes from a CSR (signer kubernetes.io/kubelet-serving) the program's
+            # approver checks (kubelet_serving.py) instead of being self-signed (pkg/kubelet/kubelet.go@v1.36.4).
+            "serverTLSBootstrap": spec.security.kubelet_serving_certificates,
         },
         {
             "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",

@@ -24,7 +24,8 @@ def test_adding_a_worker_creates_only_its_resources_and_remints_join_material():
                               "w3-upgrade-uncordon", "w3-host-key-scan", "w3-host-key"}
     # A new token and its cleanup; no certificate upload: no control plane joins.
     assert result.replaced == {"join-material", "join-cleanup"}
-    assert result.updated == set()
+    # The kubelet serving-certificate approver learns the new node's name and address.
+    assert result.updated == {"kubelet-serving-approver"}
     assert result.deleted == set()
 
 
@@ -32,7 +33,7 @@ def test_new_join_material_does_not_rerun_existing_joins():
     before, after = run_program(base_config()), run_program(with_worker(base_config()))
     for node in ("cp2", "cp3", "w1", "w2"):
         assert "stdin" in after.named(f"{node}-join").ignore_changes
-    assert plan(before, after).updated == set()
+    assert plan(before, after).updated == {"kubelet-serving-approver"}
 
 
 def test_adding_a_control_plane_creates_only_its_resources():
@@ -43,7 +44,7 @@ def test_adding_a_control_plane_creates_only_its_resources():
                               "cp4-certs-renew", "cp4-etcd-backup", "cp4-host-key-scan", "cp4-host-key"}
     # The first control plane reads its encryption configuration again for the newcomer.
     assert result.replaced == {"join-material", "certificate-upload", "join-cleanup", "cp1-control-plane-files"}
-    assert result.updated == set()
+    assert result.updated == {"kubelet-serving-approver"}
 
 
 def test_removing_a_worker_runs_only_its_delete_path():
@@ -53,7 +54,7 @@ def test_removing_a_worker_runs_only_its_delete_path():
     assert result.deleted == {"w2-prepare", "w2-join", "w2-register", "w2-upgrade-drain", "w2-upgrade",
                               "w2-upgrade-uncordon", "w2-host-key-scan", "w2-host-key"}
     assert result.replaced == {"join-material", "join-cleanup"}
-    assert result.created == set() and result.updated == set()
+    assert result.created == set() and result.updated == {"kubelet-serving-approver"}
 
 
 def test_minor_upgrade_changes_only_the_upgrade_chain_and_expiry():

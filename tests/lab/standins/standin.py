@@ -259,6 +259,22 @@ def openssl(*args: str, stdin: str | None = None) -> str:
     return subprocess.run(["openssl", *args], input=stdin, capture_output=True, text=True, check=True).stdout
 
 
+def request_serving_certificate(j: dict[str, Any], name: str, registration: dict[str, Any]) -> None:
+    """The kubelet's serving-certificate CSR once its node is registered, if the cluster's kubelet config has
+    serverTLSBootstrap (pkg/kubelet/kubelet.go; pkg/kubelet/certificate/kubelet.go newGetTemplateFn @v1.36.4:
+    O=system:nodes, CN=system:node:NAME, its hostname, the node name under kubeadm, and its --node-ip; an
+    ECDSA P-256 key, client-go util/certificate/certificate_manager.go@v0.36.2)."""
+    if not j["cluster"].get("serverTLSBootstrap"):
+        return
+    ip = next((a["value"] for a in registration.get("kubeletExtraArgs", []) if a["name"] == "node-ip"), HOST)
+    pem = openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                  "-keyout", "/dev/null", "-subj", f"/O=system:nodes/CN=system:node:{name}",
+                  "-addext", f"subjectAltName=DNS:{name},IP:{ip}")
+    j.setdefault("csrs", []).append({"name": f"csr-{secrets.token_hex(4)}", "signerName": "kubernetes.io/kubelet-serving",
+                                     "username": f"system:node:{name}", "conditions": [],
+                                     "request": base64.b64encode(pem.encode()).decode()})
+
+
 def make_ca(directory: Path, name: str, cn: str) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     if not (directory / f"{name}.crt").exists():
@@ -499,6 +515,7 @@ def kubeadm_init(argv: list[str]) -> None:
                         "stackedEtcd": stacked, "init": name,
                         "networking": cluster.get("networking", {}),
                         "apiServer": cluster.get("apiServer", {}), "protectKernelDefaults": protect,
+                        "serverTLSBootstrap": docs.get("KubeletConfiguration", {}).get("serverTLSBootstrap", False),
                         "pki": {p: (PKI / p).read_text() for p in ("ca.crt", "ca.key", "front-proxy-ca.crt",
                                                                     "front-proxy-ca.key")}}
         if stacked:
@@ -507,6 +524,7 @@ def kubeadm_init(argv: list[str]) -> None:
                             "labels": {}, "taints": [f"{t['key']}={t.get('value', '')}:{t['effect']}"
                                                      for t in registration.get("taints", [])],
                             "unschedulable": False, "criSocket": registration.get("criSocket")}
+        request_serving_certificate(j, name, registration)
         if stacked:
             j["etcd"].append({"id": secrets.token_hex(8), "name": name})
         # An empty bootstrapTokens list is defaulted to one token (v1beta4 defaults.go SetDefaults_BootstrapTokens).
@@ -733,6 +751,7 @@ def kubeadm_join(argv: list[str]) -> None:
                             "labels": {}, "taints": [f"{t['key']}={t.get('value', '')}:{t['effect']}"
                                                      for t in registration.get("taints", [])],
                             "unschedulable": False, "criSocket": registration.get("criSocket")}
+        request_serving_certificate(j, name, registration)
         if control_plane and cluster["stackedEtcd"]:
             j["etcd"] = [m for m in j["etcd"] if m["name"] != name] + [{"id": secrets.token_hex(8), "name": name}]
         endpoint, image_repository, version, stacked = (cluster["endpoint"], cluster["imageRepository"],
@@ -1357,6 +1376,10 @@ CSR_QUERY = ('jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.signerName}{
              '{.spec.request}{" "}{.status.conditions[*].type}{"\\n"}{end}')
 
 
+CSR_QUERY = ('jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.signerName}{" "}{.spec.username}{" "}'
+             '{.spec.request}{" "}{.status.conditions[*].type}{"\\n"}{end}')
+
+
 def kubectl(argv: list[str]) -> None:
     known = {"kubeconfig": True, "n": True, "namespace": True, "o": True, "output": True, "raw": True,
              "overwrite": False, "ignore-daemonsets": False, "delete-emptydir-data": False, "force": False,
@@ -1515,6 +1538,32 @@ def kubectl(argv: list[str]) -> None:
                 print('secret "kubeadm-certs" deleted')
             elif not flags.get("ignore-not-found"):
                 fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
+        elif verb == "delete" and args[1:3] in (["secret", "kubeadm-certs"], ["secrets", "kubeadm-certs"]):
+            # The Secret copycerts.UploadCerts writes; it exists while an upload's key is unexpired (its owner
+            # token's TTL, phases/copycerts/copycerts.go @v1.36.4). Deleted keys stay for the secrets scan.
+            if flags.get("n", flags.get("namespace")) != "kube-system":
+                fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
+            live = [k for k, expiry in j["certificateKeys"].items() if expiry >= now()]
+            j.setdefault("deletedCertificateKeys", []).extend(j["certificateKeys"])
+            j["certificateKeys"] = {}
+            if live:
+                print('secret "kubeadm-certs" deleted')
+            elif not flags.get("ignore-not-found"):
+                fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
+        elif verb == "get" and args[1:2] == ["csr"]:
+            # Only the kubelet-serving approver's query (components/kubelet-serving-approve.sh), printed as
+            # kubectl's jsonpath printer does.
+            if flags.get("o") != CSR_QUERY:
+                fail(f"error: the lab's kubectl prints CSRs only as -o {CSR_QUERY}")
+            for c in j.get("csrs", []):
+                print(f"{c['name']} {c['signerName']} {c['username']} {c['request']} {' '.join(c['conditions'])}")
+        elif verb == "certificate" and args[1:2] in (["approve"], ["deny"]):
+            csr = next((c for c in j.get("csrs", []) if c["name"] == args[2]), None)
+            if csr is None:
+                fail(f'Error from server (NotFound): certificatesigningrequests.certificates.k8s.io "{args[2]}" not found')
+            decision = {"approve": "Approved", "deny": "Denied"}[args[1]]
+            csr["conditions"].append(decision)
+            print(f"certificatesigningrequest.certificates.k8s.io/{args[2]} {decision.lower()}")
         elif verb == "delete" and args[1:3] in (["secret", "kubeadm-certs"], ["secrets", "kubeadm-certs"]):
             # The Secret copycerts.UploadCerts writes; it exists while an upload's key is unexpired (its owner
             # token's TTL, phases/copycerts/copycerts.go @v1.36.4). Deleted keys stay for the secrets scan.
