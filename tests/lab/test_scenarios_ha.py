@@ -75,17 +75,6 @@ def test_every_kubelets_serving_certificate_request_is_approved_before_up_ends(h
     assert timer.stdout.strip() == "active"
 
 
-def test_no_join_credential_outlives_the_bring_up(ha):
-    """Init's token, the join set's token and the uploaded certificates are deleted once the joins are done."""
-    cluster, _ = ha
-    journal = cluster.lab.journal()
-    assert journal["tokens"] == {} and journal["certificateKeys"] == {}
-    assert len(journal["deletedTokens"]) == 3  # init's, the join set's, the kubeadm-certs owner
-    assert cluster.lab.ssh("cp1", "sudo kubeadm token list").stdout == ""
-    cleanup = cluster.first.step("join-cleanup")
-    assert all(cleanup.started > cluster.first.step(f"{node}-join").ended for node in ("cp2", "cp3", "w1", "w2"))
-
-
 def test_the_engine_ran_every_node_command_on_its_own_host(ha):
     cluster, config = ha
     address = {n["name"]: n["address"] for n in config["nodes"]}
