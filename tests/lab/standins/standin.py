@@ -1376,10 +1376,6 @@ CSR_QUERY = ('jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.signerName}{
              '{.spec.request}{" "}{.status.conditions[*].type}{"\\n"}{end}')
 
 
-CSR_QUERY = ('jsonpath={range .items[*]}{.metadata.name}{" "}{.spec.signerName}{" "}{.spec.username}{" "}'
-             '{.spec.request}{" "}{.status.conditions[*].type}{"\\n"}{end}')
-
-
 def kubectl(argv: list[str]) -> None:
     known = {"kubeconfig": True, "n": True, "namespace": True, "o": True, "output": True, "raw": True,
              "overwrite": False, "ignore-daemonsets": False, "delete-emptydir-data": False, "force": False,
@@ -1512,44 +1508,6 @@ def kubectl(argv: list[str]) -> None:
             print((secret.get("data") or {}).get("token", ""), end="")
         elif verb == "delete" and selector is not None and len(args) == 2:
             kubectl_delete_selected(j, args[1], selector)
-        elif verb == "get" and args[1:2] == ["csr"]:
-            # Only the kubelet-serving approver's query (components/kubelet-serving-approve.sh), printed as
-            # kubectl's jsonpath printer does.
-            if flags.get("o") != CSR_QUERY:
-                fail(f"error: the lab's kubectl prints CSRs only as -o {CSR_QUERY}")
-            for c in j.get("csrs", []):
-                print(f"{c['name']} {c['signerName']} {c['username']} {c['request']} {' '.join(c['conditions'])}")
-        elif verb == "certificate" and args[1:2] in (["approve"], ["deny"]):
-            csr = next((c for c in j.get("csrs", []) if c["name"] == args[2]), None)
-            if csr is None:
-                fail(f'Error from server (NotFound): certificatesigningrequests.certificates.k8s.io "{args[2]}" not found')
-            decision = {"approve": "Approved", "deny": "Denied"}[args[1]]
-            csr["conditions"].append(decision)
-            print(f"certificatesigningrequest.certificates.k8s.io/{args[2]} {decision.lower()}")
-        elif verb == "delete" and args[1:3] in (["secret", "kubeadm-certs"], ["secrets", "kubeadm-certs"]):
-            # The Secret copycerts.UploadCerts writes; it exists while an upload's key is unexpired (its owner
-            # token's TTL, phases/copycerts/copycerts.go @v1.36.4). Deleted keys stay for the secrets scan.
-            if flags.get("n", flags.get("namespace")) != "kube-system":
-                fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
-            live = [k for k, expiry in j["certificateKeys"].items() if expiry >= now()]
-            j.setdefault("deletedCertificateKeys", []).extend(j["certificateKeys"])
-            j["certificateKeys"] = {}
-            if live:
-                print('secret "kubeadm-certs" deleted')
-            elif not flags.get("ignore-not-found"):
-                fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
-        elif verb == "delete" and args[1:3] in (["secret", "kubeadm-certs"], ["secrets", "kubeadm-certs"]):
-            # The Secret copycerts.UploadCerts writes; it exists while an upload's key is unexpired (its owner
-            # token's TTL, phases/copycerts/copycerts.go @v1.36.4). Deleted keys stay for the secrets scan.
-            if flags.get("n", flags.get("namespace")) != "kube-system":
-                fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
-            live = [k for k, expiry in j["certificateKeys"].items() if expiry >= now()]
-            j.setdefault("deletedCertificateKeys", []).extend(j["certificateKeys"])
-            j["certificateKeys"] = {}
-            if live:
-                print('secret "kubeadm-certs" deleted')
-            elif not flags.get("ignore-not-found"):
-                fail('Error from server (NotFound): secrets "kubeadm-certs" not found')
         elif verb == "get" and args[1:2] == ["csr"]:
             # Only the kubelet-serving approver's query (components/kubelet-serving-approve.sh), printed as
             # kubectl's jsonpath printer does.
