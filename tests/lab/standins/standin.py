@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import socket
 import subprocess
 import sys
@@ -499,7 +500,15 @@ def kubeadm_init(argv: list[str]) -> None:
     make_cert(PKI, "ca", PKI / "apiserver", "kube-apiserver", list(cluster.get("apiServer", {}).get("certSANs", [])) + [HOST])
     stacked = not cluster.get("etcd", {}).get("external")
     if stacked:
+        # The stacked member's certificates (cmd/kubeadm/app/phases/certs/certlist.go GetDefaultCertList, names
+        # from util/pkiutil/pki_helpers.go getAltNames, @v1.36.4): what the real etcd and etcdctl use in the lab.
         make_ca(PKI / "etcd", "ca", "etcd-ca")
+        advertise = init.get("localAPIEndpoint", {}).get("advertiseAddress")
+        member_names = [n for n in (name, "localhost", advertise, "127.0.0.1") if n]
+        make_cert(PKI / "etcd", "ca", PKI / "etcd" / "server", name, member_names)
+        make_cert(PKI / "etcd", "ca", PKI / "etcd" / "peer", name, member_names)
+        make_cert(PKI / "etcd", "ca", PKI / "etcd" / "healthcheck-client", "kube-etcd-healthcheck-client")
+        make_cert(PKI / "etcd", "ca", PKI / "apiserver-etcd-client", "kube-apiserver-etcd-client")
     for conf, user in (("admin.conf", "kubernetes-admin"), ("super-admin.conf", "kubernetes-super-admin"),
                        ("kubelet.conf", f"system:node:{name}"), ("controller-manager.conf", "controller-manager"),
                        ("scheduler.conf", "scheduler")):
@@ -1138,6 +1147,45 @@ def installed_version(tool: str) -> str | None:
     return match.group(1) if match else None
 
 
+# What systemd 252 (Debian bookworm) does when a Type=oneshot service installed in /etc/systemd/system starts
+# (`systemctl start`, or its timer elapsing: systemd.timer(5) Unit= defaults to the service of the same name),
+# per its man pages: systemd.service(5) "Type=" (oneshot: the unit is up once the main process exits; without
+# RemainAfterExit= it never enters "active") and "COMMAND LINES" (ExecStart= is unquoted per systemd.syntax(7),
+# not run by a shell); systemd.exec(5) "$PATH" (fixed /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin on a
+# merged /usr), "WorkingDirectory=" (the root directory), "StandardInput=" (null), "StandardOutput=" (the
+# journal); systemctl(1) exits non-zero when the start job fails, printing "Job for UNIT failed because the
+# control process exited with error code." Not imitated: specifiers, $VAR expansion and "-"/"@" prefixes in
+# ExecStart=, Nice=, IOSchedulingClass=, User=, sandboxing. The journal is STATE/units/UNIT.journal.
+SYSTEMD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin"
+
+
+def oneshot_exec_start(unit: str) -> list[str] | None:
+    """ExecStart= of /etc/systemd/system/UNIT.service if it is Type=oneshot (one command line only)."""
+    path = Path("/etc/systemd/system") / f"{unit}.service"
+    if not path.is_file():
+        return None
+    section, service = "", {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif section == "Service" and "=" in line and not line.startswith(("#", ";")):
+            key, value = line.split("=", 1)
+            service[key.strip()] = value.strip()
+    if service.get("Type") != "oneshot" or not service.get("ExecStart"):
+        return None
+    return shlex.split(service["ExecStart"])
+
+
+def run_oneshot(unit: str, command: list[str]) -> None:
+    with (STATE / "units" / f"{unit}.journal").open("a") as journal_file:
+        done = subprocess.run(command, cwd="/", env={"PATH": SYSTEMD_PATH}, stdin=subprocess.DEVNULL,
+                              stdout=journal_file, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        fail(f"Job for {unit}.service failed because the control process exited with error code.\n"
+             f"See \"systemctl status {unit}.service\" and \"journalctl -xeu {unit}.service\" for details.")
+
+
 def systemctl(argv: list[str]) -> None:
     flags, args = parse_flags(argv, {"now": False, "quiet": False, "q": False, "type": True, "all": False,
                                      "plain": False, "no-legend": False, "no-pager": False}, (0, 10))
@@ -1155,7 +1203,9 @@ def systemctl(argv: list[str]) -> None:
             return
         verb = "start"
     for unit in units:
-        if verb in ("start", "restart"):
+        if verb in ("start", "restart") and oneshot_exec_start(unit) is not None:
+            run_oneshot(unit, oneshot_exec_start(unit))
+        elif verb in ("start", "restart"):
             if unit in RUNTIME_SOCKETS:
                 if not Path(f"/usr/bin/{unit}").exists():
                     fail(f"Failed to {verb} {unit}.service: Unit {unit}.service not found.")
