@@ -35,8 +35,9 @@ def test_a_new_revision_revokes_the_old_kubeconfig_and_leaves_admin_conf_working
         assert "cannot list resource \"nodes\" in API group \"\" at the cluster scope" in refused.stderr
 
         revoked = dict(config, kubeconfig=dict(config["kubeconfig"], revision="2"))
-        preview = cluster.preview(revoked)
-        assert [(s.name, s.action) for s in preview.commands if s.action != "same"] == [("kubeconfig", "replace")]
+        steps = cluster.preview(revoked).preview["steps"]
+        assert {s["urn"].rsplit("::", 1)[1]: s["op"] for s in steps
+                if "command:remote:Command" in s["urn"] and s["op"] != "same"} == {"kubeconfig": "replace"}
         assert cluster.up(revoked).error is None
         new = cluster.stack.outputs(show_secrets=True)
         assert yaml.safe_load(new["kubeconfig"])["users"][0]["name"] != yaml.safe_load(old)["users"][0]["name"]
