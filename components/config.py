@@ -562,6 +562,18 @@ def _read_host_key(r: _Reader, path: str, value: Any) -> str | None:
     return host_key.strip() if host_key else None
 
 
+def _warn_rsa_host_keys(nodes: tuple[Node, ...], ssh: SshSettings, warnings: list[str]) -> None:
+    """pulumi-command offers a pinned key's type as the only host key algorithm (remote/connection.go @v1.2.1:
+    HostKeyAlgorithms = []string{publicKey.Type()}); for RSA that is SHA-1 "ssh-rsa", off by default in OpenSSH 8.8+."""
+    pinned = [(f"nodes[{i}].hostKey ({n.name})", n.host_key) for i, n in enumerate(nodes)]
+    pinned.append(("ssh.bastion.hostKey", ssh.bastion.host_key if ssh.bastion else None))
+    for path, key in pinned:
+        if key and key.startswith("ssh-rsa "):
+            warnings.append(f"{path} is an RSA key: pulumi-command then offers only the SHA-1 ssh-rsa signature, "
+                            "which OpenSSH 8.8 and later refuse by default (no common algorithm for host key); "
+                            "pin the host's ed25519 or ECDSA key instead")
+
+
 def _read_host_key_revision(r: _Reader, path: str, value: Any) -> str:
     return r.string(path, value, "", check=lambda v: bool(HOST_KEY_REVISION_RE.match(v)),
                     allowed="expected a revision such as 2 or 2026-11-25 (up to 64 of A-Z a-z 0-9 . _ : -)") or ""
@@ -1181,6 +1193,7 @@ def parse_spec(raw: Mapping[str, Any], stack: str = "dev", has_private_key: bool
     etcd_topology = r.choice("etcd.topology", etcd_raw.get("topology"), ETCD_TOPOLOGIES, "stacked")
     nodes = _read_nodes(r, raw.get("nodes"), ssh)
     _check_inventory(r, nodes, etcd_topology, warnings)
+    _warn_rsa_host_keys(nodes, ssh, warnings)
     control_plane = _read_control_plane(r, raw.get("controlPlane"), nodes)
     if control_plane.load_balancer.type == "haproxy-keepalived" and not has_private_key and keepalived_auth_pass is None:
         r.problems.append("keepalivedAuthPass: is required with haproxy-keepalived and ssh.agent (it is otherwise "

@@ -16,6 +16,8 @@ from harness import (LOCAL_COMMAND, SSH_PRIVATE_KEY, base_config, host_key_of, i
 
 PINNED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILNSVu4NHxeS6VVr8f5+nRZwsxVRM43codk687UWGarl"
 BASTION = {"host": "203.0.113.10", "user": "jump", "port": 2022}
+RSA = ("ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQDLLvddCHemZ+tI+T6t3E07aUmqloEpV8EdxiR8ZpQ2PwIF+GvvOSyTVjOnSKh8PPjhO2+bYfZy"
+       "55by/zqtwfJuEtGuP6B9mvaCuCzcAH/alWtzoiF8jOPtJGu042L7e734zlDqZQa0Yg2qUpUdvO2Ro3bo5oA4A3xxhRq5byR//Q==")
 
 
 def with_bastion(**bastion) -> dict:
@@ -211,3 +213,12 @@ def test_both_scripts_are_shellcheck_clean(tmp_path):
     result = subprocess.run(["shellcheck", "--shell", "bash", "--format", "gcc", *map(str, files)],
                             capture_output=True, text=True)
     assert result.stdout + result.stderr == ""
+
+
+def test_a_pinned_rsa_key_warns_that_openssh_refuses_what_pulumi_command_offers_for_it():
+    config = with_bastion(hostKey=RSA)
+    config["nodes"][3]["hostKey"] = RSA
+    spec = parse_spec({k: v for k, v in config.items() if k != "sshPrivateKey"}, "dev")
+    warned = [w for w in spec.warnings if "RSA key" in w]
+    assert [w.split(" is an RSA key")[0] for w in warned] == ["nodes[3].hostKey (w1)", "ssh.bastion.hostKey"]
+    assert all("OpenSSH 8.8" in w for w in warned)
