@@ -385,7 +385,8 @@ class Master:
         if int(conn.get("perDialTimeout") or 0) > 0:  # ClientConfig.Timeout; 0 means none
             opts += ["-o", f"ConnectTimeout={int(conn['perDialTimeout'])}"]
         if conn.get("hostKey") is not None:
-            # connectionBase.SSHConfig: `if con.HostKey != nil` (an empty string too) → ssh.ParseAuthorizedKey, then
+            # connectionBase.SSHConfig (command@v1.2.1 remote/connection.go lines 88-103): `if con.HostKey != nil` (an
+            # empty string too) → ssh.ParseAuthorizedKey, then
             # ssh.FixedHostKey(publicKey) with HostKeyAlgorithms = []string{publicKey.Type()}: exactly that one
             # algorithm is offered (x/crypto@v0.48.0 ssh/handshake.go: the client sends config.HostKeyAlgorithms
             # as they are; an RSA key's type is "ssh-rsa", the SHA-1 signature OpenSSH >= 8.8 refuses by default).
