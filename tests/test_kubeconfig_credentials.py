@@ -8,6 +8,7 @@ import yaml
 from components.config import ConfigError, parse_spec
 from components.kubeconfig import credentials
 from harness import ADMIN_TOKEN, CA_DATA, base_config, plan, run_program
+from test_secrets import plaintext_leaves
 
 SCOPED = [{"name": "ci", "namespaces": ["apps", "apps-staging"], "role": "edit"},
           {"name": "dashboards", "namespaces": ["monitoring"], "role": "view"}]
@@ -78,6 +79,18 @@ def test_scoped_credentials_are_secret_outputs_bound_in_their_namespaces_only():
     assert len(documents(run, "ClusterRoleBinding")) == 1  # the admin credential's only
     assert {n["metadata"]["name"] for n in documents(run, "Namespace")} == {
         "kubeadm-cluster", "apps", "apps-staging", "monitoring"}
+
+
+def test_no_scoped_token_in_plaintext_in_any_recorded_input_or_output():
+    run = run_program(base_config(kubeconfig={"scoped": SCOPED}))
+    leaks = []
+    for resource in run.resources:
+        recorded = {"inputs": resource.inputs, "outputs": {k: v for k, v in resource.outputs.items()
+                                                           if k not in resource.additional_secret_outputs}}
+        leaks += [f"{resource.name}{path}" for path, text in plaintext_leaves(recorded) if "scoped-token-" in text]
+    plain_outputs = {k: v for k, v in run.outputs.items() if k not in run.secret_outputs}
+    leaks += [f"stack output{path}" for path, text in plaintext_leaves(plain_outputs) if "scoped-token-" in text]
+    assert leaks == []
 
 
 def test_without_scoped_credentials_the_output_is_empty():
