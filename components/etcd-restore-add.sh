@@ -5,11 +5,18 @@
 # Parameters: RESTORE_ID MEMBER MEMBER_PEER_URL CLIENT_URL TOOLS_DIR
 set -euo pipefail
 
-restore_step "add-$MEMBER" first
-# `member list` lines: ID, status, name, peer URLs, client URLs, is learner (etcdctl/ctlv3/command/printer.go@v3.6.8).
-if etcdctl_at "$CLIENT_URL" member list | grep -qF ", $MEMBER_PEER_URL, "; then
-  log "$MEMBER ($MEMBER_PEER_URL) is already a member"
-else
+# etcd refuses a member add ("unhealthy cluster") until the leader has been connected to every voting
+# member for 5 s (mayAddMember, isConnectedFullySince, HealthInterval: server/etcdserver/server.go@v3.6.8),
+# which a member promoted just before may not be yet.
+added() {
+  # `member list` lines: ID, status, name, peer URLs, client URLs, is learner (etcdctl/ctlv3/command/printer.go@v3.6.8).
+  if etcdctl_at "$CLIENT_URL" member list | grep -qF ", $MEMBER_PEER_URL, "; then
+    log "$MEMBER ($MEMBER_PEER_URL) is a member"
+    return 0
+  fi
   etcdctl_at "$CLIENT_URL" member add "$MEMBER" --peer-urls="$MEMBER_PEER_URL" --learner >&2
-fi
+}
+
+restore_step "add-$MEMBER" first
+retry 60 5 added || die "etcd did not accept $MEMBER as a member within 5 minutes"
 step_done "add-$MEMBER"

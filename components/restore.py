@@ -67,7 +67,9 @@ class EtcdRestore(pulumi.ComponentResource):
 
         def step(name: str, node: Node, template: str, params: dict, *depends_on: pulumi.Resource,
                  includes: tuple[str, ...] = ()):
-            script = node_script(template, {"RESTORE_ID": restore.id, **tools, **params}, node,
+            # Without a restore the parameters stay empty: adding or removing nodes then changes no step.
+            values = params if restore.id else dict.fromkeys(params, "")
+            script = node_script(template, {"RESTORE_ID": restore.id, **tools, **values}, node,
                                  includes=(*LIB, *includes))
             return node_command(name, ctx, node, update=script,
                                 opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)))

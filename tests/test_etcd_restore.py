@@ -196,3 +196,11 @@ def test_a_control_plane_pod_is_found_by_the_name_the_kernel_keeps(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def test_without_a_restore_adding_a_member_changes_no_restore_step():
+    config = base_config()
+    config["nodes"] = [*config["nodes"][:3], {"name": "cp4", "address": "10.0.0.14", "roles": ["control-plane"]},
+                       *config["nodes"][3:]]
+    changes = plan(run_program(base_config()), run_program(config))
+    assert not {n for n in changes.updated | changes.replaced | changes.deleted if "etcd-restore" in n}

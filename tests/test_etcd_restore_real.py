@@ -157,12 +157,14 @@ def make_pki(directory: Path, layout: Layout) -> None:
 
 
 def etcd_manifest(member: Member, layout: Layout) -> str:
-    """kubeadm's etcd static pod command (phases/etcd/local.go getEtcdCommand@v1.36.4), with the
-    members listed as an external etcd's manifest lists them (our components/etcd.py)."""
+    """kubeadm's etcd static pod command (phases/etcd/local.go getEtcdCommand@v1.36.4), with the members
+    listed as an external etcd's manifest lists them, all at once (components/etcd.py member_configuration,
+    whose external members listen for clients only on their own address)."""
     ip = member.ip
+    clients = f"https://{ip}:2379" if layout.external else f"https://127.0.0.1:2379,https://{ip}:2379"
     initial = ",".join(f"{n}=https://{layout.ip(n)}:2380" for n in layout.etcd)
     args = [
-        f"--name={member.name}", f"--listen-client-urls=https://127.0.0.1:2379,https://{ip}:2379",
+        f"--name={member.name}", f"--listen-client-urls={clients}",
         f"--advertise-client-urls=https://{ip}:2379", f"--listen-peer-urls=https://{ip}:2380",
         f"--initial-advertise-peer-urls=https://{ip}:2380", "--data-dir=/var/lib/etcd",
         "--cert-file=/etc/kubernetes/pki/etcd/server.crt", "--key-file=/etc/kubernetes/pki/etcd/server.key",
@@ -171,7 +173,7 @@ def etcd_manifest(member: Member, layout: Layout) -> str:
         "--peer-trusted-ca-file=/etc/kubernetes/pki/etcd/ca.crt", "--peer-client-cert-auth=true",
         "--snapshot-count=10000", "--listen-metrics-urls=http://127.0.0.1:2381",
         "--feature-gates=InitialCorruptCheck=true", "--watch-progress-notify-interval=5s",
-        f"--initial-cluster={initial}", "--initial-cluster-state=new", "--initial-cluster-token=etcd-cluster",
+        f"--initial-cluster={initial}", "--initial-cluster-state=new",
     ]
     command = "\n".join(f"    - {a}" for a in ["etcd", *args])
     return ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: etcd\n  namespace: kube-system\nspec:\n"
@@ -435,6 +437,30 @@ def test_without_etcdctl_and_no_running_etcd_the_restore_is_refused(cluster):
     unchanged(cluster)
 
 
+def test_a_member_add_waits_until_etcd_accepts_it(cluster):
+    """Right after a voting member (re)connects, etcd refuses a member add as "unhealthy cluster" for 5 s
+    (server/etcdserver/server.go@v3.6.8 mayAddMember): the add step retries instead of failing."""
+    first = cluster.first
+    four = Layout(("cp1", "cp2", "cp3", "cp4"), ("cp1", "cp2", "cp3", "cp4"))
+    add = restore_steps(four)["cp4-etcd-restore-add"]
+    state = f"/var/lib/kubeadm-cluster/etcd-restore/{RESTORE_ID}"
+    install_etcdutl(first)
+    first.sh(f"install -d {state} && touch {state}/first.done")  # the add step runs only in a restore
+    try:
+        cluster["cp3"].sh("pkill -9 -x etcd")  # the kubelet double starts it again after a second
+        result = first.run(add)
+        assert result.returncode == 0, result.stderr
+        learner = [m for m in json.loads(etcdctl(first, "member", "list", "-w", "json"))["members"]
+                   if m["peerURLs"] == [f"https://{SUBNET}.4:2380"]]
+        assert len(learner) == 1 and learner[0].get("isLearner")
+    finally:
+        for member in json.loads(etcdctl(first, "member", "list", "-w", "json"))["members"]:
+            if member["peerURLs"] == [f"https://{SUBNET}.4:2380"]:
+                etcdctl(first, "member", "remove", format(member["ID"], "x"))
+        first.sh(f"rm -rf {state}")
+    wait_healthy(cluster)
+
+
 def restore_after_disaster(cluster: Cluster) -> None:
     """Keys written, a snapshot, a key after it; every member's data destroyed; every restore step run in
     the engine's order: the snapshot's keys are back under a new cluster ID, every member voting and healthy."""
@@ -473,7 +499,8 @@ def restore_after_disaster(cluster: Cluster) -> None:
     for member in cluster.values():
         member.sh(in_place(member) + (f" && test -d /var/lib/etcd-before-restore-{RESTORE_ID}" if member.etcd else ""))
         if member.control_plane:  # running again (the controller manager under the name the kernel keeps)
-            member.sh("pgrep -x kube-apiserver && pgrep -x kube-controller && pgrep -x kube-scheduler")
+            member.sh("for i in $(seq 50); do pgrep -x kube-apiserver && pgrep -x kube-controller && pgrep -x "
+                      "kube-scheduler && exit 0; sleep 0.2; done; ls -l /etc/kubernetes/manifests; ps -eo pid,comm,args; exit 1")
 
     # A second run of every step (a later `pulumi up` that changed their text) changes nothing.
     for name in layout.order():
