@@ -73,3 +73,13 @@ def test_cri_tools_is_installed_at_the_new_minor_and_held(grown_while_upgrading,
     version = cluster.lab.ssh(node, "dpkg-query -W -f='${Version}' cri-tools").stdout.strip()
     assert version == f"{TARGET.rsplit('.', 1)[0]}.0-1.1"
     assert "cri-tools" in cluster.lab.ssh(node, "apt-mark showhold").stdout.split()
+
+
+def test_the_new_control_plane_gets_certificates_that_are_deleted_with_the_tokens(grown_while_upgrading):
+    """A control plane joins, so this run uploads the certificates; once its joins are done, neither the
+    kubeadm-certs Secret nor a bootstrap token is left."""
+    cluster, _, result = grown_while_upgrading
+    assert {"certificate-upload", "join-material", "join-cleanup"} <= set(result.ran("replace"))
+    journal = cluster.lab.journal()
+    assert journal["tokens"] == {} and journal["certificateKeys"] == {}
+    assert result.step("join-cleanup").started > max(result.step(f"{n}-join").ended for n in ("w3", "cp4"))
