@@ -2,7 +2,8 @@
 # etcd restore, step 3 on the first etcd member, once etcd is stopped everywhere: the data restored by
 # the check step becomes etcd's data directory and etcd starts as a cluster of this one member.
 # etcd ignores the manifest's --initial-cluster flags when the data directory has a WAL
-# (server/etcdserver/bootstrap.go@v3.6.8), so the manifest goes back unchanged.
+# (bootstrapCluster → bootstrapClusterWithWAL, server/etcdserver/bootstrap.go@v3.6.8), so the manifest
+# goes back unchanged.
 # Parameters: RESTORE_ID NODE_NAME CLIENT_URL TOOLS_DIR
 set -euo pipefail
 

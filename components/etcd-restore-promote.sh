@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # etcd restore, on the first etcd member after MEMBER started: the learner becomes a voting member once
 # it has caught up (etcd refuses the promotion until then: "can only promote a learner member which is
-# in sync with leader", server/etcdserver/server.go@v3.6.8), then MEMBER answers healthy.
+# in sync with leader", ErrLearnerNotReady in server/etcdserver/errors/errors.go@v3.6.8), then MEMBER
+# answers healthy.
 # Parameters: RESTORE_ID MEMBER MEMBER_PEER_URL MEMBER_CLIENT_URL CLIENT_URL TOOLS_DIR
 set -euo pipefail
 

@@ -7,11 +7,10 @@ Run as PID 1 of a private PID namespace: it imitates what kubeadm's static pods 
   process of this machine (the kubelet's file source, pkg/kubelet/config/file.go@v1.36.4, reads the
   manifest directory; the container's process is a process of the host);
 - a manifest that is removed stops its pod with SIGTERM, then SIGKILL after the grace period
-  (terminationGracePeriodSeconds, 30 s by default: pkg/kubelet/kuberuntime/kuberuntime_container.go
-  killContainer@v1.36.4); a changed manifest restarts the pod;
-- a container that exits is started again (static pods have restartPolicy Always; kubeadm's
-  manifests, cmd/kubeadm/app/util/staticpod/utils.go ComponentPod@v1.36.4), here after 1 s, not the
-  kubelet's back-off.
+  (pkg/kubelet/kuberuntime/kuberuntime_container.go killContainer@v1.36.4; terminationGracePeriodSeconds
+  defaults to 30 s, pkg/apis/core/v1/defaults.go@v1.36.4); a changed manifest restarts the pod;
+- a container that exits is started again (restartPolicy defaults to Always, pkg/apis/core/v1/defaults.go
+  @v1.36.4, and kubeadm's manifests set none), here after 1 s, not the kubelet's back-off.
 Not imitated: images (the command runs from this mount namespace's PATH), volumes (the host paths
 are used as they are), probes, the API server mirror pods. Each container's output goes to
 LOG_DIR/<manifest name>.log.
