@@ -17,7 +17,7 @@ printf '%s' "$KUBEADM_CONFIG" >"$CERT_DIR/kubeadm.yaml"
 for cert in etcd-server etcd-peer etcd-healthcheck-client; do
   kubeadm init phase certs "$cert" --config "$CERT_DIR/kubeadm.yaml" >&2
 done
-log "signed the etcd certificates of $NODE_NAME${RENEWAL:+ (renewal '$RENEWAL')}"
+log "signed the etcd certificates of $NODE_NAME${RENEWAL:+ (renewal $RENEWAL)}"
 dir=$CERT_DIR/etcd
 printf '{"serverCert":%s,"serverKey":%s,"peerCert":%s,"peerKey":%s,"healthcheckClientCert":%s,"healthcheckClientKey":%s}\n' \
   "$(json_string "$dir/server.crt")" "$(json_string "$dir/server.key")" "$(json_string "$dir/peer.crt")" \
