@@ -10,7 +10,6 @@ the static pod some seconds after its manifest changed (its file source polls ev
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from components.config import parse_spec
 from components.loadbalancer import haproxy_keepalived_params
 from components.scripts import render
 from harness import KEEPALIVED_AUTH_PASS, base_config
+from netns import run_on_private_host
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="network and mount namespaces need root")
 
@@ -73,20 +73,9 @@ trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 def run(tmp_path: Path, scenario: str) -> tuple[list[tuple[str, float]], str]:
     for n in (3, 4):
         (tmp_path / f"script-{n}.sh").write_text(script(n))
-    name = f"kc11-haproxy-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        for args in (["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"], ["link", "set", "lo", "up"],
-                     ["link", "set", "eth0", "up"], ["addr", "add", "198.18.0.11/24", "dev", "eth0"]):
-            subprocess.run(["ip", "-n", name, *args], check=True)
-        result = subprocess.run(["ip", "netns", "exec", name, "unshare", "-m", "--propagation", "private",
-                                 # a PID namespace: every stand-in process ends with the driver
-                                 "-p", "--fork", "--kill-child",
-                                 "bash", "-c", DRIVER + scenario], env={**os.environ, "T": str(tmp_path)},
-                                capture_output=True, text=True, timeout=240)
-        assert result.returncode == 0, result.stderr + (tmp_path / "log").read_text()
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+    # a PID namespace: every stand-in process ends with the driver
+    result = run_on_private_host("kc11-haproxy", DRIVER + scenario, tmp_path, timeout=240)
+    assert result.returncode == 0, result.stderr + (tmp_path / "log").read_text()
     events = [(line.split()[0], float(line.split()[1])) for line in (tmp_path / "events").read_text().splitlines()]
     return events, (tmp_path / "log").read_text()
 

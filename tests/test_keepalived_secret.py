@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from components.config import ConfigError, parse_spec
 from components.loadbalancer import haproxy_keepalived_params
 from components.scripts import render
 from harness import base_config, run_program
+from netns import run_on_private_host
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="network and mount namespaces need root")
 
@@ -57,19 +57,8 @@ def run(tmp_path: Path, password: str) -> Path:
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed (.ci/run installs Debian's)")
     (tmp_path / "script.sh").write_text(script())
-    name = f"kc14-keepalived-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        for args in (["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"], ["link", "set", "lo", "up"],
-                     ["link", "set", "eth0", "up"], ["addr", "add", "198.18.0.11/24", "dev", "eth0"]):
-            subprocess.run(["ip", "-n", name, *args], check=True)
-        result = subprocess.run(["ip", "netns", "exec", name, "unshare", "-m", "--propagation", "private",
-                                 "-p", "--fork", "--kill-child", "bash", "-c", DRIVER],
-                                input=password, env={**os.environ, "T": str(tmp_path)},
-                                capture_output=True, text=True, timeout=120)
-        assert result.returncode == 0, result.stderr + (tmp_path / "log").read_text()
-    finally:
-        subprocess.run(["ip", "netns", "del", name], check=False)
+    result = run_on_private_host("kc14-keepalived", DRIVER, tmp_path, timeout=120, stdin=password)
+    assert result.returncode == 0, result.stderr + (tmp_path / "log").read_text()
     return tmp_path
 
 
