@@ -24,8 +24,13 @@ def tools_dir() -> Path:
     return Path(os.environ.get("KUBEADM_CLUSTER_CACHE") or Path.home() / ".cache" / "kubeadm-cluster") / "tools"
 
 
-def go_tool(name: str, module: str, version: str, package: str, stamp: str, tags: str = "") -> Path:
-    """NAME built from PACKAGE of MODULE@VERSION; STAMP is the -X variable that takes the version."""
+def go_tool(name: str, module: str, version: str, package: str, stamp: str, tags: str = "",
+            replace: dict[str, str] | None = None, stamps: dict[str, str] | None = None) -> Path:
+    """NAME built from PACKAGE of MODULE@VERSION; STAMP is the -X variable that takes the version.
+
+    REPLACE adds `replace PATH => TARGET` lines to the wrapper module (for modules whose own go.mod
+    replaces paths with directories, e.g. k8s.io/kubernetes and its staging repos); STAMPS are further
+    -X variables and their values."""
     binary = tools_dir() / f"{name}-{version}" / name
     if binary.exists():
         return binary
@@ -34,12 +39,15 @@ def go_tool(name: str, module: str, version: str, package: str, stamp: str, tags
     binary.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=binary.parent) as work:
         (Path(work) / "go.mod").write_text(f"module kubeadm-cluster.invalid/{name}-build\n\ngo 1.26\n\n"
-                                           f"require {module} {version}\n")
+                                           f"require {module} {version}\n"
+                                           + "".join(f"replace {path} => {target}\n"
+                                                     for path, target in (replace or {}).items()))
+        ldflags = " ".join(f"-X {variable}={value}" for variable, value in {stamp: version, **(stamps or {})}.items())
         env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
         started = time.monotonic()
         result = subprocess.run(
             ["go", "build", "-trimpath", *(["-tags", tags] if tags else []),
-             "-ldflags", f"-s -w -X {stamp}={version}", "-o", str(Path(work) / name), package],
+             "-ldflags", f"-s -w {ldflags}", "-o", str(Path(work) / name), package],
             cwd=work, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             pytest.fail(f"building {name} {version} failed:\n{result.stderr[-3000:]}")

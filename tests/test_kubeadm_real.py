@@ -1,0 +1,171 @@
+"""Issue 12 (first piece): every kubeadm configuration the program renders, read by the real kubeadm.
+
+The fixture builds kubeadm v1.36.4 (the default kubernetesVersion) from the Go module proxy, stamped as
+the release is (tests/kubernetes_tools.py). The documents come from the functions the phases call
+(kubeadm_config.py: init, upload-certs, control-plane and worker joins; etcd.py: the external etcd
+members' config, also with the scratch certificatesDir of etcd-member-certs.sh), for the three main
+topologies with the security defaults on and images from a mirror. They must pass
+`kubeadm config validate` (cmd/kubeadm/app/cmd/config.go@v1.36.4 newCmdConfigValidate →
+util/config/common.go ValidateConfig: strict decoding, unknown fields are errors, then the
+Init/Cluster/Join validation), `kubeadm config images list` must name the mirror and the etcd
+3.6.8-0 the backup and restore code assumes (constants/constants.go@v1.36.4 DefaultEtcdVersion), and
+the API server manifest kubeadm writes from our ClusterConfiguration must carry the hardening flags.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.config import ClusterSpec, parse_spec
+from components.control_plane_files import (ADMISSION_CONFIG, AUDIT_LOG_DIR, AUDIT_POLICY, CLUSTER_CA, ENCRYPTION_CONFIG,
+                                            HARDENING_DIR)
+from components.etcd import member_configuration
+from components.scripts import COMPONENTS_DIR
+from components.kubeadm_config import (UPLOAD_CERTS_VERSION, init_configuration, join_configuration,
+                                       upload_certs_configuration)
+from harness import base_config
+from tests.kubernetes_tools import VERSION, kubernetes_tool
+
+MIRROR = "registry.lab.internal/k8s"
+ETCD_IMAGE = f"{MIRROR}/etcd:3.6.8-0"
+VIP = "10.0.0.100"
+# The shapes join-material.sh checks (token, `sha256:` CA hash, 64 hex certificate key), not real ones.
+MATERIAL = {"token": "abcdef.0123456789abcdef", "caCertHash": "sha256:" + "a" * 64, "certificateKey": "b" * 64}
+TOPOLOGIES = {
+    "stacked-kube-vip": parse_spec(base_config(
+        imageRepository=MIRROR,
+        controlPlane={"endpoint": f"{VIP}:6443", "loadBalancer": {"type": "kube-vip", "vip": VIP}})),
+    "haproxy-keepalived": parse_spec(base_config(
+        imageRepository=MIRROR,
+        controlPlane={"endpoint": f"{VIP}:8443", "loadBalancer": {"type": "haproxy-keepalived", "vip": VIP}})),
+    "external-etcd": parse_spec(base_config(
+        imageRepository=MIRROR, etcd={"topology": "external"},
+        controlPlane={"endpoint": f"{VIP}:6443", "loadBalancer": {"type": "kube-vip", "vip": VIP}},
+        nodes=base_config()["nodes"] + [{"name": f"etcd{i}", "address": f"10.0.0.3{i}", "roles": ["etcd"]}
+                                        for i in (1, 2, 3)])),
+}
+
+
+def rendered(spec: ClusterSpec) -> dict[str, str]:
+    """Every kubeadm config the phases render for SPEC, by what it is for."""
+    documents = {
+        "init": init_configuration(spec),
+        # certificate-upload.sh fills in the version of the node's kubeadm.
+        "upload-certs": upload_certs_configuration(spec).replace(UPLOAD_CERTS_VERSION, VERSION),
+        "join-control-plane": join_configuration(spec, spec.control_planes[1], MATERIAL),
+        "join-worker": join_configuration(spec, spec.workers[0], MATERIAL),
+    }
+    for node in spec.etcd_nodes if spec.etcd_topology == "external" else ():
+        documents[f"etcd-member-{node.name}"] = member_configuration(spec, node)
+        documents[f"etcd-member-certs-{node.name}"] = member_configuration(spec, node, "/tmp/etcd-member-certs")
+    return documents
+
+
+CASES = [(topology, purpose, text) for topology, spec in TOPOLOGIES.items()
+         for purpose, text in rendered(spec).items()]
+
+
+@pytest.fixture(scope="session")
+def kubeadm() -> Path:
+    """The real kubeadm, built once per version (cold: see tests/kubernetes_tools.py)."""
+    return kubernetes_tool("kubeadm")
+
+
+def run(kubeadm: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(kubeadm), *args], capture_output=True, text=True, timeout=120)
+
+
+def config_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "kubeadm.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_build_is_stamped_with_the_release_version(kubeadm):
+    # Unstamped builds say v0.0.0-master, which kubeadm's own version checks refuse.
+    assert run(kubeadm, "version", "-o", "short").stdout.strip() == VERSION
+
+
+@pytest.mark.parametrize("topology,purpose,text", CASES, ids=[f"{t}-{p}" for t, p, _ in CASES])
+def test_real_kubeadm_accepts_the_rendered_config(kubeadm, tmp_path, topology, purpose, text):
+    result = run(kubeadm, "config", "validate", "--config", str(config_file(tmp_path, text)))
+    assert result.returncode == 0, f"kubeadm {VERSION} refuses the {purpose} config of {topology}:\n" \
+                                   f"{result.stderr}\n--- config ---\n{text}"
+
+
+def images(kubeadm: Path, tmp_path: Path, text: str) -> list[str]:
+    result = run(kubeadm, "config", "images", "list", "--config", str(config_file(tmp_path, text)))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+@pytest.mark.parametrize("topology", TOPOLOGIES)
+def test_init_images_come_from_the_configured_repository(kubeadm, tmp_path, topology):
+    listed = images(kubeadm, tmp_path, init_configuration(TOPOLOGIES[topology]))
+    assert listed and [i for i in listed if not i.startswith(f"{MIRROR}/")] == []
+
+
+def test_stacked_etcd_runs_the_etcd_the_backup_code_assumes(kubeadm, tmp_path):
+    assert ETCD_IMAGE in images(kubeadm, tmp_path, init_configuration(TOPOLOGIES["stacked-kube-vip"]))
+
+
+def test_external_etcd_members_run_the_etcd_the_backup_code_assumes(kubeadm, tmp_path):
+    spec = TOPOLOGIES["external-etcd"]
+    assert ETCD_IMAGE in images(kubeadm, tmp_path, member_configuration(spec, spec.etcd_nodes[0]))
+
+
+def test_the_sandbox_image_prepare_configures_is_the_pause_image_of_init(kubeadm, tmp_path):
+    """prepare.sh's pause_image (containerd's and CRI-O's sandbox image) with the real kubeadm first on PATH."""
+    spec = TOPOLOGIES["stacked-kube-vip"]
+    function = re.search(r"^pause_image\(\) \{\n.*?^\}\n", (COMPONENTS_DIR / "prepare.sh").read_text(),
+                         re.M | re.S).group(0)
+    result = subprocess.run(["bash", "-c", f"set -euo pipefail\n{function}pause_image\n"], capture_output=True,
+                            text=True, env={**os.environ, "PATH": f"{kubeadm.parent}:{os.environ['PATH']}",
+                                            "K8S_VERSION": spec.kubernetes_version,
+                                            "IMAGE_REPOSITORY": spec.image_repository})
+    assert result.returncode == 0, result.stderr
+    assert [result.stdout.strip()] == [i for i in images(kubeadm, tmp_path, init_configuration(spec))
+                                       if i.startswith(f"{MIRROR}/pause:")]
+
+
+needs_root_namespaces = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                                           reason="needs root and unshare for a private mount namespace")
+
+
+@pytest.fixture(scope="module")
+def api_server_manifest(kubeadm, tmp_path_factory) -> dict:
+    """The kube-apiserver static pod kubeadm writes into /etc/kubernetes/manifests/kube-apiserver.yaml from
+    the stacked topology's init config; /etc is an overlay on a tmpfs in a private mount namespace, so the
+    host's /etc is untouched."""
+    work = tmp_path_factory.mktemp("apiserver")
+    script = (f"mount -t tmpfs tmpfs {work} && mkdir {work}/upper {work}/work && "
+              f"mount -t overlay overlay -o lowerdir=/etc,upperdir={work}/upper,workdir={work}/work /etc && "
+              f"{kubeadm} init phase control-plane apiserver --config /dev/stdin >&2 && "
+              f"cat /etc/kubernetes/manifests/kube-apiserver.yaml")
+    result = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", script],
+                            input=init_configuration(TOPOLOGIES["stacked-kube-vip"]), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+@needs_root_namespaces
+@pytest.mark.parametrize("flag", [
+    "--profiling=false", f"--admission-control-config-file={ADMISSION_CONFIG}", f"--audit-policy-file={AUDIT_POLICY}",
+    f"--encryption-provider-config={ENCRYPTION_CONFIG}", f"--kubelet-certificate-authority={CLUSTER_CA}"])
+def test_api_server_manifest_carries_the_hardening_flag(api_server_manifest, flag):
+    assert flag in api_server_manifest["spec"]["containers"][0]["command"]
+
+
+@needs_root_namespaces
+@pytest.mark.parametrize("directory", [HARDENING_DIR, AUDIT_LOG_DIR])
+def test_api_server_manifest_mounts_the_hardening_directory(api_server_manifest, directory):
+    mounts = {m["mountPath"] for m in api_server_manifest["spec"]["containers"][0]["volumeMounts"]}
+    host_paths = {v["hostPath"]["path"] for v in api_server_manifest["spec"]["volumes"] if "hostPath" in v}
+    assert directory in mounts and directory in host_paths
