@@ -139,20 +139,30 @@ needs_root_namespaces = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which
                                            reason="needs root and unshare for a private mount namespace")
 
 
-@pytest.fixture(scope="module")
-def api_server_manifest(kubeadm, tmp_path_factory) -> dict:
-    """The kube-apiserver static pod kubeadm writes into /etc/kubernetes/manifests/kube-apiserver.yaml from
-    the stacked topology's init config; /etc is an overlay on a tmpfs in a private mount namespace, so the
-    host's /etc is untouched."""
-    work = tmp_path_factory.mktemp("apiserver")
+def static_pod(kubeadm: Path, work: Path, phase: str, config: str, manifest: str) -> dict:
+    """The static pod `kubeadm init phase PHASE` writes into /etc/kubernetes/manifests/MANIFEST from CONFIG;
+    /etc is an overlay on a tmpfs in a private mount namespace, so the host's /etc is untouched."""
     script = (f"mount -t tmpfs tmpfs {work} && mkdir {work}/upper {work}/work && "
               f"mount -t overlay overlay -o lowerdir=/etc,upperdir={work}/upper,workdir={work}/work /etc && "
-              f"{kubeadm} init phase control-plane apiserver --config /dev/stdin >&2 && "
-              f"cat /etc/kubernetes/manifests/kube-apiserver.yaml")
+              f"{kubeadm} init phase {phase} --config /dev/stdin >&2 && cat /etc/kubernetes/manifests/{manifest}")
     result = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", script],
-                            input=init_configuration(TOPOLOGIES["stacked-kube-vip"]), capture_output=True, text=True, timeout=120)
+                            input=config, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
+
+
+@pytest.fixture(scope="module")
+def api_server_manifest(kubeadm, tmp_path_factory) -> dict:
+    return static_pod(kubeadm, tmp_path_factory.mktemp("apiserver"), "control-plane apiserver",
+                      init_configuration(TOPOLOGIES["stacked-kube-vip"]), "kube-apiserver.yaml")
+
+
+@pytest.fixture(scope="module")
+def etcd_member_command(kubeadm, tmp_path_factory) -> list[str]:
+    """etcd-member.sh's `kubeadm init phase etcd local` on the first external etcd host."""
+    spec = TOPOLOGIES["external-etcd"]
+    return static_pod(kubeadm, tmp_path_factory.mktemp("etcd"), "etcd local",
+                      member_configuration(spec, spec.etcd_nodes[0]), "etcd.yaml")["spec"]["containers"][0]["command"]
 
 
 @needs_root_namespaces
@@ -169,3 +179,17 @@ def test_api_server_manifest_mounts_the_hardening_directory(api_server_manifest,
     mounts = {m["mountPath"] for m in api_server_manifest["spec"]["containers"][0]["volumeMounts"]}
     host_paths = {v["hostPath"]["path"] for v in api_server_manifest["spec"]["volumes"] if "hostPath" in v}
     assert directory in mounts and directory in host_paths
+
+
+@needs_root_namespaces
+@pytest.mark.parametrize("name", ["initial-cluster", "initial-cluster-state", "name", "listen-peer-urls",
+                                  "listen-client-urls", "advertise-client-urls", "initial-advertise-peer-urls"])
+def test_external_etcd_manifest_takes_our_member_flag_once(etcd_member_command, name):
+    """Our extraArgs replace kubeadm's default of the same name rather than adding a second flag
+    (phases/etcd/local.go → util/arguments.go ArgumentsToCommand@v1.36.4); kubeadm's own default of
+    listen-client-urls also has https://127.0.0.1:2379, which no script uses on an external etcd host."""
+    spec = TOPOLOGIES["external-etcd"]
+    ours = yaml.safe_load_all(member_configuration(spec, spec.etcd_nodes[0]))
+    value = {a["name"]: a["value"] for d in ours if d["kind"] == "ClusterConfiguration"
+             for a in d["etcd"]["local"]["extraArgs"]}[name]
+    assert [f for f in etcd_member_command if f.startswith(f"--{name}=")] == [f"--{name}={value}"]
