@@ -24,8 +24,8 @@ import pytest
 import yaml
 
 from components.config import ClusterSpec, parse_spec
-from components.control_plane_files import (ADMISSION_CONFIG, AUDIT_LOG_DIR, AUDIT_POLICY, CLUSTER_CA, ENCRYPTION_CONFIG,
-                                            HARDENING_DIR)
+from components.control_plane_files import (ADMISSION_CONFIG, AUDIT_LOG_DIR, AUDIT_POLICY, CLUSTER_CA,
+                                            ENCRYPTION_CONFIG, HARDENING_DIR)
 from components.etcd import member_configuration
 from components.scripts import COMPONENTS_DIR
 from components.kubeadm_config import (UPLOAD_CERTS_VERSION, init_configuration, join_configuration,
@@ -193,3 +193,20 @@ def test_external_etcd_manifest_takes_our_member_flag_once(etcd_member_command, 
     value = {a["name"]: a["value"] for d in ours if d["kind"] == "ClusterConfiguration"
              for a in d["etcd"]["local"]["extraArgs"]}[name]
     assert [f for f in etcd_member_command if f.startswith(f"--{name}=")] == [f"--{name}={value}"]
+
+
+@pytest.mark.parametrize("cert,file", [("etcd-server", "server.crt"), ("etcd-peer", "peer.crt")])
+def test_member_certificates_signed_on_the_first_member_name_the_member(kubeadm, tmp_path, cert, file):
+    """etcd-member-certs.sh: the first member signs another member's certificates from that member's config
+    with a scratch certificatesDir; they must be valid for the member's address, not the signer's."""
+    spec = TOPOLOGIES["external-etcd"]
+    member = spec.etcd_nodes[1]
+    config = config_file(tmp_path, member_configuration(spec, member, str(tmp_path / "pki")))
+    for phase in ("etcd-ca", cert):
+        result = run(kubeadm, "init", "phase", "certs", phase, "--config", str(config))
+        assert result.returncode == 0, result.stderr
+    certificate = tmp_path / "pki" / "etcd" / file
+    names = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", str(certificate)],
+                           capture_output=True, text=True, check=True).stdout
+    signer = spec.etcd_nodes[0]
+    assert f"IP Address:{member.internal_address}" in names and f"IP Address:{signer.internal_address}" not in names
