@@ -210,3 +210,35 @@ def test_member_certificates_signed_on_the_first_member_name_the_member(kubeadm,
                            capture_output=True, text=True, check=True).stdout
     signer = spec.etcd_nodes[0]
     assert f"IP Address:{member.internal_address}" in names and f"IP Address:{signer.internal_address}" not in names
+
+
+# `kubeadm SUBCOMMAND... FLAGS` as the scripts run it (a line's command, `$(`, `if !` or `then`), up to the
+# first argument that is not a literal subcommand; messages inside log/die strings do not match.
+INVOCATION = re.compile(r"(?:^\s*|\$\(|if !\s+|then\s+)kubeadm((?: [a-z][\w-]*)+)([^|>;)]*)", re.M)
+INVOCATIONS = sorted({(path.name, m.group(1).strip(), tuple(re.findall(r"(?<=\s)(--?[a-z][\w-]*)", m.group(2))))
+                      for path in COMPONENTS_DIR.glob("*.sh") for m in INVOCATION.finditer(path.read_text())})
+
+
+def help_text(kubeadm: Path, command: list[str]) -> str:
+    result = run(kubeadm, *command, "--help")
+    assert result.returncode == 0, f"kubeadm {VERSION} has no command 'kubeadm {' '.join(command)}':\n{result.stderr}"
+    return result.stdout
+
+
+def test_the_scripts_run_kubeadm():
+    assert len(INVOCATIONS) > 10 and ("init.sh", "init", ("--config", "--skip-token-print")) in INVOCATIONS
+
+
+@pytest.mark.parametrize("script,command,flags", INVOCATIONS, ids=[f"{s}:{c}" for s, c, _ in INVOCATIONS])
+def test_real_kubeadm_has_the_command_and_flags_the_scripts_use(kubeadm, script, command, flags):
+    """Where the script names the next word with a variable (`certs renew "$cert"`) and the command is a
+    group, every subcommand of the group must take the flags."""
+    text = help_text(kubeadm, command.split())
+    group = re.search(r"^Available Commands:\n((?:  .*\n)+)", text, re.M)
+    variable = re.search(rf"kubeadm {command} \"\$", (COMPONENTS_DIR / script).read_text())
+    leaves = ([command.split() + [line.split()[0]] for line in group.group(1).splitlines()]
+              if group and variable else [command.split()])
+    for leaf in leaves:
+        text = help_text(kubeadm, leaf)
+        missing = [f for f in flags if not re.search(rf"(^|[\s,]){re.escape(f)}[\s,=]", text, re.M)]
+        assert missing == [], f"{script}: kubeadm {VERSION} '{' '.join(leaf)}' has no {missing}"
