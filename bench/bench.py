@@ -82,7 +82,7 @@ def measure_floor(commands: int) -> dict:
 
     from harness import ClusterMocks, RecordingMonitor
 
-    mocks = ClusterMocks(lambda name: "")
+    mocks = ClusterMocks(lambda name: "", stashed={})
     pulumi.runtime.set_mocks(mocks, project="floor", stack="bench", preview=False, monitor=RecordingMonitor(mocks))
 
     @pulumi.runtime.test

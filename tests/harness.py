@@ -13,7 +13,6 @@ stdout is unknown, as in a real preview of a fresh stack.
 from __future__ import annotations
 
 import base64
-import base64
 import json
 import threading
 from dataclasses import dataclass, field
