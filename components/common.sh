@@ -50,6 +50,23 @@ write_if_changed() {
   mv -f "$tmp" "$file"
 }
 
+# install_timed_program UNIT PROGRAM SCRIPT SERVICE TIMER MESSAGE: installs SCRIPT as PROGRAM (0700) with
+# its UNIT.service and UNIT.timer, reloads systemd and logs MESSAGE when any of them changed, and
+# leaves the timer enabled and running (restarted after a change, so a new schedule takes effect).
+install_timed_program() {
+  local unit=$1 program=$2 script=$3 service=$4 timer=$5 message=$6 changed=false
+  printf '%s' "$script" | write_if_changed "$program" 0700 && changed=true
+  printf '%s' "$service" | write_if_changed "/etc/systemd/system/$unit.service" && changed=true
+  printf '%s' "$timer" | write_if_changed "/etc/systemd/system/$unit.timer" && changed=true
+  if [[ $changed == true ]]; then
+    systemctl daemon-reload
+    log "$message"
+  fi
+  # A schedule systemd cannot parse fails here: the timer unit does not load.
+  systemctl enable --now "$unit.timer" >&2
+  if [[ $changed == true ]]; then systemctl restart "$unit.timer"; fi
+}
+
 # The interface that carries the VIP: the configured one, else the one whose main-table route to it
 # is most specific (the connected subnet). Not `ip route get`: on the node holding the VIP that
 # answers from the local table, `local VIP dev lo`. The kernel's host route for the VIP's own address

@@ -7,18 +7,8 @@ set -euo pipefail
 
 UNIT=kubeadm-cluster-etcd-backup
 install -d -m 0700 "$DIRECTORY"
-changed=false
-printf '%s' "$BACKUP_SCRIPT" | write_if_changed /usr/local/lib/kubeadm-cluster/etcd-backup && changed=true
-chmod 0700 /usr/local/lib/kubeadm-cluster/etcd-backup
-printf '%s' "$SERVICE_UNIT" | write_if_changed "/etc/systemd/system/$UNIT.service" && changed=true
-printf '%s' "$TIMER_UNIT" | write_if_changed "/etc/systemd/system/$UNIT.timer" && changed=true
-if [[ $changed == true ]]; then
-  systemctl daemon-reload
-  log "etcd backup timer installed; snapshots go to $DIRECTORY"
-fi
-# A schedule systemd cannot parse fails here: the timer unit does not load.
-systemctl enable --now "$UNIT.timer" >&2
-if [[ $changed == true ]]; then systemctl restart "$UNIT.timer"; fi
+install_timed_program "$UNIT" /usr/local/lib/kubeadm-cluster/etcd-backup "$BACKUP_SCRIPT" \
+  "$SERVICE_UNIT" "$TIMER_UNIT" "etcd backup timer installed; snapshots go to $DIRECTORY"
 # The newest snapshot's time, from its name (etcd-NODE-YYYYmmddTHHMMSSZ.db).
 newest=$(find "$DIRECTORY" -maxdepth 1 -name "etcd-$NODE_NAME-*.db" -printf '%f\n' | sort | tail -n1)
 last=null

@@ -7,15 +7,7 @@
 set -euo pipefail
 
 UNIT=kubeadm-cluster-kubelet-serving
-changed=false
-printf '%s' "$APPROVER" | write_if_changed /usr/local/lib/kubeadm-cluster/kubelet-serving-approve 0700 && changed=true
-printf '%s' "$SERVICE_UNIT" | write_if_changed "/etc/systemd/system/$UNIT.service" && changed=true
-printf '%s' "$TIMER_UNIT" | write_if_changed "/etc/systemd/system/$UNIT.timer" && changed=true
-if [[ $changed == true ]]; then
-  systemctl daemon-reload
-  log "kubelet serving-certificate approver installed (every minute)"
-fi
-systemctl enable --now "$UNIT.timer" >&2
-if [[ $changed == true ]]; then systemctl restart "$UNIT.timer"; fi
+install_timed_program "$UNIT" /usr/local/lib/kubeadm-cluster/kubelet-serving-approve "$APPROVER" \
+  "$SERVICE_UNIT" "$TIMER_UNIT" "kubelet serving-certificate approver installed (every minute)"
 wait_for_apiserver
 bash /usr/local/lib/kubeadm-cluster/kubelet-serving-approve
