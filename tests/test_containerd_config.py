@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from components.scripts import COMPONENTS_DIR
-from upstream_tools import go_tool
+from tests.upstream_tools import go_tool
 
 MODULE = "github.com/containerd/containerd/v2"
 VERSIONS = ["v2.1.5", "v2.2.9"]

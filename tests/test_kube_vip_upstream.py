@@ -26,7 +26,7 @@ import yaml
 from components.config import parse_spec
 from components.loadbalancer import KUBE_VIP_IMAGE, kube_vip_manifest
 from harness import base_config
-from upstream_tools import go_tool
+from tests.upstream_tools import go_tool
 
 REFERENCE_VERSION = "v1.2.2"
 MODULE = "github.com/kube-vip/kube-vip"

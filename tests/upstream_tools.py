@@ -24,6 +24,10 @@ def tools_dir() -> Path:
     return Path(os.environ.get("KUBEADM_CLUSTER_CACHE") or Path.home() / ".cache" / "kubeadm-cluster") / "tools"
 
 
+# What this session built (tests/conftest.py prints it at the end: CI shows each build's time).
+BUILDS: list[str] = []
+
+
 def go_tool(name: str, module: str, version: str, package: str, stamp: str, tags: str = "",
             replace: dict[str, str] | None = None, stamps: dict[str, str] | None = None) -> Path:
     """NAME built from PACKAGE of MODULE@VERSION; STAMP is the -X variable that takes the version.
@@ -51,6 +55,6 @@ def go_tool(name: str, module: str, version: str, package: str, stamp: str, tags
             cwd=work, env=env, capture_output=True, text=True)
         if result.returncode != 0:
             pytest.fail(f"building {name} {version} failed:\n{result.stderr[-3000:]}")
-        print(f"built {name} {version} in {time.monotonic() - started:.0f} s")
+        BUILDS.append(f"{name} {version} in {time.monotonic() - started:.0f} s")
         os.replace(Path(work) / name, binary)
     return binary
