@@ -171,7 +171,8 @@ def test_run_fails_when_a_machine_is_down_and_still_cleans_up(monkeypatch, capsy
     assert run.main([str(CONFIGS / "ha-kube-vip.yaml")]) == 1
     out, err = capsys.readouterr()
     assert out.splitlines()[-1].startswith("lab: FAILED: 4/5 nodes")  # the others joined; w2 did not
-    assert "pulumi up failed: w2-prepare" in err and "w2: not in the cluster" in err
+    # The first step that reaches w2 is the scan that records its host key (SSH trust on first use).
+    assert "pulumi up failed: w2-host-key-scan" in err and "w2: not in the cluster" in err
     assert lab_namespaces() == []
 
 
