@@ -41,6 +41,7 @@ version=$("$TOOLS_DIR/etcdctl" version | sed -n 's/^etcdctl version: //p')
 # Without etcdutl (kubernetes' etcd image has none, and no checksum is configured for the release
 # tarball) the snapshot is still taken and kept, marked unverified: a backup beats none.
 select_etcdutl "$version" "$image_bin"
+# shellcheck disable=SC2153 # set by select_etcdutl (etcd-tools.sh, included above)
 etcdutl=$ETCDUTL
 
 snapshot=$DIRECTORY/etcd-$NODE_NAME-$(date -u +%Y%m%dT%H%M%SZ).db

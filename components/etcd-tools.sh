@@ -51,6 +51,7 @@ download_etcdutl() {
 # select_etcdutl VERSION IMAGE_BIN — sets ETCDUTL to etcdutl for VERSION: the running image's, one
 # installed before (with no etcd running, IMAGE_BIN is empty), or the release tarball's (downloaded only
 # with its sha256 configured). Empty when there is none.
+# shellcheck disable=SC2034 # ETCDUTL is the result: the script that includes this file reads it
 select_etcdutl() {
   ETCDUTL=
   if install_tool "$2/etcdutl" etcdutl || [[ -z $2 && -x $TOOLS_DIR/etcdutl ]]; then
