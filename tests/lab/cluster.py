@@ -7,6 +7,7 @@ pulumi-command provider opens its SSH connections.
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,8 +39,9 @@ class LabCluster:
                  passphrase: str | None = None):
         self.lab = Lab.from_file(config_path)
         version = target_version(self.lab.config)  # a config the program rejects gets no hosts (ConfigError)
-        # The config's own version too, so any stack config runs (the default versions serve upgrades).
-        self.lab.versions = tuple(dict.fromkeys([*self.lab.versions, version]))
+        # The config's own version too, so any stack config runs (the default versions serve upgrades). A real
+        # lab packages only the versions it builds: the config's.
+        self.lab.versions = (version,) if self.lab.real else tuple(dict.fromkeys([*self.lab.versions, version]))
         self.log = log
         self.state = state
         self.stack_name = stack
@@ -87,10 +89,38 @@ class LabCluster:
     def members(self) -> dict[str, dict[str, Any]]:
         return self.lab.journal().get("nodes", {})
 
+    def kubectl(self, args: str, host: str | None = None) -> Any:
+        """The real kubectl's JSON output for ARGS, run with admin.conf on a control plane (default: the first)."""
+        host = host or next(n["name"] for n in self.lab.config["nodes"] if "control-plane" in n["roles"])
+        done = self.lab.ssh(host, f"sudo kubectl --kubeconfig /etc/kubernetes/admin.conf {args} -o json")
+        return json.loads(done.stdout)
+
+    def real_members(self) -> dict[str, dict[str, Any]]:
+        """The cluster's Nodes as the real API server has them, shaped like the stand-in journal's members:
+        role from kubeadm's control-plane label, the kubelet's reported version, the API server's image tag."""
+        images = {pod["spec"]["nodeName"]: pod["spec"]["containers"][0]["image"]
+                  for pod in self.kubectl("get pods -n kube-system -l component=kube-apiserver")["items"]}
+        return {node["metadata"]["name"]: {
+            "role": "control-plane" if "node-role.kubernetes.io/control-plane" in node["metadata"]["labels"]
+            else "worker",
+            "kubelet": node["status"]["nodeInfo"]["kubeletVersion"].removeprefix("v"),
+            "controlPlane": images[node["metadata"]["name"]].rsplit(":", 1)[1].removeprefix("v")
+            if node["metadata"]["name"] in images else None,
+        } for node in self.kubectl("get nodes")["items"]}
+
+    def real_versions(self) -> str:
+        """What runs, in the words of the real programs: kubeadm's, the API server's and etcd's versions."""
+        kubeadm = self.lab.ssh(self.lab.config["nodes"][0]["name"], "kubeadm version -o short").stdout.strip()
+        server = self.kubectl("version")["serverVersion"]["gitVersion"]
+        etcd = [pod["spec"]["containers"][0]["image"].rsplit(":", 1)[1]
+                for pod in self.kubectl("get pods -n kube-system -l component=etcd")["items"]]
+        return f"real kubeadm {kubeadm}, kube-apiserver {server}, etcd {', '.join(sorted(set(etcd))) or 'none'}"
+
     def problems(self, config: dict[str, Any]) -> list[str]:
-        """How the stand-in cluster differs from `config`: every node joined, right role and version."""
+        """How the cluster differs from `config`: every node joined, right role and version (the real API
+        server's view in a real lab, else the stand-ins' journal)."""
         version = target_version(config)
-        members = self.members()
+        members = self.real_members() if self.lab.real else self.members()
         problems = []
         for node in config["nodes"]:
             if node["roles"] == ["etcd"]:

@@ -35,6 +35,8 @@ CACHE = LAB_DIR / ".cache"
 WORK = LAB_DIR / ".work"
 ROOTFS = CACHE / "rootfs-bookworm"
 STANDIN = LAB_DIR / "standins" / "standin.py"
+KUBELET_STANDIN = LAB_DIR / "standins" / "kubelet.py"
+UNITS = LAB_DIR / "standins" / "units"
 PREFIX = "kclab"
 SWITCH_NS = f"{PREFIX}-sw"
 CLIENT_NS = f"{PREFIX}-client"
@@ -105,21 +107,28 @@ def ensure_rootfs() -> Path:
     return ROOTFS
 
 
-def _deb(out_dir: Path, name: str, version: str, files: dict[str, str], depends: str = "") -> None:
+def _deb(out_dir: Path, name: str, version: str, files: dict[str, str | Path], depends: str = "") -> None:
+    """A package of FILES: text (a stand-in, made executable) or a Path (a real binary, copied as it is)."""
     root = Path(tempfile.mkdtemp(prefix=f"kclab-deb-{name}-"))
+    real = any(isinstance(content, Path) for content in files.values())
     try:
         (root / "DEBIAN").mkdir()
         control = (f"Package: {name}\nVersion: {version}\nArchitecture: all\nMaintainer: kubeadm-cluster lab\n"
-                   f"Description: lab stand-in for {name}\n")
+                   f"Description: {'the real ' if real else 'lab stand-in for '}{name}, packaged by the lab\n")
         if depends:
             control += f"Depends: {depends}\n"
         (root / "DEBIAN" / "control").write_text(control)
         for path, content in files.items():
             target = root / path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(content)
-            target.chmod(0o755)
-        run("dpkg-deb", "--root-owner-group", "--build", str(root), str(out_dir / f"{name}_{version}_all.deb"))
+            if isinstance(content, Path):
+                shutil.copyfile(content, target)
+            else:
+                target.write_text(content)
+            target.chmod(0o644 if "/systemd/" in path else 0o755)
+        # Real binaries are large: uncompressed packages build and install in seconds.
+        run("dpkg-deb", "--root-owner-group", *(["-Znone"] if real else []), "--build", str(root),
+            str(out_dir / f"{name}_{version}_all.deb"))
     finally:
         shutil.rmtree(root)
 
@@ -137,8 +146,9 @@ def _sign_flat_repo(directory: Path, gnupg_home: Path) -> None:
     (directory / "Release.key").write_text(run("gpg", "--batch", "--armor", "--export", env=env).stdout)
 
 
-def build_repository(repo: Path, versions: Iterable[str]) -> None:
-    """pkgs.k8s.io-shaped flat repositories, one per minor; containerd's; CRI-O's per minor; all signed."""
+def build_repository(repo: Path, versions: Iterable[str], real: bool = False) -> None:
+    """pkgs.k8s.io-shaped flat repositories, one per minor; containerd's; CRI-O's per minor; all signed.
+    REAL: the real kubeadm and kubectl of each version (built from the Go module proxy) and the kubelet stand-in."""
     shutil.rmtree(repo, ignore_errors=True)
     repo.mkdir(parents=True)
     gnupg_home = Path(tempfile.mkdtemp(prefix="kclab-gnupg-"))
@@ -146,13 +156,26 @@ def build_repository(repo: Path, versions: Iterable[str]) -> None:
     try:
         run("gpg", "--batch", "--passphrase", "", "--quick-gen-key", "kubeadm-cluster lab <lab@invalid>",
             "rsa2048", "sign", "never", env=env)
-        _build_packages(repo, versions, gnupg_home)
+        _build_packages(repo, versions, gnupg_home, real)
     finally:
         run("gpgconf", "--kill", "gpg-agent", env=env, check=False)
         shutil.rmtree(gnupg_home, ignore_errors=True)
 
 
-def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path) -> None:
+def real_kubernetes_packages(version: str) -> dict[str, dict[str, str | Path]]:
+    """The files of kubeadm, kubelet and kubectl VERSION as the real packages lay them out (kubernetes/release
+    cmd/krel/templates/latest/{kubeadm,kubelet,kubectl}: /usr/bin/NAME; the kubelet's unit and kubeadm's drop-in
+    under /usr/lib/systemd/system), with the real kubeadm and kubectl and the lab's kubelet stand-in."""
+    from tests.kubernetes_tools import kubernetes_tool  # builds on first use: only real labs need it
+    kubelet = {"/usr/bin/kubelet": KUBELET_STANDIN.read_text().replace("@VERSION@", version)}
+    for unit in sorted(UNITS.glob("kubelet*")):
+        kubelet["/usr/lib/systemd/system/" + unit.relative_to(UNITS).as_posix()] = unit.read_text()
+    return {"kubeadm": {"/usr/bin/kubeadm": kubernetes_tool("kubeadm", f"v{version}")},
+            "kubelet": kubelet,
+            "kubectl": {"/usr/bin/kubectl": kubernetes_tool("kubectl", f"v{version}")}}
+
+
+def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path, real: bool) -> None:
     standin = STANDIN.read_text()
     by_minor: dict[str, list[str]] = {}
     for version in versions:
@@ -163,11 +186,13 @@ def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path) -> No
         for version in minor_versions:
             revision = f"{version}-1.1"
             code = standin.replace("@VERSION@", version)
+            files = real_kubernetes_packages(version) if real else {
+                name: {f"/usr/bin/{name}": code} for name in ("kubeadm", "kubelet", "kubectl")}
             # kubeadm's packages require nothing since 1.32 (kubernetes/release
             # cmd/krel/templates/latest/metadata.yaml): preparation must install cri-tools itself.
-            _deb(directory, "kubeadm", revision, {"/usr/bin/kubeadm": code})
-            _deb(directory, "kubelet", revision, {"/usr/bin/kubelet": code}, "kubernetes-cni")
-            _deb(directory, "kubectl", revision, {"/usr/bin/kubectl": code})
+            _deb(directory, "kubeadm", revision, files["kubeadm"])
+            _deb(directory, "kubelet", revision, files["kubelet"], "kubernetes-cni")
+            _deb(directory, "kubectl", revision, files["kubectl"])
         _deb(directory, "cri-tools", f"{minor}.0-1.1", {"/usr/bin/crictl": standin.replace("@VERSION@", f"{minor}.0")})
         _deb(directory, "kubernetes-cni", "1.7.1-1.1", {"/opt/cni/bin/.lab": ""})
         _sign_flat_repo(directory, gnupg_home)
@@ -215,6 +240,11 @@ exec chroot "$root" /bin/sh -c '
   done
   mount -t sysfs sysfs /sys
   mount -t cgroup2 cgroup2 /sys/fs/cgroup
+  # This kernel binds every cgroup controller to v1, so the v2 root lists only hugetlb. A host booted with
+  # systemd on cgroup v2 delegates these; the SystemVerification check of kubeadm reads them from this file
+  # (k8s.io/system-validators@v1.12.1 validators/cgroup_validator_linux.go) and needs cpu cpuset memory pids.
+  echo "cpuset cpu io memory hugetlb pids rdma misc" > /run/kclab-cgroup.controllers
+  mount --bind /run/kclab-cgroup.controllers /sys/fs/cgroup/cgroup.controllers
   hostname {name}
   mkdir -p /run/sshd
   exec /usr/sbin/sshd -D -e'
@@ -231,6 +261,9 @@ class Lab:
     # Pin every host key (nodes[].hostKey, ssh.bastion.hostKey) in the derived config; otherwise the program
     # records them on first use. A config file asks for pins with a top-level `kclab: {pinHostKeys: true}`.
     pin_host_keys: bool = False
+    # The real kubeadm, kubectl, containerd and control plane with the kubelet stand-in (issue 12): a config
+    # file asks with `kclab: {real: true}`.
+    real: bool = False
 
     @classmethod
     def from_file(cls, path: str | Path, **kwargs: Any) -> "Lab":
@@ -238,6 +271,7 @@ class Lab:
         if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
             raise LabError(f"{path} is not a stack config file (no `config:` mapping)")
         kwargs.setdefault("pin_host_keys", bool((document.get("kclab") or {}).get("pinHostKeys")))
+        kwargs.setdefault("real", bool((document.get("kclab") or {}).get("real")))
         return cls({k.split(":", 1)[1]: v for k, v in document["config"].items() if ":" in k}, **kwargs)
 
     # -- addresses ------------------------------------------------------------------------------
@@ -290,7 +324,7 @@ class Lab:
         self.work.mkdir(parents=True)
         self.journal_dir.mkdir()
         run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.key_path))
-        build_repository(self.work / "repo", self.versions)
+        build_repository(self.work / "repo", self.versions, self.real)
         self._network()
         self.repo_server = subprocess.Popen(
             ["ip", "netns", "exec", CLIENT_NS, sys.executable, "-m", "http.server", str(REPO_PORT), "--bind",

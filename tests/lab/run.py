@@ -90,6 +90,8 @@ def bring_up(cluster: LabCluster, started: float) -> int:
     seconds = time.monotonic() - started
     failed = bool(result.error or problems)
     version = target_version(config)
+    if cluster.lab.real and not result.error:
+        notes.insert(0, cluster.real_versions())
     print(f"lab: {'FAILED' if failed else 'OK'}: {len(as_configured)}/{len(names)} nodes as configured at "
           f"v{version}, pulumi up ran {len(result.ran())} commands, in {seconds:.0f} s"
           + "".join(f"; {note}" for note in notes))
