@@ -58,6 +58,8 @@ class Secrets:
         for key, secret in journal.get("objects", {}).items():  # the exported credentials' tokens
             if (secret.get("data") or {}).get("token"):
                 self.values[f"credential token {key}"] = base64.b64decode(secret["data"]["token"]).decode()
+        if lab.real:
+            self._collect_from_api_server()
         files = ("/etc/kubernetes/pki/*.key /etc/kubernetes/pki/etcd/*.key /etc/kubernetes/admin.conf "
                  "/etc/keepalived/keepalived.conf")
         for name in lab.hosts:
@@ -74,6 +76,17 @@ class Secrets:
                     self._add_pem(f"{name} admin kubeconfig client key (decoded)", base64.b64decode(data).decode())
                 for password in re.findall(r"auth_pass (\S+)", text):
                     self.values[f"{name} VRRP password"] = password
+
+    def _collect_from_api_server(self) -> None:
+        """A real lab's bootstrap tokens and ServiceAccount token Secrets, as the real API server holds them."""
+        for secret in self.cluster.kubectl("get secrets -A")["items"]:
+            data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+            name = f"{secret['metadata']['namespace']}/{secret['metadata']['name']}"
+            if secret["type"] == "bootstrap.kubernetes.io/token":
+                self.values[f"bootstrap token {data['token-id']}"] = f"{data['token-id']}.{data['token-secret']}"
+                self.values[f"bootstrap token secret {data['token-id']}"] = data["token-secret"]
+            elif secret["type"] == "kubernetes.io/service-account-token" and data.get("token"):
+                self.values[f"credential token {name}"] = data["token"]
 
     def leaks(self) -> list[str]:
         """Which known secrets appear in `pulumi stack export` or anything the CLI printed."""
