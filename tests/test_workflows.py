@@ -49,13 +49,24 @@ def test_pr_preview_installs_the_cli_the_toolchain_pins():
     assert "command" not in step["with"] and step["with"]["pulumi-version"] == pinned
 
 
+def up_step(job: dict) -> dict:
+    return next(step for step in job["steps"] if "pulumi up" in step.get("run", ""))
+
+
 def test_up_runs_on_main_one_at_a_time():
     workflow = load("up.yml")
     assert workflow["on"]["push"]["branches"] == ["main"]
     assert workflow["concurrency"]["cancel-in-progress"] is False
-    step = pulumi_step(workflow["jobs"]["up"])
-    assert step["with"]["command"] == "up"
-    assert step["with"]["cloud-url"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+    step = up_step(workflow["jobs"]["up"])
+    assert step["run"].split()[:4] == ["pulumi", "up", "--stack", "dev"]
+    assert step["env"]["PULUMI_BACKEND_URL"] == "${{ secrets.PULUMI_BACKEND_URL }}"
+
+
+def test_up_log_shows_every_script_in_full():
+    # The action's own `up` takes `diff: true` only, which the CLI cuts to 3 lines a string.
+    workflow = load("up.yml")
+    assert {"--diff", "--show-full-output"} <= set(up_step(workflow["jobs"]["up"])["run"].split())
+    assert "command" not in pulumi_step(workflow["jobs"]["up"])["with"]
 
 
 def secret_references(job: dict) -> set[str]:
