@@ -1,10 +1,6 @@
 """Node preparation's containerd config, checked by the real containerd of the versions nodes get.
 
-containerd is a Go module without replace directives; its go.mod has exclude directives, so
-`go install …@v` refuses it and the binary is built from a throwaway module that requires it. Builds
-are cached by version under ${KUBEADM_CLUSTER_CACHE:-~/.cache/kubeadm-cluster}/tools/ (about 4 minutes
-cold on 2 cores, module download included). Docker's containerd.io shipped 2.1.5; 2.2.9 is the newest
-2.2 the Go module proxy serves.
+The binaries are built by tests/containerd_tools.py (cached by version; about 4 minutes cold).
 """
 
 from __future__ import annotations
@@ -19,21 +15,14 @@ from pathlib import Path
 import pytest
 
 from components.scripts import COMPONENTS_DIR
-from tests.upstream_tools import go_tool
+from tests.containerd_tools import CONTAINERD_VERSIONS, build_containerd
 
-MODULE = "github.com/containerd/containerd/v2"
-VERSIONS = ["v2.1.5", "v2.2.9"]
 PAUSE = "registry.k8s.io/pause:3.10.1"
 
 pytestmark = pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed (containerd is built from source)")
 
 
-def build_containerd(version: str) -> Path:
-    """containerd `version`, built once (CGO off, tag no_btrfs, version-stamped) and cached."""
-    return go_tool("containerd", MODULE, version, f"{MODULE}/cmd/containerd", f"{MODULE}/version.Version",
-                   tags="no_btrfs")
-
-@pytest.fixture(scope="module", params=VERSIONS)
+@pytest.fixture(scope="module", params=CONTAINERD_VERSIONS)
 def containerd(request) -> Path:
     binary = build_containerd(request.param)
     assert subprocess.run([binary, "--version"], capture_output=True, text=True).stdout.split()[2] == request.param

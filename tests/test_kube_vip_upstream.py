@@ -7,10 +7,8 @@ cache keyed by version, then
   get past its config validation (the old `vip_address` without `vip_subnet` stopped there, kube-vip
   cmd/kube-vip.go@v1.2.3 CheckSubnetExists) and use the node name as its leader-election identity.
 
-The reference build is v1.2.2, not the pinned image's v1.2.3: the proxy answers 403 "not available"
-for github.com/kube-vip/kube-vip@v1.2.3 (and for its commit 7ce55caf). v1.2.2..v1.2.3 changes neither
-the generator (cmd/, pkg/kubevip/config_generator.go) nor the manager's config parsing and validation
-(it only adds the optional `vip_skipdad` variable), so both print and accept the same pod.
+The reference build is v1.2.2, not the pinned image's v1.2.3 (tests/kube_vip_tools.py says why both print
+and accept the same pod).
 """
 
 from __future__ import annotations
@@ -26,10 +24,8 @@ import yaml
 from components.config import parse_spec
 from components.loadbalancer import KUBE_VIP_IMAGE, kube_vip_manifest
 from harness import base_config
-from tests.upstream_tools import go_tool
+from tests.kube_vip_tools import build_kube_vip
 
-REFERENCE_VERSION = "v1.2.2"
-MODULE = "github.com/kube-vip/kube-vip"
 VIP = "198.18.0.100"
 SPEC = parse_spec(base_config(controlPlane={
     "endpoint": f"{VIP}:6443", "loadBalancer": {"type": "kube-vip", "vip": VIP}}))
@@ -39,7 +35,7 @@ SPEC = parse_spec(base_config(controlPlane={
 def kube_vip() -> Path:
     """The real kube-vip binary, built once per version: cold about 3 min of CPU (8 min on a busy
     2-core machine), then cached."""
-    return go_tool("kube-vip", MODULE, REFERENCE_VERSION, MODULE, "main.Version")
+    return build_kube_vip()
 
 def generated(kube_vip: Path, *flags: str) -> dict[str, Any]:
     """What `kube-vip manifest pod` prints; run with an empty environment, which it also parses."""
@@ -70,7 +66,7 @@ def test_our_manifest_is_what_kube_vip_manifest_pod_prints(kube_vip, kubeconfig)
 
 
 def test_the_reference_build_still_stands_for_the_pinned_release():
-    # REFERENCE_VERSION stands in for v1.2.3 only because v1.2.2..v1.2.3 leaves the generator and the
+    # kube_vip_tools.REFERENCE_VERSION stands in for v1.2.3 only because v1.2.2..v1.2.3 leaves the generator and the
     # config validation alone (module docstring): moving the pin means checking that again.
     assert KUBE_VIP_IMAGE == "ghcr.io/kube-vip/kube-vip:v1.2.3"
 
