@@ -29,12 +29,14 @@ BUILDS: list[str] = []
 
 
 def go_tool(name: str, module: str, version: str, package: str, stamp: str, tags: str = "",
-            replace: dict[str, str] | None = None, stamps: dict[str, str] | None = None) -> Path:
+            replace: dict[str, str] | None = None, stamps: dict[str, str] | None = None,
+            env: dict[str, str] | None = None) -> Path:
     """NAME built from PACKAGE of MODULE@VERSION; STAMP is the -X variable that takes the version.
 
     REPLACE adds `replace PATH => TARGET` lines to the wrapper module (for modules whose own go.mod
     replaces paths with directories, e.g. k8s.io/kubernetes and its staging repos); STAMPS are further
-    -X variables and their values."""
+    -X variables and their values; ENV more environment for go (e.g. GONOSUMDB for a module the
+    checksum database does not list)."""
     binary = tools_dir() / f"{name}-{version}" / name
     if binary.exists():
         return binary
@@ -47,7 +49,8 @@ def go_tool(name: str, module: str, version: str, package: str, stamp: str, tags
                                            + "".join(f"replace {path} => {target}\n"
                                                      for path, target in (replace or {}).items()))
         ldflags = " ".join(f"-X {variable}={value}" for variable, value in {stamp: version, **(stamps or {})}.items())
-        env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
+        env = {**os.environ, "GOTOOLCHAIN": "local", "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false",
+               **(env or {})}
         started = time.monotonic()
         result = subprocess.run(
             ["go", "build", "-trimpath", *(["-tags", tags] if tags else []),
