@@ -21,6 +21,7 @@ import os
 import re
 import secrets
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -1186,7 +1187,219 @@ def run_oneshot(unit: str, command: list[str]) -> None:
              f"See \"systemctl status {unit}.service\" and \"journalctl -xeu {unit}.service\" for details.")
 
 
+# Long-running services: a unit whose UNIT.service is installed (and not Type=oneshot) runs as systemd 252 runs
+# it, per systemd.unit(5) "Drop-in" (UNIT.service.d/*.conf of every unit directory, applied in file-name order,
+# a name in /etc hiding the same name in /usr/lib; an empty assignment resets a list setting such as
+# ExecStart=), systemd.exec(5) "Environment=" (space-separated, quoted assignments) and "EnvironmentFile="
+# (KEY=VALUE lines, # and ; comments, "-" = optional; read at each start and overriding Environment=),
+# systemd.service(5) "COMMAND LINES" ("$VAR" as a word of its own splits at whitespace into zero or more words,
+# "${VAR}" is replaced as it is; a "-" prefix ignores the exit status), "Restart=" (always, on-failure)
+# after "RestartSec=" (default 100ms), "Type=notify" (started once the process sends READY=1 to
+# $NOTIFY_SOCKET) and "TimeoutStopSec=" (default 90 s: SIGTERM, then SIGKILL). A supervisor process of its own
+# session holds the service (it outlives the SSH session that started it); the main process gets a session of
+# its own too, so what it starts in other sessions is not stopped with it. Not imitated: cgroups
+# (KillMode=control-group kills only the main process's session), other prefixes, specifiers, User=.
+UNIT_DIRS = (Path("/etc/systemd/system"), Path("/run/systemd/system"), Path("/usr/lib/systemd/system"),
+             Path("/lib/systemd/system"))
+
+
+def unit_settings(unit: str) -> dict[str, list[str]] | None:
+    """The [Service] settings of an installed UNIT.service with its drop-ins, each key's assignments in order."""
+    dirs = list(dict.fromkeys(d.resolve() for d in UNIT_DIRS))  # /lib is /usr/lib on a merged /usr
+    main = next((d / f"{unit}.service" for d in dirs if (d / f"{unit}.service").is_file()), None)
+    if main is None:
+        return None
+    dropins: dict[str, Path] = {}
+    for directory in reversed(dirs):
+        for conf in (directory / f"{unit}.service.d").glob("*.conf"):
+            dropins[conf.name] = conf
+    settings: dict[str, list[str]] = {}
+    for path in [main, *(dropins[name] for name in sorted(dropins))]:
+        section = ""
+        for line in path.read_text().replace("\\\n", " ").splitlines():
+            line = line.strip()
+            if not line or line[0] in "#;":
+                continue
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1]
+            elif section == "Service" and "=" in line:
+                key, value = (part.strip() for part in line.split("=", 1))
+                settings[key] = settings.get(key, []) + [value] if value else []
+    return settings
+
+
+def long_running(unit: str) -> dict[str, list[str]] | None:
+    settings = unit_settings(unit)
+    return settings if settings is not None and settings.get("Type", ["simple"])[-1] != "oneshot" else None
+
+
+def unit_environment(settings: dict[str, list[str]]) -> dict[str, str]:
+    env = {"PATH": SYSTEMD_PATH}
+    for value in settings.get("Environment", []):
+        env.update(word.split("=", 1) for word in shlex.split(value) if "=" in word)
+    for value in settings.get("EnvironmentFile", []):
+        path = Path(value.removeprefix("-"))
+        if not path.is_file():
+            if value.startswith("-"):
+                continue
+            raise FileNotFoundError(f"Failed to load environment files: {path}: No such file or directory")
+        for line in path.read_text().splitlines():
+            key, sep, val = line.strip().partition("=")
+            if sep and key and key[0] not in "#;":
+                val = val.strip()
+                env[key.strip()] = val[1:-1] if len(val) > 1 and val[0] == val[-1] and val[0] in "\"'" else val
+    return env
+
+
+def expand_command(line: str, env: dict[str, str]) -> tuple[bool, list[str]]:
+    """(ignore failure, argv) of an Exec*= line."""
+    words: list[str] = []
+    for word in shlex.split(line.removeprefix("-")):
+        whole = re.fullmatch(r"\$([A-Za-z_][A-Za-z0-9_]*)", word)
+        if whole:
+            words.extend(env.get(whole.group(1), "").split())
+        else:
+            words.append(re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: env.get(m.group(1), ""), word))
+    return line.startswith("-"), words
+
+
+def seconds(value: str) -> float:
+    """A systemd time span (systemd.time(5)): "10", "10s", "100ms", "1min 30s"."""
+    units = {"": 1, "s": 1, "sec": 1, "ms": 0.001, "m": 60, "min": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"([\d.]+)\s*([a-z]*)", value))
+
+
+def pid_alive(pid_file: Path) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return None
+    return pid if state not in ("Z", "X") else None
+
+
+def notified_ready(sock: socket.socket, main: subprocess.Popen) -> bool:
+    """Whether MAIN sent READY=1 (sd_notify(3)) before it exited."""
+    with sock:
+        while main.poll() is None:
+            with contextlib.suppress(TimeoutError):
+                if b"READY=1" in sock.recv(4096).split(b"\n"):
+                    return True
+    return False
+
+
+def supervise(unit: str) -> None:
+    """The service's life in systemd: runs in its own session with the journal on stdout/stderr."""
+    settings = long_running(unit)
+    units_dir = STATE / "units"
+    restart, delay = settings.get("Restart", ["no"])[-1], seconds(settings.get("RestartSec", ["100ms"])[-1])
+    notify = settings.get("Type", ["simple"])[-1] == "notify"
+    stopping, main = False, None
+
+    def on_term(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        if main is not None and main.poll() is None:
+            os.killpg(main.pid, signal.SIGTERM)
+    signal.signal(signal.SIGTERM, on_term)
+    (units_dir / f"{unit}.supervisor").write_text(str(os.getpid()))
+    (units_dir / f"{unit}.supervised").touch()
+    while not stopping:
+        code = 1
+        try:
+            env = unit_environment(settings)
+            for line in settings.get("ExecStartPre", []):
+                ignore, argv = expand_command(line, env)
+                if subprocess.run(argv, env=env, cwd="/", stdin=subprocess.DEVNULL).returncode and not ignore:
+                    raise RuntimeError(f"ExecStartPre={line} failed")
+            argv = expand_command(settings["ExecStart"][-1], env)[1]
+            if notify:
+                sock_path = units_dir / f"{unit}.notify"
+                sock_path.unlink(missing_ok=True)
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                sock.bind(str(sock_path))
+                sock.settimeout(0.2)
+                env["NOTIFY_SOCKET"] = str(sock_path)
+            main = subprocess.Popen(argv, env=env, cwd="/", stdin=subprocess.DEVNULL, start_new_session=True)
+            (units_dir / f"{unit}.main").write_text(str(main.pid))
+            if not notify or notified_ready(sock, main):
+                (units_dir / f"{unit}.ready").touch()
+                (units_dir / f"{unit}.started").touch()
+            code = main.wait()
+        except (OSError, RuntimeError) as error:
+            print(error, flush=True)
+        (units_dir / f"{unit}.ready").unlink(missing_ok=True)
+        (units_dir / f"{unit}.main").unlink(missing_ok=True)
+        if restart == "no" or (restart == "on-failure" and code == 0):
+            break
+        deadline = time.monotonic() + delay
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(0.1)
+    (units_dir / f"{unit}.supervisor").unlink(missing_ok=True)
+
+
+def service_state(unit: str) -> str:
+    units_dir = STATE / "units"
+    if pid_alive(units_dir / f"{unit}.supervisor") is None:
+        return "inactive"
+    ready = pid_alive(units_dir / f"{unit}.main") and (units_dir / f"{unit}.ready").exists()
+    return "active" if ready else "activating"
+
+
+def start_service(unit: str) -> None:
+    """`systemctl start` of a long-running unit: done once its main process runs (Type=notify: once ready)."""
+    units_dir = STATE / "units"
+    if service_state(unit) != "inactive":
+        return
+    for marker in ("started", "supervised"):
+        (units_dir / f"{unit}.{marker}").unlink(missing_ok=True)
+    with (units_dir / f"{unit}.journal").open("a") as journal_file:
+        subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "--supervise", unit], cwd="/",
+                         stdin=subprocess.DEVNULL, stdout=journal_file, stderr=subprocess.STDOUT,
+                         start_new_session=True, env={"PATH": SYSTEMD_PATH})
+    deadline = time.monotonic() + seconds(long_running(unit).get("TimeoutStartSec", ["90"])[-1])
+    while not (units_dir / f"{unit}.started").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if pid_alive(units_dir / f"{unit}.supervisor") is None and (units_dir / f"{unit}.supervised").exists():
+            break
+    if not (units_dir / f"{unit}.started").exists():
+        fail(f"Job for {unit}.service failed because the control process exited with error code.\n"
+             f"See \"systemctl status {unit}.service\" and \"journalctl -xeu {unit}.service\" for details.")
+
+
+def stop_service(unit: str) -> None:
+    """SIGTERM to the service, SIGKILL after TimeoutStopSec=; returns once it is gone."""
+    units_dir = STATE / "units"
+    supervisor = pid_alive(units_dir / f"{unit}.supervisor")
+    if supervisor is None:
+        return
+    os.kill(supervisor, signal.SIGTERM)
+    deadline = time.monotonic() + seconds(long_running(unit).get("TimeoutStopSec", ["90"])[-1])
+    while pid_alive(units_dir / f"{unit}.supervisor") == supervisor and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_alive(units_dir / f"{unit}.supervisor") == supervisor:
+        main = pid_alive(units_dir / f"{unit}.main")
+        for group in ([main] if main else []) + [supervisor]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+    for marker in ("supervisor", "main", "ready"):
+        (units_dir / f"{unit}.{marker}").unlink(missing_ok=True)
+
+
+def service_status(unit: str) -> None:
+    """`systemctl status`: the lines kubeadm reads (initsystem_unix.go@v1.36.4 ServiceExists: "Loaded: not-found")."""
+    if unit_settings(unit) is None:
+        fail(f"Unit {unit}.service could not be found.", 4)
+    state = service_state(unit)
+    enabled = "enabled" if unit_enabled(unit) else "disabled"
+    print(f"* {unit}.service\n     Loaded: loaded ({unit}.service; {enabled})\n     Active: {state}")
+    sys.exit(0 if state == "active" else 3)
+
+
 def systemctl(argv: list[str]) -> None:
+    if argv[:1] == ["--supervise"]:  # the supervisor start_service runs, not a systemctl verb
+        supervise(argv[1])
+        return
     flags, args = parse_flags(argv, {"now": False, "quiet": False, "q": False, "type": True, "all": False,
                                      "plain": False, "no-legend": False, "no-pager": False}, (0, 10))
     if not args:
@@ -1203,7 +1416,20 @@ def systemctl(argv: list[str]) -> None:
             return
         verb = "start"
     for unit in units:
-        if verb in ("start", "restart") and oneshot_exec_start(unit) is not None:
+        if verb == "status":
+            service_status(unit)
+        elif long_running(unit) is not None and verb in ("start", "restart", "stop", "is-active"):
+            if verb in ("restart", "stop"):
+                stop_service(unit)
+            if verb in ("start", "restart"):
+                start_service(unit)
+            elif verb == "is-active":
+                print(service_state(unit))
+                sys.exit(0 if service_state(unit) == "active" else 3)
+        elif verb == "is-enabled":
+            print("enabled" if unit_enabled(unit) else "disabled")
+            sys.exit(0 if unit_enabled(unit) else 1)
+        elif verb in ("start", "restart") and oneshot_exec_start(unit) is not None:
             run_oneshot(unit, oneshot_exec_start(unit))
         elif verb in ("start", "restart"):
             if unit in RUNTIME_SOCKETS:
