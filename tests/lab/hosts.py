@@ -168,15 +168,28 @@ def real_kubernetes_packages(version: str) -> dict[str, dict[str, str | Path]]:
     under /usr/lib/systemd/system), with the real kubeadm and kubectl and the lab's kubelet stand-in."""
     from tests.kubernetes_tools import kubernetes_tool  # builds on first use: only real labs need it
     kubelet = {"/usr/bin/kubelet": KUBELET_STANDIN.read_text().replace("@VERSION@", version)}
-    for unit in sorted(UNITS.glob("kubelet*")):
+    for unit in sorted(u for u in UNITS.rglob("*") if u.is_file() and u.relative_to(UNITS).parts[0].startswith("kubelet")):
         kubelet["/usr/lib/systemd/system/" + unit.relative_to(UNITS).as_posix()] = unit.read_text()
     return {"kubeadm": {"/usr/bin/kubeadm": kubernetes_tool("kubeadm", f"v{version}")},
             "kubelet": kubelet,
             "kubectl": {"/usr/bin/kubectl": kubernetes_tool("kubectl", f"v{version}")}}
 
 
+def real_runtime_packages() -> dict[str, tuple[str, dict[str, str | Path]]]:
+    """The real containerd (with ctr and containerd's unit, as Docker's containerd.io lays them out) and crictl
+    (cri-tools, /usr/bin/crictl as pkgs.k8s.io's package has it): package name → (version, files)."""
+    from tests.containerd_tools import CRI_TOOLS_VERSION, build_containerd, build_crictl  # built on first use
+    version = "v2.1.5"  # what Docker's containerd.io shipped (tests/containerd_tools.py)
+    return {"containerd": (f"{version[1:]}-1", {"/usr/bin/containerd": build_containerd(version),
+                                                "/usr/bin/ctr": build_containerd(version, "ctr"),
+                                                "/usr/lib/systemd/system/containerd.service":
+                                                    (UNITS / "containerd.service").read_text()}),
+            "cri-tools": (f"{CRI_TOOLS_VERSION[1:]}-1.1", {"/usr/bin/crictl": build_crictl()})}
+
+
 def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path, real: bool) -> None:
     standin = STANDIN.read_text()
+    runtime = real_runtime_packages() if real else {}
     by_minor: dict[str, list[str]] = {}
     for version in versions:
         by_minor.setdefault(".".join(version.split(".")[:2]), []).append(version)
@@ -193,7 +206,8 @@ def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path, real:
             _deb(directory, "kubeadm", revision, files["kubeadm"])
             _deb(directory, "kubelet", revision, files["kubelet"], "kubernetes-cni")
             _deb(directory, "kubectl", revision, files["kubectl"])
-        _deb(directory, "cri-tools", f"{minor}.0-1.1", {"/usr/bin/crictl": standin.replace("@VERSION@", f"{minor}.0")})
+        _deb(directory, "cri-tools", *runtime.get("cri-tools", (
+            f"{minor}.0-1.1", {"/usr/bin/crictl": standin.replace("@VERSION@", f"{minor}.0")})))
         _deb(directory, "kubernetes-cni", "1.7.1-1.1", {"/opt/cni/bin/.lab": ""})
         _sign_flat_repo(directory, gnupg_home)
         # CRI-O's minor follows Kubernetes' (isv:cri-o:stable:v1.NN).
@@ -203,8 +217,8 @@ def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path, real:
         _sign_flat_repo(directory, gnupg_home)
     directory = repo / "containerd" / "deb"
     directory.mkdir(parents=True)
-    _deb(directory, "containerd", f"{CONTAINERD_VERSION}-1",
-         {"/usr/bin/containerd": standin.replace("@VERSION@", CONTAINERD_VERSION)})
+    _deb(directory, "containerd", *runtime.get("containerd", (
+        f"{CONTAINERD_VERSION}-1", {"/usr/bin/containerd": standin.replace("@VERSION@", CONTAINERD_VERSION)})))
     _sign_flat_repo(directory, gnupg_home)
 
 
@@ -258,6 +272,7 @@ class Lab:
     versions: tuple[str, ...] = DEFAULT_VERSIONS
     hosts: dict[str, Host] = field(default_factory=dict)
     repo_server: subprocess.Popen | None = None
+    registry: Any = None  # images.Registry of a real lab
     # Pin every host key (nodes[].hostKey, ssh.bastion.hostKey) in the derived config; otherwise the program
     # records them on first use. A config file asks for pins with a top-level `kclab: {pinHostKeys: true}`.
     pin_host_keys: bool = False
@@ -330,11 +345,20 @@ class Lab:
             ["ip", "netns", "exec", CLIENT_NS, sys.executable, "-m", "http.server", str(REPO_PORT), "--bind",
              CLIENT_ADDRESS, "--directory", str(self.work / "repo")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        if self.real:
+            self._start_registry()
         for node in self._nodes():
             self._make_host(node)
         for host in self.hosts.values():
             self.start_host(host.name)
         return self
+
+    def _start_registry(self) -> None:
+        """The image registry (tests/lab/images.py) with the images of every version the lab packages."""
+        import images  # builds crane and the images on first use: only real labs need them
+        self.registry = images.Registry(CLIENT_NS, CLIENT_ADDRESS, self.work / "registry").start()
+        self.registry.push(list(dict.fromkeys(image for version in self.versions for image in images.images_for(
+            {**self.config, "kubernetesVersion": version, "imageRepository": self.registry.repository}))))
 
     def _link(self, index: int, namespace: str, addresses: list[str]) -> None:
         switch_end = f"{PREFIX}{index}"
@@ -392,6 +416,10 @@ class Lab:
         shutil.copy(STANDIN, root / "usr/bin/systemctl")
         (root / "usr/bin/systemctl").chmod(0o755)
         host.host_key = " ".join((root / "etc/ssh/ssh_host_ed25519_key.pub").read_text().split()[:2])
+        if self.registry:
+            import images
+            images.trust_ca(root, self.registry.ca)
+            images.containerd_disk(root, base / "containerd")
         self.hosts[name] = host
 
     def start_host(self, name: str) -> None:
@@ -456,6 +484,8 @@ class Lab:
                 ("cri-o", "cri-o/v{minor}/deb/"))},
             "allowInsecureHttp": True,  # the lab's own repository on the lab network
         }
+        if self.registry:
+            config["imageRepository"] = self.registry.repository
         return config
 
     def journal(self) -> dict[str, Any]:
@@ -476,6 +506,9 @@ class Lab:
         if self.repo_server and self.repo_server.poll() is None:
             os.killpg(self.repo_server.pid, signal.SIGKILL)
             self.repo_server.wait()
+        if self.registry:
+            self.registry.stop()
+            self.registry = None
         # Processes of an earlier run (another process's lab) are found by namespace.
         namespaces = [ns.split()[0] for ns in run("ip", "netns", "list").stdout.splitlines()
                       if ns.startswith(f"{PREFIX}-")]
