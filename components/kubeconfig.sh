@@ -28,7 +28,15 @@ done
 # ServiceAccount is gone (pkg/serviceaccount/legacy.go@v1.36.4 legacyValidator.Validate, with
 # --service-account-lookup on by default).
 selector="$LABEL,$LABEL notin ($(IFS=,; echo "${ids[*]}"))"
-admin_kubectl delete clusterrolebindings,rolebindings,secrets,serviceaccounts --all-namespaces -l "$selector" >&2
+deleted=$(admin_kubectl delete clusterrolebindings,rolebindings,secrets,serviceaccounts --all-namespaces -l "$selector")
+[[ -z $deleted ]] || printf '%s\n' "$deleted" >&2
+if grep -q ' deleted' <<<"$deleted"; then
+  # Each kube-apiserver keeps a successful token authentication for 10 s (TokenSuccessCacheTTL,
+  # pkg/kubeapiserver/options/authentication.go; authenticator/config.go tokencache, @v1.36.4): a revoked
+  # token used just before still works that long. Wait it out: once this step ends, every API server refuses it.
+  log "waiting 10 s until no API server accepts the revoked tokens from its cache"
+  sleep 11
+fi
 
 ca=$(base64 -w0 "$CA_CERT")
 entries=()

@@ -81,6 +81,11 @@ class ControlPlane:
         return rendered_steps(config)
 
 
+def spec_of(config: dict[str, Any]) -> ClusterSpec:
+    """The validated spec of a program config."""
+    return parse_spec({k: v for k, v in config.items() if k not in SECRET_KEYS})
+
+
 def rendered_steps(config: dict[str, Any]) -> dict[str, str]:
     """Every remote step's create script for CONFIG, as bash runs it on the node."""
     return {command.name: inner_script(command.plain("create")) for command in run_program(config).commands
@@ -115,7 +120,7 @@ def real_control_plane(config: dict[str, Any], root: Path, *, prefix: str = "kcr
                        binaries: dict[str, Path] | None = None) -> Iterator[ControlPlane]:
     """The first control plane of CONFIG running on a private host (see the module docstring); BINARIES
     are put on its PATH besides Kubernetes' and etcd's (e.g. kube-bench)."""
-    spec = parse_spec({k: v for k, v in config.items() if k not in SECRET_KEYS})
+    spec = spec_of(config)
     assert spec.first_control_plane.internal_address == HOST_ADDRESS, "the private host is at " + HOST_ADDRESS
     steps = rendered_steps(config)
     first = spec.first_control_plane.name
