@@ -1,0 +1,865 @@
+#!/usr/bin/python3
+"""The lab's kubelet: the one Kubernetes program that cannot run in the lab (its hosts' kernel binds every
+cgroup controller to cgroup v1, which the kubelet v1.36 refuses), so this stand-in does what kubeadm and
+the program rely on, each behaviour following the kubelet (k8s.io/kubernetes@v1.36.4, cited per function):
+
+- flags as 10-kubeadm.conf and /var/lib/kubelet/kubeadm-flags.env give them (unknown flags are refused);
+  `--version`; exits when its --config file is missing (before `kubeadm init`/`join` the real kubelet
+  crash-loops and systemd restarts it);
+- healthz on healthzBindAddress:healthzPort (kubeadm's wait-control-plane and join wait on it);
+- static pods from staticPodPath: each container's command + args + env is a process of the host (host
+  network, the host's files: kubeadm's static pods mount host paths at the same paths) whose binary comes
+  from the container's image (image_root); restarted on a manifest change (the config hash), stopped on
+  removal (SIGTERM, then SIGKILL after the grace period), restarted with the kubelet's back-off when it
+  exits. The processes outlive the kubelet and are adopted by the next one, as containers are. Not
+  imitated: liveness probes, volumes other than host paths, resource limits, sandboxes;
+- the client certificate: kubelet.conf's, or TLS bootstrap with bootstrap-kubelet.conf through a real
+  CSR; client certificates rotated into /var/lib/kubelet/pki/kubelet-client-current.pem; a serving
+  certificate through a kubernetes.io/kubelet-serving CSR when serverTLSBootstrap is true (nothing
+  serves on port 10250: no logs, exec or metrics);
+- the Node (registered with its labels and taints, kept Ready with status updates and its Lease);
+- mirror pods of the static pods, with the kubelet's annotations, Running and Ready;
+- pods of the API server bound to this node (DaemonSets, Deployments) are reported Running and Ready
+  WITHOUT RUNNING THEM (no container, no network); a pod being deleted is finished off as the kubelet
+  does (deleted with grace period 0), so drains complete.
+It talks to the API server over HTTPS with Python's standard library and the client certificate.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import datetime
+import hashlib
+import http.client
+import http.server
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+VERSION = "@VERSION@"
+# Flags the real kubelet has that kubeadm and the packages pass (cmd/kubelet/app/options/options.go@v1.36.4);
+# True: takes a value.
+FLAGS = {"version": False, "config": True, "kubeconfig": True, "bootstrap-kubeconfig": True,
+         "container-runtime-endpoint": True, "node-ip": True, "hostname-override": True, "node-labels": True,
+         "register-with-taints": True, "pod-infra-container-image": True, "cert-dir": True}
+# Where the stand-in keeps what the real kubelet keeps in the container runtime (which containers run).
+STATE = Path("/var/lib/kubelet/standin")
+# The image lookup until the containerd mount of engineer "images" lands: {image: its root filesystem}.
+IMAGE_ROOTS = Path("/var/lib/kclab-node/image-roots.json")
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# pkg/kubelet/kubelet.go@v1.36.4 backOffPeriod; pkg/kubelet/apis/config/v1beta1/defaults.go MaxContainerBackOff.
+BACKOFF, MAX_BACKOFF = 10.0, 300.0
+# pkg/apis/core/v1/defaults.go@v1.36.4: terminationGracePeriodSeconds defaults to 30.
+DEFAULT_GRACE = 30
+LOCK = threading.Lock()
+
+
+def log(message: str) -> None:
+    print(f"{datetime.datetime.now(datetime.timezone.utc).isoformat()} {message}", flush=True)
+
+
+def fail(message: str) -> NoReturn:
+    print(f'E "command failed" err="{message}"', file=sys.stderr)
+    sys.exit(1)
+
+
+def rfc3339(when: float | None = None) -> str:
+    return datetime.datetime.fromtimestamp(time.time() if when is None else when,
+                                           datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def micro_time(when: float | None = None) -> str:
+    """metav1.MicroTime (RFC3339 with microseconds), as Lease renewTime takes."""
+    return datetime.datetime.fromtimestamp(time.time() if when is None else when,
+                                           datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_flags(argv: list[str]) -> dict[str, str]:
+    """pflag's --name=value / --name value; an unknown flag is an error as in the real kubelet."""
+    flags, i = {}, 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.removeprefix("--").partition("=")
+        if not arg.startswith("--") or name not in FLAGS:
+            fail(f"unknown flag: {arg}")
+        if FLAGS[name] and not eq:
+            i += 1
+            if i >= len(argv):
+                fail(f"flag needs an argument: --{name}")
+            value = argv[i]
+        flags[name] = value if FLAGS[name] else "true"
+        i += 1
+    return flags
+
+
+def parse_taint(text: str) -> dict[str, str]:
+    """key[=value]:Effect (pkg/util/taints/taints.go@v1.36.4 parseTaint)."""
+    key_value, _, effect = text.rpartition(":")
+    key, _, value = key_value.partition("=")
+    if not key or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        fail(f"invalid taint spec: {text}")
+    return {"key": key, "effect": effect, **({"value": value} if value else {})}
+
+
+# ---------------------------------------------------------------------------------------------
+# API server client
+# ---------------------------------------------------------------------------------------------
+
+class ApiError(Exception):
+    def __init__(self, status: int, body: str):
+        super().__init__(f"HTTP {status}: {body[:300]}")
+        self.status = status
+
+
+class Client:
+    """A client of a kubeconfig's current context: a client certificate (file or data) or a token."""
+
+    def __init__(self, kubeconfig: Path, cert_file: Path | None = None):
+        config = yaml.safe_load(kubeconfig.read_text())
+        context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
+        user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+        url = urllib.parse.urlsplit(cluster["server"])
+        self.host, self.port = url.hostname, url.port or 443
+        self.token = user.get("token")
+        self.context = ssl.create_default_context()
+        if "certificate-authority-data" in cluster:
+            self.context.load_verify_locations(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        else:
+            self.context.load_verify_locations(cafile=cluster["certificate-authority"])
+        if cert_file is not None:
+            self.context.load_cert_chain(cert_file)
+        elif "client-certificate-data" in user:
+            with tempfile.TemporaryDirectory() as scratch:
+                pem = Path(scratch) / "client.pem"
+                pem.write_bytes(base64.b64decode(user["client-certificate-data"])
+                                + base64.b64decode(user["client-key-data"]))
+                self.context.load_cert_chain(pem)
+        elif "client-certificate" in user:
+            self.context.load_cert_chain(user["client-certificate"], user["client-key"])
+
+    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
+        connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=15)
+        headers = {"Accept": "application/json", "User-Agent": f"kubelet/v{VERSION} (linux/amd64) kubernetes/lab"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            connection.request(method, path, None if body is None else json.dumps(body), headers)
+            response = connection.getresponse()
+            text = response.read().decode()
+        finally:
+            connection.close()
+        if response.status >= 300:
+            raise ApiError(response.status, text)
+        return json.loads(text) if text else None
+
+    def get(self, path: str) -> Any | None:
+        try:
+            return self.request("GET", path)
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+
+# ---------------------------------------------------------------------------------------------
+# certificates (k8s.io/client-go@v0.36.4 util/certificate, pkg/kubelet/certificate)
+# ---------------------------------------------------------------------------------------------
+
+def openssl(*args: str, stdin: bytes | None = None) -> bytes:
+    return subprocess.run(["openssl", *args], input=stdin, capture_output=True, check=True).stdout
+
+
+def cert_valid(pem: bytes) -> bool:
+    """isClientConfigStillValid (pkg/kubelet/certificate/bootstrap/bootstrap.go@v1.36.4): not expired."""
+    try:
+        return subprocess.run(["openssl", "x509", "-noout", "-checkend", "0"], input=pem,
+                              capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def kubeconfig_cert(path: Path) -> bytes | None:
+    """The client certificate (PEM) a kubeconfig names, or None if it has none that can be read."""
+    try:
+        config = yaml.safe_load(path.read_text())
+        context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+        user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+        if "client-certificate-data" in user:
+            return base64.b64decode(user["client-certificate-data"])
+        return Path(user["client-certificate"]).read_bytes()
+    except (OSError, KeyError, StopIteration, TypeError, ValueError, yaml.YAMLError):
+        return None
+
+
+class CertStore:
+    """certificate.NewFileStore (client-go util/certificate/certificate_store.go@v0.36.4): PAIR-<time>.pem
+    holds the certificate(s) then the key, PAIR-current.pem links to the newest."""
+
+    def __init__(self, directory: Path, pair: str):
+        self.directory, self.pair = directory, pair
+
+    @property
+    def current(self) -> Path:
+        return self.directory / f"{self.pair}-current.pem"
+
+    def valid(self) -> bool:
+        return self.current.exists() and cert_valid(self.current.read_bytes())
+
+    def update(self, cert: bytes, key: bytes) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{self.pair}-{time.strftime('%Y-%m-%d-%H-%M-%S', time.gmtime())}.pem"
+        path.write_bytes(cert.rstrip(b"\n") + b"\n" + key)
+        path.chmod(0o600)
+        link = self.directory / f".{self.pair}-current.tmp"
+        link.unlink(missing_ok=True)
+        link.symlink_to(path)
+        link.replace(self.current)
+
+
+def digested_name(key: bytes, cn: str, orgs: list[str], usages: list[str]) -> str:
+    """digestedName (bootstrap.go@v1.36.4): node-csr-<sha512/256 of the public key, subject and usages>."""
+    encode = lambda data: base64.urlsafe_b64encode(data).rstrip(b"=")  # noqa: E731 (RawURLEncoding)
+    digest = hashlib.new("sha512_256")
+    for data in [openssl("pkey", "-pubout", "-outform", "DER", stdin=key), cn.encode(), *(o.encode() for o in orgs),
+                 *(u.encode() for u in usages)]:
+        digest.update(encode(data) + b"|")
+    return "node-csr-" + encode(digest.digest()).decode()
+
+
+def request_certificate(client: Client, key: bytes, signer: str, node: str, usages: list[str],
+                        sans: list[str] = (), digested: bool = False) -> bytes:
+    """A CSR for system:node:NODE in system:nodes (csr.RequestCertificate, client-go util/certificate/csr
+    @v0.36.4: a digested name for the bootstrap request, else generateName csr-), then waits for the
+    certificate (WaitForCertificate); a denied or failed request raises."""
+    cn = f"system:node:{node}"
+    with tempfile.NamedTemporaryFile() as key_file:
+        key_file.write(key)
+        key_file.flush()
+        extra = ["-addext", "subjectAltName=" + ",".join(sans)] if sans else []
+        request = openssl("req", "-new", "-key", key_file.name, "-subj", f"/O=system:nodes/CN={cn}", *extra)
+    metadata = {"name": digested_name(key, cn, ["system:nodes"], usages)} if digested else {"generateName": "csr-"}
+    body = {"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": metadata,
+            "spec": {"request": base64.b64encode(request).decode(), "signerName": signer, "usages": usages}}
+    path = "/apis/certificates.k8s.io/v1/certificatesigningrequests"
+    try:
+        created = client.request("POST", path, body)
+    except ApiError as error:
+        if error.status != 409:
+            raise
+        created = client.request("GET", f"{path}/{metadata['name']}")  # this process's earlier request
+    name = created["metadata"]["name"]
+    log(f"CSR {name} ({signer}) created, waiting for its certificate")
+    deadline = time.time() + 3600
+    while time.time() < deadline:
+        status = (client.get(f"{path}/{name}") or {}).get("status", {})
+        if any(c["type"] in ("Denied", "Failed") for c in status.get("conditions", [])):
+            raise RuntimeError(f"CSR {name} was {status['conditions']}")
+        if status.get("certificate"):
+            return base64.b64decode(status["certificate"])
+        time.sleep(1)
+    raise RuntimeError(f"CSR {name}: no certificate within an hour")
+
+
+def new_key() -> bytes:
+    """keyutil.MakeEllipticPrivateKeyPEM: ECDSA P-256 (client-go util/keyutil@v0.36.4)."""
+    return openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout")
+
+
+# ---------------------------------------------------------------------------------------------
+# static pods
+# ---------------------------------------------------------------------------------------------
+
+def fnv128a(data: bytes) -> str:
+    value = 0x6C62272E07BB014262B821756295C58D
+    for byte in data:
+        value = ((value ^ byte) * 0x0000000001000000000000000000013B) % (1 << 128)
+    return f"{value:032x}"
+
+
+def config_hash(pod: dict[str, Any], node: str, source: Path) -> str:
+    """The pod's UID and kubernetes.io/config.hash (pkg/kubelet/config/common.go@v1.36.4 applyDefaults: FNV-128a
+    of the decoded pod, then host:NODE and file:SOURCE; the pod is hashed here as canonical JSON)."""
+    return fnv128a(json.dumps(pod, sort_keys=True).encode() + f"host:{node}file:{source}".encode())
+
+
+def image_root(image: str) -> Path | None:
+    """The root filesystem of IMAGE as the container runtime has pulled it, or None if it has not."""
+    roots = json.loads(IMAGE_ROOTS.read_text()) if IMAGE_ROOTS.exists() else {}
+    return Path(roots[image]) if image in roots else None
+
+
+def expand(text: str, env: dict[str, str]) -> str:
+    """$(VAR) in command and args (third_party/forked/golang/expansion@v1.36.4): $$ is $, unknown stays."""
+    return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)",
+                  lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of a live process (to tell it from a later one with its PID), None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+class StaticPods:
+    """The kubelet's file source (pkg/kubelet/config/file.go@v1.36.4: every file in staticPodPath not starting
+    with ".") and the pod workers for its pods."""
+
+    def __init__(self, directory: Path, node: str, node_ip: str):
+        self.directory, self.node, self.node_ip = directory, node, node_ip
+        STATE.mkdir(parents=True, exist_ok=True)
+        self.state_file = STATE / "static-pods.json"
+        # manifest file -> {"pod", "hash", "containers": {name: {pid, start, restarts, started_at, next, backoff}}}
+        self.pods: dict[str, dict[str, Any]] = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        self.probed: dict[tuple[str, str], bool] = {}
+
+    def save(self) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.pods))
+        tmp.replace(self.state_file)
+
+    def read(self) -> dict[str, tuple[dict[str, Any], str]]:
+        found = {}
+        for path in sorted(self.directory.iterdir()) if self.directory.is_dir() else []:
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            try:
+                pod = yaml.safe_load(path.read_text())
+            except (OSError, yaml.YAMLError) as error:
+                log(f"static pod {path}: {error}")
+                continue
+            if isinstance(pod, dict) and pod.get("kind") == "Pod":
+                found[str(path)] = (pod, config_hash(pod, self.node, path))
+        return found
+
+    def sync(self) -> None:
+        with LOCK:
+            found = self.read()
+            for source, state in list(self.pods.items()):
+                if found.get(source, (None, None))[1] != state["hash"]:
+                    self.kill(state)
+                    del self.pods[source]
+            for source, (pod, pod_hash) in found.items():
+                state = self.pods.setdefault(source, {"pod": pod, "hash": pod_hash, "containers": {},
+                                                      "seen": rfc3339()})
+                for container in pod.get("spec", {}).get("containers", []):
+                    self.run(state, container)
+            self.save()
+
+    def run(self, state: dict[str, Any], container: dict[str, Any]) -> None:
+        """Start CONTAINER unless it runs; an exited one after the back-off (restartPolicy Always, the default,
+        pkg/apis/core/v1/defaults.go@v1.36.4; back-off doubling from BACKOFF up to MAX_BACKOFF)."""
+        c = state["containers"].setdefault(container["name"], {"restarts": -1, "backoff": 0.0, "next": 0.0})
+        if c.get("pid") and process_start(c["pid"]) == c.get("start"):
+            return
+        if c.get("pid"):
+            log(f"{state['pod']['metadata']['name']}/{container['name']}: process {c['pid']} exited")
+            c["pid"] = None
+            c["backoff"] = min(MAX_BACKOFF, c["backoff"] * 2 or BACKOFF)
+            c["next"] = time.time() + c["backoff"]
+            c["reason"] = "CrashLoopBackOff"
+        if time.time() < c["next"]:
+            return
+        root = image_root(container.get("image", ""))
+        if root is None:
+            c["reason"] = "ErrImagePull"
+            return
+        env = {"PATH": DEFAULT_PATH, "HOSTNAME": socket.gethostname()}
+        env.update({e["name"]: expand(str(e.get("value", "")), env) for e in container.get("env", [])})
+        argv = [expand(str(a), env) for a in container.get("command", []) + container.get("args", [])]
+        if not argv:
+            c["reason"] = "CreateContainerError"  # kubeadm's pods name their command; image entrypoints not read
+            return
+        binary = next((root / d.lstrip("/") / argv[0] for d in env["PATH"].split(":")
+                       if "/" not in argv[0] and (root / d.lstrip("/") / argv[0]).is_file()),
+                      root / argv[0].lstrip("/"))
+        pod = state["pod"]
+        logs = Path("/var/log/pods") / f"{pod['metadata'].get('namespace', 'default')}_{pod_name(pod, self.node)}_{state['hash']}" / container["name"]
+        logs.mkdir(parents=True, exist_ok=True)
+        c["restarts"] += 1
+        with open(logs / f"{c['restarts']}.log", "ab") as out:
+            try:
+                process = subprocess.Popen([str(binary), *argv[1:]], executable=str(binary), env=env,
+                                           cwd=container.get("workingDir", "/"), stdin=subprocess.DEVNULL,
+                                           stdout=out, stderr=out, start_new_session=True)
+            except OSError as error:
+                c.update(reason="RunContainerError", pid=None, next=time.time() + BACKOFF)
+                log(f"{pod['metadata']['name']}/{container['name']}: {error}")
+                return
+        c.update(pid=process.pid, start=process_start(process.pid), started_at=rfc3339(), reason=None)
+        log(f"{pod['metadata']['name']}/{container['name']}: started {binary} as {process.pid}")
+
+    def kill(self, state: dict[str, Any]) -> None:
+        """killContainer (pkg/kubelet/kuberuntime/kuberuntime_container.go@v1.36.4): SIGTERM, SIGKILL after the
+        pod's terminationGracePeriodSeconds."""
+        grace = state["pod"].get("spec", {}).get("terminationGracePeriodSeconds", DEFAULT_GRACE)
+        running = [c for c in state["containers"].values() if c.get("pid") and process_start(c["pid"]) == c.get("start")]
+        for c in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(c["pid"], signal.SIGTERM)
+        deadline = time.time() + grace
+        while any(process_start(c["pid"]) == c["start"] for c in running) and time.time() < deadline:
+            time.sleep(0.1)
+        for c in running:
+            if process_start(c["pid"]) == c["start"]:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(c["pid"], signal.SIGKILL)
+        log(f"static pod {state['pod']['metadata']['name']} stopped")
+
+    def reap(self) -> None:
+        with contextlib.suppress(ChildProcessError):
+            while os.waitpid(-1, os.WNOHANG)[0] > 0:
+                pass
+
+    def ready(self, state: dict[str, Any], container: dict[str, Any]) -> bool:
+        """Running, and its readiness probe (and once its startup probe) answering (HTTP probes only)."""
+        c = state["containers"].get(container["name"], {})
+        if not c.get("pid") or process_start(c["pid"]) != c.get("start"):
+            return False
+        key = (state["hash"], container["name"])
+        if container.get("startupProbe") and not self.probed.get(key):
+            self.probed[key] = probe(container["startupProbe"], self.node_ip, container)
+            if not self.probed[key]:
+                return False
+        return probe(container["readinessProbe"], self.node_ip, container) if container.get("readinessProbe") else True
+
+
+def probe(spec: dict[str, Any], node_ip: str, container: dict[str, Any]) -> bool:
+    """An httpGet probe (pkg/probe/http@v1.36.4: 200-399 succeeds; TLS not verified; a named port is the
+    container's port of that name, pkg/kubelet/prober/prober.go@v1.36.4 ResolveContainerPort); other kinds pass."""
+    get = spec.get("httpGet")
+    if not get:
+        return True
+    port = get["port"]
+    if isinstance(port, str) and not port.isdigit():
+        port = next((p["containerPort"] for p in container.get("ports", []) if p.get("name") == port), 0)
+    host, port = get.get("host") or node_ip, int(port)
+    if get.get("scheme", "HTTP") == "HTTPS":
+        connection = http.client.HTTPSConnection(host, port, timeout=spec.get("timeoutSeconds", 1) + 1,
+                                                 context=ssl._create_unverified_context())
+    else:
+        connection = http.client.HTTPConnection(host, port, timeout=spec.get("timeoutSeconds", 1) + 1)
+    try:
+        connection.request("GET", get.get("path", "/"))
+        return 200 <= connection.getresponse().status < 400
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def pod_name(pod: dict[str, Any], node: str) -> str:
+    """generatePodName (pkg/kubelet/config/common.go@v1.36.4): NAME-<lowercased node name>."""
+    return f"{pod['metadata']['name']}-{node.lower()}"
+
+
+# ---------------------------------------------------------------------------------------------
+# the kubelet
+# ---------------------------------------------------------------------------------------------
+
+class Kubelet:
+    def __init__(self, flags: dict[str, str], config: dict[str, Any]):
+        self.flags, self.config = flags, config
+        self.hostname = (flags.get("hostname-override") or socket.gethostname()).strip().lower()
+        self.node = self.hostname
+        self.node_ip = flags.get("node-ip") or socket.gethostbyname(socket.gethostname())
+        self.kubeconfig = Path(flags.get("kubeconfig", "/etc/kubernetes/kubelet.conf"))
+        self.bootstrap = Path(flags["bootstrap-kubeconfig"]) if flags.get("bootstrap-kubeconfig") else None
+        cert_dir = Path(flags.get("cert-dir", "/var/lib/kubelet/pki"))
+        self.client_store = CertStore(cert_dir, "kubelet-client")
+        self.serving_store = CertStore(cert_dir, "kubelet-server")
+        self.static = StaticPods(Path(config.get("staticPodPath", "/etc/kubernetes/manifests")), self.node, self.node_ip)
+        self.node_uid: str | None = None
+        self.pod_ips: dict[str, str] = {}
+        self.first_ready = rfc3339()
+        self.rotation_due = False
+
+    # -- client certificate ------------------------------------------------------------------
+
+    def client(self) -> Client:
+        """The API client of buildKubeletClientConfig (cmd/kubelet/app/server.go@v1.36.4) with rotation on:
+        a valid kubelet.conf is used (its embedded certificate put into the store first, as
+        getCurrentCertificateOrBootstrap in client-go util/certificate/certificate_manager.go@v0.36.4 does,
+        and rotated in the background: certificate_loop); otherwise kubelet.conf is written to point at the store
+        (bootstrap.LoadClientConfig) and the certificate comes from a CSR made with bootstrap-kubelet.conf."""
+        rotate = self.config.get("rotateCertificates", False)
+        current = kubeconfig_cert(self.kubeconfig)
+        if current is not None and cert_valid(current):
+            if rotate and not self.client_store.valid():
+                config = yaml.safe_load(self.kubeconfig.read_text())
+                context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+                user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+                if "client-certificate-data" in user:
+                    self.client_store.update(base64.b64decode(user["client-certificate-data"]),
+                                             base64.b64decode(user["client-key-data"]))
+                    self.rotation_due = True
+            return Client(self.kubeconfig, self.client_store.current if rotate and self.client_store.valid() else None)
+        if self.bootstrap is None or not self.bootstrap.exists():
+            raise RuntimeError(f"unable to load bootstrap kubeconfig: {self.bootstrap} does not exist")
+        self.write_kubeconfig()
+        bootstrap = Client(self.bootstrap)
+        self.rotate_client(bootstrap)
+        return Client(self.kubeconfig)
+
+    def rotate_client(self, client: Client) -> None:
+        """requestNodeCertificate (bootstrap.go@v1.36.4): a kubernetes.io/kube-apiserver-client-kubelet CSR with
+        a digested name, usages digital signature and client auth (ECDSA key)."""
+        key_path = self.client_store.directory / "kubelet-client.key.tmp"  # tmpPrivateKeyFile: reused on retry
+        if not key_path.exists():
+            self.client_store.directory.mkdir(parents=True, exist_ok=True)
+            key_path.write_bytes(new_key())
+            key_path.chmod(0o600)
+        key = key_path.read_bytes()
+        cert = request_certificate(client, key, "kubernetes.io/kube-apiserver-client-kubelet", self.node,
+                                   ["digital signature", "client auth"], digested=True)
+        self.client_store.update(cert, key)
+        key_path.unlink()
+        log(f"client certificate written to {self.client_store.current}")
+
+    def write_kubeconfig(self) -> None:
+        """writeKubeconfigFromBootstrapping (bootstrap.go@v1.36.4): the bootstrap server and CA, the store's
+        current pair as client certificate and key."""
+        config = yaml.safe_load(self.bootstrap.read_text())
+        context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+        cluster = dict(next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"]))
+        if "certificate-authority" in cluster:
+            cluster["certificate-authority-data"] = base64.b64encode(
+                Path(cluster.pop("certificate-authority")).read_bytes()).decode()
+        pem = str(self.client_store.current)
+        kubeconfig = {"apiVersion": "v1", "kind": "Config",
+                      "clusters": [{"name": "default-cluster", "cluster": cluster}],
+                      "users": [{"name": "default-auth", "user": {"client-certificate": pem, "client-key": pem}}],
+                      "contexts": [{"name": "default-context",
+                                    "context": {"cluster": "default-cluster", "namespace": "default",
+                                                "user": "default-auth"}}],
+                      "current-context": "default-context", "preferences": {}}
+        self.kubeconfig.write_text(yaml.safe_dump(kubeconfig))
+        self.kubeconfig.chmod(0o600)
+
+    def serving_certificate(self, client: Client) -> None:
+        """NewKubeletServerCertificateManager (pkg/kubelet/certificate/kubelet.go@v1.36.4): a
+        kubernetes.io/kubelet-serving CSR for the node's addresses (hostnames as DNS names, IPs as IPs),
+        usages digital signature and server auth (ECDSA key)."""
+        if not self.config.get("serverTLSBootstrap") or self.serving_store.valid():
+            return
+        key = new_key()
+        sans = [f"DNS:{self.hostname}", f"IP:{self.node_ip}"]
+        cert = request_certificate(client, key, "kubernetes.io/kubelet-serving", self.node,
+                                   ["digital signature", "server auth"], sans)
+        self.serving_store.update(cert, key)
+        log(f"serving certificate written to {self.serving_store.current}")
+
+    # -- the Node ----------------------------------------------------------------------------
+
+    def register(self, client: Client) -> None:
+        """registerWithAPIServer / initialNode (pkg/kubelet/kubelet_node_status.go@v1.36.4): the Node with the
+        kubelet's labels, --node-labels, and --register-with-taints / registerWithTaints; an existing Node
+        of that name is taken as it is."""
+        labels = {"kubernetes.io/hostname": self.hostname, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                  "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64"}
+        for pair in filter(None, self.flags.get("node-labels", "").split(",")):
+            key, _, value = pair.partition("=")
+            labels[key] = value
+        taints = [parse_taint(t) for t in filter(None, self.flags.get("register-with-taints", "").split(","))]
+        taints += self.config.get("registerWithTaints") or []
+        node = {"apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": self.node, "labels": labels,
+                             "annotations": {"volumes.kubernetes.io/controller-managed-attach-detach": "true"}},
+                "spec": {"taints": taints} if taints else {}}
+        try:
+            created = client.request("POST", "/api/v1/nodes", node)
+            log(f"node {self.node} registered")
+        except ApiError as error:
+            if error.status != 409:
+                raise
+            created = client.request("GET", f"/api/v1/nodes/{self.node}")
+        self.node_uid = created["metadata"]["uid"]
+
+    def node_status(self, client: Client) -> dict[str, Any]:
+        """The status the kubelet's setters post (pkg/kubelet/nodestatus/setters.go@v1.36.4), always Ready."""
+        memory = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal:"))
+        stat = os.statvfs("/var/lib/kubelet")
+        resources = {"cpu": str(os.cpu_count()), "memory": f"{memory}Ki", "pods": str(self.config.get("maxPods", 110)),
+                     "ephemeral-storage": f"{stat.f_blocks * stat.f_frsize // 1024}Ki"}
+        now = rfc3339()
+        conditions = [
+            {"type": kind, "status": "False", "reason": f"KubeletHas{reason}", "message": message,
+             "lastHeartbeatTime": now, "lastTransitionTime": self.first_ready}
+            for kind, reason, message in (("MemoryPressure", "SufficientMemory", "kubelet has sufficient memory available"),
+                                          ("DiskPressure", "NoDiskPressure", "kubelet has no disk pressure"),
+                                          ("PIDPressure", "SufficientPID", "kubelet has sufficient PID available"))]
+        conditions.append({"type": "Ready", "status": "True", "reason": "KubeletReady",
+                           "message": "kubelet is posting ready status", "lastHeartbeatTime": now,
+                           "lastTransitionTime": self.first_ready})
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        machine_id = Path("/etc/machine-id").read_text().strip() if Path("/etc/machine-id").exists() else boot_id
+        return {"status": {
+            "conditions": conditions,
+            "addresses": [{"type": "InternalIP", "address": self.node_ip}, {"type": "Hostname", "address": self.hostname}],
+            "capacity": resources, "allocatable": resources,
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": self.config.get("port", 10250)}},
+            "nodeInfo": {"machineID": machine_id, "systemUUID": machine_id, "bootID": boot_id,
+                         "kernelVersion": os.uname().release, "osImage": os_image(),
+                         "containerRuntimeVersion": runtime_version(self.flags.get("container-runtime-endpoint")),
+                         "kubeletVersion": f"v{VERSION}", "operatingSystem": "linux", "architecture": "amd64"}}}
+
+    def heartbeat(self, client: Client) -> None:
+        """updateNodeStatus (every nodeStatusUpdateFrequency, 10 s) and the node lease controller's renewal
+        (pkg/kubelet/nodelease, component-helpers/apimachinery/lease@v0.36.4: kube-node-lease/NODE, 40 s)."""
+        client.request("PATCH", f"/api/v1/nodes/{self.node}/status", self.node_status(client),
+                       "application/merge-patch+json")
+        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.node}"
+        lease = client.get(path)
+        spec = {"holderIdentity": self.node, "leaseDurationSeconds": self.config.get("nodeLeaseDurationSeconds", 40),
+                "renewTime": micro_time()}
+        if lease is None:
+            client.request("POST", "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
+                           {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                            "metadata": {"name": self.node, "namespace": "kube-node-lease",
+                                         "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": self.node,
+                                                              "uid": self.node_uid}]},
+                            "spec": spec})
+        else:
+            lease["spec"].update(spec)
+            client.request("PUT", path, lease)
+
+    # -- pods --------------------------------------------------------------------------------
+
+    def mirror_pods(self, client: Client) -> None:
+        """Mirror pods (pkg/kubelet/pod/mirror_client.go@v1.36.4 CreateMirrorPod; pkg/kubelet/config/common.go
+        applyDefaults): NAME-NODE with config.hash/config.mirror = the config hash, config.source file,
+        config.seen, owned by the Node, spec.nodeName set, tolerating every NoExecute taint. A mirror pod
+        of another hash is deleted and created again; one without a manifest is deleted."""
+        with LOCK:
+            pods = {pod_name(s["pod"], self.node): s for s in self.static.pods.values()}
+            wanted = {name: json.loads(json.dumps(s)) for name, s in pods.items()}
+        existing = client.request("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{self.node}")["items"]
+        mirrors = {p["metadata"]["name"]: p for p in existing
+                   if "kubernetes.io/config.mirror" in p["metadata"].get("annotations", {})}
+        for name, mirror in mirrors.items():
+            state = wanted.get(name)
+            if state is None or mirror["metadata"]["annotations"]["kubernetes.io/config.mirror"] != state["hash"]:
+                self.delete_pod(client, mirror)
+        for name, state in wanted.items():
+            mirror = mirrors.get(name)
+            if mirror is None or mirror["metadata"]["annotations"]["kubernetes.io/config.mirror"] != state["hash"]:
+                mirror = self.create_mirror(client, name, state)
+            self.report_status(client, mirror, state)
+
+    def create_mirror(self, client: Client, name: str, state: dict[str, Any]) -> dict[str, Any]:
+        pod = json.loads(json.dumps(state["pod"]))
+        meta = pod.setdefault("metadata", {})
+        namespace = meta.get("namespace") or "default"
+        meta.update(name=name, namespace=namespace, ownerReferences=[
+            {"apiVersion": "v1", "kind": "Node", "name": self.node, "uid": self.node_uid, "controller": True}])
+        meta.pop("creationTimestamp", None)
+        meta.setdefault("annotations", {}).update({
+            "kubernetes.io/config.hash": state["hash"], "kubernetes.io/config.mirror": state["hash"],
+            "kubernetes.io/config.source": "file", "kubernetes.io/config.seen": state["seen"]})
+        spec = pod.setdefault("spec", {})
+        spec["nodeName"] = self.node
+        tolerations = spec.setdefault("tolerations", [])
+        if {"operator": "Exists", "effect": "NoExecute"} not in tolerations:
+            tolerations.append({"operator": "Exists", "effect": "NoExecute"})
+        pod.pop("status", None)
+        log(f"mirror pod {namespace}/{name} created")
+        return client.request("POST", f"/api/v1/namespaces/{namespace}/pods", pod)
+
+    def report_status(self, client: Client, pod: dict[str, Any], state: dict[str, Any] | None) -> None:
+        """The status manager's patch of pods/status (pkg/kubelet/status/status_manager.go@v1.36.4): static pods
+        with their processes' state; pods of the API server as if their containers ran."""
+        meta, spec = pod["metadata"], pod["spec"]
+        now = rfc3339()
+        statuses, all_ready = [], True
+        for container in spec.get("containers", []):
+            if state is not None:
+                c = state["containers"].get(container["name"], {})
+                with LOCK:
+                    ready = self.static.ready(state, container)
+                running = bool(c.get("pid")) and process_start(c["pid"]) == c.get("start")
+                container_state = ({"running": {"startedAt": c.get("started_at", now)}} if running
+                                   else {"waiting": {"reason": c.get("reason") or "ContainerCreating"}})
+                restarts = max(c.get("restarts", 0), 0)
+            else:
+                ready, container_state, restarts = True, {"running": {"startedAt": meta.get("creationTimestamp", now)}}, 0
+            all_ready = all_ready and ready
+            statuses.append({"name": container["name"], "image": container.get("image", ""), "imageID": "",
+                             "containerID": f"containerd://{hashlib.sha256((meta['uid'] + container['name']).encode()).hexdigest()}",
+                             "ready": ready, "started": "running" in container_state, "restartCount": restarts,
+                             "state": container_state})
+        phase = "Running" if any("running" in s["state"] for s in statuses) else "Pending"
+        old = pod.get("status", {})
+        if old.get("phase") == phase and [c.get("ready") for c in old.get("containerStatuses", [])] == \
+                [s["ready"] for s in statuses] and [c.get("restartCount") for c in old.get("containerStatuses", [])] == \
+                [s["restartCount"] for s in statuses]:
+            return
+        ip = self.node_ip if spec.get("hostNetwork") else self.pod_ip(client, meta["uid"])
+        ready_text = "True" if all_ready and phase == "Running" else "False"
+        conditions = [{"type": kind, "status": status, "lastTransitionTime": now, "lastProbeTime": None}
+                      for kind, status in (("PodReadyToStartContainers", "True"), ("Initialized", "True"),
+                                           ("Ready", ready_text), ("ContainersReady", ready_text),
+                                           ("PodScheduled", "True"))]
+        status = {"phase": phase, "conditions": conditions, "hostIP": self.node_ip, "hostIPs": [{"ip": self.node_ip}],
+                  "startTime": old.get("startTime", now), "containerStatuses": statuses,
+                  **({"podIP": ip, "podIPs": [{"ip": ip}]} if ip else {})}
+        client.request("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+                       {"metadata": {"uid": meta["uid"]}, "status": status}, "application/merge-patch+json")
+
+    def pod_ip(self, client: Client, uid: str) -> str | None:
+        """An address of the node's podCIDR (allocated by kube-controller-manager), for pods that do not run."""
+        if uid not in self.pod_ips:
+            cidr = ((client.get(f"/api/v1/nodes/{self.node}") or {}).get("spec") or {}).get("podCIDR")
+            if not cidr:
+                return None
+            base = int.from_bytes(socket.inet_aton(cidr.split("/")[0]), "big")
+            self.pod_ips[uid] = socket.inet_ntoa((base + 2 + len(self.pod_ips)).to_bytes(4, "big"))
+        return self.pod_ips[uid]
+
+    def delete_pod(self, client: Client, pod: dict[str, Any]) -> None:
+        """Deleted with grace period 0 and a UID precondition, as DeleteMirrorPod (pkg/kubelet/pod/mirror_client.go
+        @v1.36.4) and the status manager (see bound_pods) do."""
+        meta = pod["metadata"]
+        body = {"kind": "DeleteOptions", "apiVersion": "v1", "preconditions": {"uid": meta["uid"]},
+                "gracePeriodSeconds": 0}
+        with contextlib.suppress(ApiError):
+            client.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}", body)
+            log(f"pod {meta['namespace']}/{meta['name']} deleted")
+
+    def bound_pods(self, client: Client) -> None:
+        """Pods the scheduler (or a DaemonSet) bound to this node: reported Running and Ready, NOT RUN. A pod
+        with a deletionTimestamp is deleted with grace period 0 once its containers would have stopped
+        (status_manager.go@v1.36.4 syncPod: NewDeleteOptions(0) with a UID precondition)."""
+        pods = client.request("GET", f"/api/v1/pods?fieldSelector=spec.nodeName%3D{self.node}")["items"]
+        for pod in pods:
+            if "kubernetes.io/config.mirror" in pod["metadata"].get("annotations", {}):
+                continue
+            if pod["metadata"].get("deletionTimestamp"):
+                self.delete_pod(client, pod)
+            elif pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+                self.report_status(client, pod, None)
+
+    # -- loops -------------------------------------------------------------------------------
+
+    def certificate_loop(self, serving: bool) -> None:
+        """The client and serving certificate managers, each in the background as the kubelet's (their
+        CSRs wait for approval while the kubelet goes on with the certificate it has)."""
+        while True:
+            try:
+                if serving and self.node_uid is not None:
+                    self.serving_certificate(Client(self.kubeconfig, self.client_store.current
+                                                    if self.client_store.valid() else None))
+                elif not serving and self.rotation_due:
+                    self.rotate_client(Client(self.kubeconfig, self.client_store.current))
+                    self.rotation_due = False
+            except (OSError, ApiError, RuntimeError, subprocess.CalledProcessError, KeyError, ValueError) as error:
+                log(f"certificate manager: {error!r}")
+            time.sleep(2)
+
+    def static_loop(self) -> None:
+        while True:
+            try:
+                self.static.sync()
+                self.static.reap()
+            except Exception as error:  # noqa: BLE001 (the kubelet logs and goes on)
+                log(f"static pods: {error!r}")
+            time.sleep(1)
+
+    def api_loop(self) -> None:
+        last_heartbeat = 0.0
+        while True:
+            try:
+                client = self.client()  # read each time: rotation and kubeadm's kubelet-finalize change it
+                if self.node_uid is None:
+                    self.register(client)
+                if time.time() - last_heartbeat >= self.config.get("nodeStatusUpdateSeconds", 10):
+                    self.heartbeat(client)
+                    last_heartbeat = time.time()
+                self.mirror_pods(client)
+                self.bound_pods(client)
+            except (OSError, ApiError, RuntimeError, subprocess.CalledProcessError, KeyError, ValueError) as error:
+                log(f"API: {error!r}")
+            time.sleep(1)
+
+
+def os_image() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                return line.split("=", 1)[1].strip('"')
+    return "Linux"
+
+
+def runtime_version(endpoint: str | None) -> str:
+    """`RuntimeName://RuntimeVersion` as the CRI Version call answers (asked through crictl)."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(["crictl", "--runtime-endpoint", endpoint or "unix:///run/containerd/containerd.sock",
+                              "version"], capture_output=True, text=True, timeout=5).stdout
+        fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
+        if "RuntimeName" in fields:
+            return f"{fields['RuntimeName'].strip()}://{fields['RuntimeVersion'].strip()}"
+    return "containerd://unknown"
+
+
+class Healthz(http.server.BaseHTTPRequestHandler):
+    """The kubelet's healthz server (pkg/kubelet/server/server.go@v1.36.4 ListenAndServeKubeletHealthzServer)."""
+
+    def do_GET(self) -> None:
+        body = b"ok" if self.path.split("?")[0] == "/healthz" else b"404 page not found\n"
+        self.send_response(200 if body == b"ok" else 404)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+def main(argv: list[str]) -> None:
+    flags = parse_flags(argv)
+    if "version" in flags:
+        print(f"Kubernetes v{VERSION}")
+        return
+    if "config" not in flags:
+        fail("the lab's kubelet stand-in needs --config (10-kubeadm.conf passes it)")
+    path = Path(flags["config"])
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        fail(f"failed to load kubelet config file, path: {path}, error: failed to load Kubelet config file {path}, "
+             f"error failed to read kubelet config file \"{path}\", error: {error}")
+    if config.get("kind") != "KubeletConfiguration":
+        fail(f"failed to load kubelet config file, path: {path}: kind is {config.get('kind')!r}, not KubeletConfiguration")
+    kubelet = Kubelet(flags, config)
+    server = http.server.ThreadingHTTPServer((config.get("healthzBindAddress", "127.0.0.1"),
+                                              int(config.get("healthzPort", 10248))), Healthz)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # containers outlive the kubelet
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=kubelet.static_loop, daemon=True).start()
+    for serving in (False, True):
+        threading.Thread(target=kubelet.certificate_loop, args=(serving,), daemon=True).start()
+    log(f"kubelet v{VERSION} (lab stand-in) started as node {kubelet.node}")
+    kubelet.api_loop()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,245 @@
+"""The lab's kubelet stand-in (tests/lab/standins/kubelet.py) under the real kubeadm v1.36.4.
+
+On a private host (tests/netns.py private_host: 198.18.0.11, its own network, mount and PID namespaces) the
+kubelet package's files are laid out as the lab's real-mode deb has them (/usr/bin/kubelet with its version,
+/usr/lib/systemd/system/kubelet.service and kubelet.service.d/10-kubeadm.conf) with the systemctl stand-in
+as /usr/bin/systemctl, the real kubeadm and kubectl v1.36.4 on PATH, and the real etcd v3.6.8 and
+kube-apiserver, kube-controller-manager, kube-scheduler v1.36.4 as what the images hold (image roots at
+/usr/local/bin, the path of the upstream images). Then the real `kubeadm init --config` of the program's
+rendered init config for a one-control-plane stack runs — with --skip-phases=preflight until the lab's real
+containerd lands (preflight asks the CRI for its status and pulls images) — and starts the kubelet with
+`systemctl restart kubelet` (its kubelet-start phase).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import script_param
+from netns import HOST_ADDRESS, private_host
+from tests.etcd_tools import etcd_tool
+from tests.kubernetes_tools import kubernetes_tool
+from tests.real_control_plane import INIT_CONFIG, NODE, rendered_steps, stack_config
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nsenter")
+                                or not shutil.which("openssl"),
+                                reason="needs root, ip, nsenter and openssl for private namespaces and TLS")
+
+STANDINS = Path(__file__).parent / "lab" / "standins"
+VERSION = "1.36.4"
+ADMIN = "/etc/kubernetes/admin.conf"
+IMAGE_BINARIES = {"kube-apiserver": ("kube-apiserver",), "kube-controller-manager": ("kube-controller-manager",),
+                  "kube-scheduler": ("kube-scheduler",), "etcd": ("etcd", "etcdctl")}
+# The reaper a machine's init is: orphans (the kubelet's supervisor, its containers) are reaped.
+INIT = "python3 -c 'import os, time\nwhile True:\n    try: os.wait()\n    except ChildProcessError: time.sleep(1)'"
+
+
+def install_packages(host, root: Path) -> None:
+    """/usr/bin and /usr/lib/systemd/system as the lab's real-mode debs leave them (tests/lab/hosts.py packages
+    the same files), with the systemctl stand-in."""
+    staged = root / "packages"
+    staged.mkdir()
+    (staged / "kubelet").write_text((STANDINS / "kubelet.py").read_text().replace("@VERSION@", VERSION))
+    shutil.copy(STANDINS / "standin.py", staged / "systemctl")
+    host.sh(f"install -m 0755 {staged}/kubelet {staged}/systemctl /usr/bin/"
+            f" && ln -sf {kubernetes_tool('kubeadm')} /usr/bin/kubeadm && ln -sf {kubernetes_tool('kubectl')} /usr/bin/kubectl"
+            f" && install -D -m 0644 {STANDINS}/units/kubelet.service /usr/lib/systemd/system/kubelet.service"
+            f" && install -D -m 0644 {STANDINS}/units/kubelet.service.d/10-kubeadm.conf"
+            " /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf")
+
+
+def image_roots(root: Path, images: list[str]) -> dict[str, str]:
+    """Each control-plane image's root filesystem with the real binaries at /usr/local/bin."""
+    roots = {}
+    for image in images:
+        name = image.rsplit("/", 1)[-1].split(":")[0]
+        if name not in IMAGE_BINARIES:
+            continue
+        directory = root / "images" / name
+        (directory / "usr/local/bin").mkdir(parents=True)
+        for binary in IMAGE_BINARIES[name]:
+            (directory / "usr/local/bin" / binary).symlink_to(
+                etcd_tool(binary) if name == "etcd" else kubernetes_tool(binary))
+        roots[image] = str(directory)
+    return roots
+
+
+def wait_for(host, check, what: str, seconds: float = 120):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        journal = host.run("tail -n 25 /var/lib/kclab-node/units/kubelet.journal").stdout
+        assert time.monotonic() < deadline, f"{what}: not within {seconds} s\nthe kubelet's journal:\n{journal}"
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def node(tmp_path_factory):
+    root = tmp_path_factory.mktemp("kubelet-standin")
+    steps = rendered_steps(stack_config())
+    with private_host("kckubelet", root / "host", INIT,
+                      overlays=("/etc", "/var/lib", "/var/log", "/usr/bin", "/usr/lib/systemd")) as host:
+        install_packages(host, root)
+        host.sh(steps[f"{NODE}-control-plane-files"])
+        host.sh(f"install -D -m 0600 /dev/stdin {INIT_CONFIG}", stdin=script_param(steps[f"{NODE}-init"], "KUBEADM_CONFIG"))
+        images = host.sh(f"kubeadm config images list --config {INIT_CONFIG}").split()
+        host.sh("install -D -m 0644 /dev/stdin /var/lib/kclab-node/image-roots.json",
+                stdin=json.dumps(image_roots(root, images)))
+        init = host.run(f"kubeadm init --config {INIT_CONFIG} --skip-phases=preflight", timeout=900)
+        host.init = init
+        yield host
+
+
+def kubectl(host, *args: str) -> str:
+    return host.sh("kubectl --kubeconfig " + ADMIN + " " + " ".join(args), timeout=60)
+
+
+def get(host, *args: str) -> dict:
+    return json.loads(kubectl(host, "get", *args, "-o", "json"))
+
+
+def test_kubeadm_init_completes_with_the_kubelet_started_by_systemctl(node):
+    journal = node.run("tail -n 30 /var/lib/kclab-node/units/kubelet.journal").stdout
+    assert node.init.returncode == 0, f"{node.init.stdout}\n{node.init.stderr}\nkubelet:\n{journal}"
+    assert "Your Kubernetes control-plane has initialized successfully!" in node.init.stdout
+
+
+def test_the_kubelet_serves_healthz(node):
+    assert node.sh("python3 -c \"import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:10248/healthz').read().decode())\"").strip() == "ok"
+
+
+def test_the_node_is_ready_with_kubeadms_control_plane_label_and_taint(node):
+    def ready():
+        n = get(node, "node", NODE)
+        return n if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"]["conditions"]) else None
+    n = wait_for(node, ready, "node Ready")
+    assert "node-role.kubernetes.io/control-plane" in n["metadata"]["labels"]
+    assert {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"} in n["spec"]["taints"]
+    assert n["status"]["nodeInfo"]["kubeletVersion"] == f"v{VERSION}"
+    assert {"type": "InternalIP", "address": HOST_ADDRESS} in n["status"]["addresses"]
+
+
+def test_the_node_lease_is_renewed(node):
+    first = get(node, "lease", "-n", "kube-node-lease", NODE)["spec"]["renewTime"]
+    wait_for(node, lambda: get(node, "lease", "-n", "kube-node-lease", NODE)["spec"]["renewTime"] != first,
+             "lease renewal", 40)
+
+
+def mirror_pods(host) -> dict[str, dict]:
+    pods = get(host, "pods", "-n", "kube-system")["items"]
+    return {p["metadata"]["name"]: p for p in pods
+            if "kubernetes.io/config.mirror" in p["metadata"].get("annotations", {})}
+
+
+def test_static_pods_have_running_ready_mirror_pods_with_the_kubelets_annotations(node):
+    names = {f"{c}-{NODE}" for c in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")}
+
+    def all_ready():
+        pods = mirror_pods(node)
+        return pods if set(pods) == names and all(
+            p["status"].get("phase") == "Running"
+            and any(c["type"] == "Ready" and c["status"] == "True" for c in p["status"].get("conditions", []))
+            for p in pods.values()) else None
+    for pod in wait_for(node, all_ready, "mirror pods Running and Ready").values():
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["kubernetes.io/config.hash"] == annotations["kubernetes.io/config.mirror"]
+        assert annotations["kubernetes.io/config.source"] == "file"
+        assert pod["metadata"]["ownerReferences"][0]["kind"] == "Node"
+
+
+def test_the_client_certificate_is_rotated_into_the_kubelets_store_and_kubelet_conf_points_at_it(node):
+    # kubeadm's kubelet-finalize phase (cmd/kubeadm/app/cmd/phases/init/kubeletfinalize.go@v1.36.4) rewrote it.
+    conf = yaml.safe_load(node.sh("cat /etc/kubernetes/kubelet.conf"))
+    assert conf["users"][0]["user"]["client-certificate"] == "/var/lib/kubelet/pki/kubelet-client-current.pem"
+    csrs = wait_for(node, lambda: [c for c in get(node, "csr")["items"]
+                             if c["spec"]["signerName"] == "kubernetes.io/kube-apiserver-client-kubelet"
+                             and c["spec"]["username"] == f"system:node:{NODE}" and c["status"].get("certificate")],
+                    "the rotated client certificate")
+    assert csrs[0]["metadata"]["name"].startswith("node-csr-")
+    subject = node.sh("openssl x509 -noout -subject -nameopt RFC2253 -in /var/lib/kubelet/pki/kubelet-client-current.pem")
+    assert subject.strip() == f"subject=CN=system:node:{NODE},O=system:nodes"
+
+
+def test_the_kubelet_asks_for_a_serving_certificate_for_its_names_and_address(node):
+    def serving():
+        return [c for c in get(node, "csr")["items"] if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"]
+    csr = wait_for(node, serving, "a kubelet-serving CSR")[0]
+    assert csr["spec"]["username"] == f"system:node:{NODE}"
+    request = node.sh("base64 -d | openssl req -noout -text", stdin=csr["spec"]["request"])
+    assert f"DNS:{NODE}, IP Address:{HOST_ADDRESS}" in request
+    kubectl(node, "certificate", "approve", csr["metadata"]["name"])
+    wait_for(node, lambda: node.run("test -s /var/lib/kubelet/pki/kubelet-server-current.pem").returncode == 0,
+             "the serving certificate written")
+
+
+def test_pods_bound_to_the_node_are_reported_running_and_ready(node):
+    def coredns():
+        pods = get(node, "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")["items"]
+        return pods if pods and all(p["status"].get("phase") == "Running" and p["status"].get("podIP")
+                                    for p in pods) else None
+    wait_for(node, coredns, "CoreDNS pods Running")
+
+
+def test_a_deleted_pod_is_finished_off_by_the_kubelet(node):
+    name = get(node, "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")["items"][0]["metadata"]["name"]
+    started = time.monotonic()
+    kubectl(node, "delete", "pod", "-n", "kube-system", name, "--timeout=60s")
+    assert time.monotonic() - started < 30  # well within its 30 s grace period: the kubelet deleted it with grace 0
+
+
+def test_a_restarted_kubelet_keeps_the_running_static_pods(node):
+    before = node.sh("pgrep -x etcd").split()
+    node.sh("systemctl restart kubelet")
+    time.sleep(3)
+    assert node.sh("pgrep -x etcd").split() == before
+
+
+def test_a_manifest_change_restarts_the_process_and_changes_the_mirror_pods_hash(node):
+    old_pid = node.sh("pgrep -x kube-scheduler").split()
+    old_hash = mirror_pods(node)[f"kube-scheduler-{NODE}"]["metadata"]["annotations"]["kubernetes.io/config.hash"]
+    node.sh("sed -i 's/- --leader-elect=true/- --leader-elect=true\\n    - --v=2/' /etc/kubernetes/manifests/kube-scheduler.yaml")
+
+    def new_hash():
+        pod = mirror_pods(node).get(f"kube-scheduler-{NODE}")
+        return pod and pod["metadata"]["annotations"]["kubernetes.io/config.hash"] != old_hash
+    wait_for(node, new_hash, "a new config hash on the mirror pod")
+    new_pid = wait_for(node, lambda: node.run("pgrep -x kube-scheduler").stdout.split(), "the new process")
+    assert new_pid != old_pid
+    assert "--v=2" in node.sh(f"tr '\\0' ' ' < /proc/{new_pid[0]}/cmdline")
+
+
+def test_a_removed_manifest_stops_its_process(node):
+    node.sh("mv /etc/kubernetes/manifests/kube-scheduler.yaml /etc/kubernetes/scheduler.moved")
+    wait_for(node, lambda: node.run("pgrep -x kube-scheduler").returncode == 1, "kube-scheduler stopped", 60)
+    wait_for(node, lambda: f"kube-scheduler-{NODE}" not in mirror_pods(node), "its mirror pod deleted", 60)
+
+
+def kubelet_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    program = tmp_path / "kubelet"
+    program.write_text((STANDINS / "kubelet.py").read_text().replace("@VERSION@", VERSION))
+    program.chmod(0o755)
+    return subprocess.run([str(program), *args], capture_output=True, text=True, timeout=30)
+
+
+def test_version_answers_as_kubeadms_kubelet_version_check_reads_it(tmp_path):
+    assert kubelet_run(tmp_path, "--version").stdout == f"Kubernetes v{VERSION}\n"
+
+
+def test_the_kubelet_exits_while_its_config_file_is_missing(tmp_path):
+    result = kubelet_run(tmp_path, f"--config={tmp_path}/absent.yaml", "--kubeconfig=/etc/kubernetes/kubelet.conf")
+    assert result.returncode == 1 and "failed to load kubelet config file" in result.stderr
+
+
+def test_an_unknown_flag_is_refused(tmp_path):
+    result = kubelet_run(tmp_path, "--version", "--no-such-flag=1")
+    assert result.returncode == 1 and "unknown flag: --no-such-flag=1" in result.stderr
