@@ -179,6 +179,7 @@ def test_a_failing_exec_start_pre_with_dash_does_not_stop_the_start(tmp_path):
         unit demo.service <<EOF
         [Service]
         ExecStartPre=-/bin/sh -c 'echo pre > $T/pre; exit 1'
+        ExecStartPre=-/nonexistent/modprobe overlay
         ExecStart=/bin/sleep 1000
         EOF
         systemctl start demo

@@ -1310,7 +1310,12 @@ def supervise(unit: str) -> None:
             env = unit_environment(settings)
             for line in settings.get("ExecStartPre", []):
                 ignore, argv = expand_command(line, env)
-                if subprocess.run(argv, env=env, cwd="/", stdin=subprocess.DEVNULL).returncode and not ignore:
+                try:
+                    code = subprocess.run(argv, env=env, cwd="/", stdin=subprocess.DEVNULL).returncode
+                except OSError as error:  # systemd's 203/EXEC, which "-" ignores like any other failure
+                    print(error, flush=True)
+                    code = 203
+                if code and not ignore:
                     raise RuntimeError(f"ExecStartPre={line} failed")
             argv = expand_command(settings["ExecStart"][-1], env)[1]
             if notify:
