@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,10 @@ class LabCluster:
         """How the cluster differs from `config`: every node joined, right role and version (the real API
         server's view in a real lab, else the stand-ins' journal)."""
         version = target_version(config)
-        members = self.real_members() if self.lab.real else self.members()
+        try:
+            members = self.real_members() if self.lab.real else self.members()
+        except subprocess.CalledProcessError as error:
+            return [f"the API server did not answer kubectl on the first control plane: {error.stderr.strip()}"]
         problems = []
         for node in config["nodes"]:
             if node["roles"] == ["etcd"]:
