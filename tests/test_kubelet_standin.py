@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 import time
 from pathlib import Path
 
@@ -25,8 +26,9 @@ import yaml
 
 from harness import script_param
 from netns import HOST_ADDRESS, private_host
-from tests.etcd_tools import etcd_tool
+from tests.containerd_tools import CONTAINERD_VERSIONS, build_containerd, build_crictl
 from tests.kubernetes_tools import kubernetes_tool
+from tests.lab.images import build_image
 from tests.real_control_plane import INIT_CONFIG, NODE, rendered_steps, stack_config
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nsenter")
@@ -36,40 +38,41 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or n
 STANDINS = Path(__file__).parent / "lab" / "standins"
 VERSION = "1.36.4"
 ADMIN = "/etc/kubernetes/admin.conf"
-IMAGE_BINARIES = {"kube-apiserver": ("kube-apiserver",), "kube-controller-manager": ("kube-controller-manager",),
-                  "kube-scheduler": ("kube-scheduler",), "etcd": ("etcd", "etcdctl")}
+CONTAINERD = CONTAINERD_VERSIONS[0]  # what the lab's hosts run (tests/lab/hosts.py)
 # The reaper a machine's init is: orphans (the kubelet's supervisor, its containers) are reaped.
 INIT = "python3 -c 'import os, time\nwhile True:\n    try: os.wait()\n    except ChildProcessError: time.sleep(1)'"
 
 
 def install_packages(host, root: Path) -> None:
     """/usr/bin and /usr/lib/systemd/system as the lab's real-mode debs leave them (tests/lab/hosts.py packages
-    the same files), with the systemctl stand-in."""
+    the same files: the real kubeadm, kubectl, containerd, ctr and crictl, the kubelet stand-in and the units),
+    with the systemctl stand-in; /var/lib/containerd on this machine's disk as in the lab (tests/lab/README.md
+    "Images": overlayfs snapshots need a real file system under them)."""
     staged = root / "packages"
     staged.mkdir()
     (staged / "kubelet").write_text((STANDINS / "kubelet.py").read_text().replace("@VERSION@", VERSION))
     shutil.copy(STANDINS / "standin.py", staged / "systemctl")
+    links = {"kubeadm": kubernetes_tool("kubeadm"), "kubectl": kubernetes_tool("kubectl"),
+             "containerd": build_containerd(CONTAINERD), "ctr": build_containerd(CONTAINERD, "ctr"),
+             "crictl": build_crictl()}
+    (root / "containerd").mkdir()
     host.sh(f"install -m 0755 {staged}/kubelet {staged}/systemctl /usr/bin/"
-            f" && ln -sf {kubernetes_tool('kubeadm')} /usr/bin/kubeadm && ln -sf {kubernetes_tool('kubectl')} /usr/bin/kubectl"
-            f" && install -D -m 0644 {STANDINS}/units/kubelet.service /usr/lib/systemd/system/kubelet.service"
-            f" && install -D -m 0644 {STANDINS}/units/kubelet.service.d/10-kubeadm.conf"
-            " /usr/lib/systemd/system/kubelet.service.d/10-kubeadm.conf")
+            + "".join(f" && ln -sf {path} /usr/bin/{name}" for name, path in links.items())
+            + "".join(f" && install -D -m 0644 {STANDINS}/units/{unit} /usr/lib/systemd/system/{unit}"
+                      for unit in ("kubelet.service", "kubelet.service.d/10-kubeadm.conf", "containerd.service"))
+            + f" && mkdir -p /var/lib/containerd /run/containerd && mount --bind {root}/containerd /var/lib/containerd"
+            " && mount -t tmpfs tmpfs /run/containerd")
 
 
-def image_roots(root: Path, images: list[str]) -> dict[str, str]:
-    """Each control-plane image's root filesystem with the real binaries at /usr/local/bin."""
-    roots = {}
+def import_images(host, root: Path, images: list[str]) -> None:
+    """The lab's images (tests/lab/images.py: the real binaries at the upstream images' paths) in containerd,
+    imported rather than pulled: there is no registry on the private host."""
     for image in images:
-        name = image.rsplit("/", 1)[-1].split(":")[0]
-        if name not in IMAGE_BINARIES:
-            continue
-        directory = root / "images" / name
-        (directory / "usr/local/bin").mkdir(parents=True)
-        for binary in IMAGE_BINARIES[name]:
-            (directory / "usr/local/bin" / binary).symlink_to(
-                etcd_tool(binary) if name == "etcd" else kubernetes_tool(binary))
-        roots[image] = str(directory)
-    return roots
+        archive = root / f"{image.rsplit('/', 1)[-1]}.tar"
+        with tarfile.open(archive, "w") as tar:
+            for path in build_image(image).iterdir():
+                tar.add(path, arcname=path.name)
+        host.sh(f"ctr -n k8s.io images import --index-name {image} {archive}", timeout=120)
 
 
 def wait_for(host, check, what: str, seconds: float = 120):
@@ -88,13 +91,12 @@ def node(tmp_path_factory):
     root = tmp_path_factory.mktemp("kubelet-standin")
     steps = rendered_steps(stack_config())
     with private_host("kckubelet", root / "host", INIT,
-                      overlays=("/etc", "/var/lib", "/var/log", "/usr/bin", "/usr/lib/systemd")) as host:
+                      overlays=("/etc", "/var/lib", "/var/log", "/usr/bin", "/usr/lib/systemd", "/run")) as host:
         install_packages(host, root)
         host.sh(steps[f"{NODE}-control-plane-files"])
         host.sh(f"install -D -m 0600 /dev/stdin {INIT_CONFIG}", stdin=script_param(steps[f"{NODE}-init"], "KUBEADM_CONFIG"))
-        images = host.sh(f"kubeadm config images list --config {INIT_CONFIG}").split()
-        host.sh("install -D -m 0644 /dev/stdin /var/lib/kclab-node/image-roots.json",
-                stdin=json.dumps(image_roots(root, images)))
+        host.sh("systemctl enable --now containerd", timeout=120)
+        import_images(host, root, host.sh(f"kubeadm config images list --config {INIT_CONFIG}").split())
         init = host.run(f"kubeadm init --config {INIT_CONFIG} --skip-phases=preflight", timeout=900)
         host.init = init
         yield host
@@ -177,7 +179,8 @@ def test_the_kubelet_asks_for_a_serving_certificate_for_its_names_and_address(no
     assert csr["spec"]["username"] == f"system:node:{NODE}"
     request = node.sh("base64 -d | openssl req -noout -text", stdin=csr["spec"]["request"])
     assert f"DNS:{NODE}, IP Address:{HOST_ADDRESS}" in request
-    kubectl(node, "certificate", "approve", csr["metadata"]["name"])
+    # A kubelet restarted while its request waits asks again (with a new key), as the real one does: approve all.
+    kubectl(node, "certificate", "approve", *(c["metadata"]["name"] for c in serving()))
     wait_for(node, lambda: node.run("test -s /var/lib/kubelet/pki/kubelet-server-current.pem").returncode == 0,
              "the serving certificate written")
 
@@ -222,6 +225,20 @@ def test_a_removed_manifest_stops_its_process(node):
     node.sh("mv /etc/kubernetes/manifests/kube-scheduler.yaml /etc/kubernetes/scheduler.moved")
     wait_for(node, lambda: node.run("pgrep -x kube-scheduler").returncode == 1, "kube-scheduler stopped", 60)
     wait_for(node, lambda: f"kube-scheduler-{NODE}" not in mirror_pods(node), "its mirror pod deleted", 60)
+
+
+def test_a_static_pod_whose_image_cannot_be_pulled_waits_in_err_image_pull(node):
+    node.sh("cat > /etc/kubernetes/manifests/absent.yaml", stdin=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "absent", "namespace": "kube-system"},
+        "spec": {"hostNetwork": True, "containers": [{"name": "absent", "image": "registry.k8s.io/absent:v1",
+                                                      "command": ["absent"]}]}}))
+
+    def waiting():
+        pod = mirror_pods(node).get(f"absent-{NODE}")
+        statuses = (pod or {}).get("status", {}).get("containerStatuses", [])
+        return statuses and statuses[0]["state"].get("waiting", {}).get("reason") == "ErrImagePull"
+    wait_for(node, waiting, "the mirror pod waiting in ErrImagePull")
+    node.sh("rm /etc/kubernetes/manifests/absent.yaml")
 
 
 def kubelet_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

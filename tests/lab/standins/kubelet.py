@@ -58,8 +58,6 @@ FLAGS = {"version": False, "config": True, "kubeconfig": True, "bootstrap-kubeco
          "register-with-taints": True, "pod-infra-container-image": True, "cert-dir": True}
 # Where the stand-in keeps what the real kubelet keeps in the container runtime (which containers run).
 STATE = Path("/var/lib/kubelet/standin")
-# The image lookup until the containerd mount of engineer "images" lands: {image: its root filesystem}.
-IMAGE_ROOTS = Path("/var/lib/kclab-node/image-roots.json")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # pkg/kubelet/kubelet.go@v1.36.4 backOffPeriod; pkg/kubelet/apis/config/v1beta1/defaults.go MaxContainerBackOff.
 BACKOFF, MAX_BACKOFF = 10.0, 300.0
@@ -299,10 +297,29 @@ def config_hash(pod: dict[str, Any], node: str, source: Path) -> str:
     return fnv128a(json.dumps(pod, sort_keys=True).encode() + f"host:{node}file:{source}".encode())
 
 
-def image_root(image: str) -> Path | None:
-    """The root filesystem of IMAGE as the container runtime has pulled it, or None if it has not."""
-    roots = json.loads(IMAGE_ROOTS.read_text()) if IMAGE_ROOTS.exists() else {}
-    return Path(roots[image]) if image in roots else None
+def image_root(image: str, endpoint: str) -> Path | None:
+    """IMAGE's root filesystem, or None if the container runtime cannot pull it (the pod waits in
+    ErrImagePull). Pulled through the CRI when absent (imagePullPolicy IfNotPresent, the default for a tagged
+    image: pkg/apis/core/v1/defaults.go@v1.36.4; pkg/kubelet/images/image_manager.go@v1.36.4), then mounted
+    read-only as containerd's view of it (`ctr -n k8s.io images mount`: tests/lab/README.md "Images")."""
+    directory = STATE / "rootfs" / re.sub(r"[^A-Za-z0-9_.-]", "_", image)
+    if os.path.ismount(directory):
+        return directory
+    crictl = ["crictl", "--runtime-endpoint", endpoint, "--image-endpoint", endpoint]
+    for argv in ([*crictl, "inspecti", image], [*crictl, "pull", image]):
+        result = subprocess.run(argv, capture_output=True, text=True)
+        if result.returncode == 0:
+            break
+    else:
+        log(f"image {image}: {result.stderr.strip()}")
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["ctr", "--address", endpoint.removeprefix("unix://"), "-n", "k8s.io", "images", "mount",
+                             image, str(directory)], capture_output=True, text=True)
+    if result.returncode != 0:
+        log(f"image {image}: {result.stderr.strip()}")
+        return None
+    return directory
 
 
 def expand(text: str, env: dict[str, str]) -> str:
@@ -324,8 +341,8 @@ class StaticPods:
     """The kubelet's file source (pkg/kubelet/config/file.go@v1.36.4: every file in staticPodPath not starting
     with ".") and the pod workers for its pods."""
 
-    def __init__(self, directory: Path, node: str, node_ip: str):
-        self.directory, self.node, self.node_ip = directory, node, node_ip
+    def __init__(self, directory: Path, node: str, node_ip: str, runtime_endpoint: str):
+        self.directory, self.node, self.node_ip, self.runtime_endpoint = directory, node, node_ip, runtime_endpoint
         STATE.mkdir(parents=True, exist_ok=True)
         self.state_file = STATE / "static-pods.json"
         # manifest file -> {"pod", "hash", "containers": {name: {pid, start, restarts, started_at, next, backoff}}}
@@ -379,7 +396,7 @@ class StaticPods:
             c["reason"] = "CrashLoopBackOff"
         if time.time() < c["next"]:
             return
-        root = image_root(container.get("image", ""))
+        root = image_root(container.get("image", ""), self.runtime_endpoint)
         if root is None:
             c["reason"] = "ErrImagePull"
             return
@@ -487,7 +504,9 @@ class Kubelet:
         cert_dir = Path(flags.get("cert-dir", "/var/lib/kubelet/pki"))
         self.client_store = CertStore(cert_dir, "kubelet-client")
         self.serving_store = CertStore(cert_dir, "kubelet-server")
-        self.static = StaticPods(Path(config.get("staticPodPath", "/etc/kubernetes/manifests")), self.node, self.node_ip)
+        self.runtime_endpoint = flags.get("container-runtime-endpoint", "unix:///run/containerd/containerd.sock")
+        self.static = StaticPods(Path(config.get("staticPodPath", "/etc/kubernetes/manifests")), self.node, self.node_ip,
+                                 self.runtime_endpoint)
         self.node_uid: str | None = None
         self.pod_ips: dict[str, str] = {}
         self.first_ready = rfc3339()
@@ -620,7 +639,7 @@ class Kubelet:
             "daemonEndpoints": {"kubeletEndpoint": {"Port": self.config.get("port", 10250)}},
             "nodeInfo": {"machineID": machine_id, "systemUUID": machine_id, "bootID": boot_id,
                          "kernelVersion": os.uname().release, "osImage": os_image(),
-                         "containerRuntimeVersion": runtime_version(self.flags.get("container-runtime-endpoint")),
+                         "containerRuntimeVersion": runtime_version(self.runtime_endpoint),
                          "kubeletVersion": f"v{VERSION}", "operatingSystem": "linux", "architecture": "amd64"}}}
 
     def heartbeat(self, client: Client) -> None:
@@ -809,11 +828,11 @@ def os_image() -> str:
     return "Linux"
 
 
-def runtime_version(endpoint: str | None) -> str:
+def runtime_version(endpoint: str) -> str:
     """`RuntimeName://RuntimeVersion` as the CRI Version call answers (asked through crictl)."""
     with contextlib.suppress(OSError, subprocess.SubprocessError):
-        out = subprocess.run(["crictl", "--runtime-endpoint", endpoint or "unix:///run/containerd/containerd.sock",
-                              "version"], capture_output=True, text=True, timeout=5).stdout
+        out = subprocess.run(["crictl", "--runtime-endpoint", endpoint, "version"], capture_output=True, text=True,
+                             timeout=5).stdout
         fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
         if "RuntimeName" in fields:
             return f"{fields['RuntimeName'].strip()}://{fields['RuntimeVersion'].strip()}"
