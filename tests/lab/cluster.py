@@ -40,9 +40,8 @@ class LabCluster:
                  passphrase: str | None = None):
         self.lab = Lab.from_file(config_path)
         version = target_version(self.lab.config)  # a config the program rejects gets no hosts (ConfigError)
-        # The config's own version too, so any stack config runs (the default versions serve upgrades). A real
-        # lab packages only the versions it builds: the config's.
-        self.lab.versions = (version,) if self.lab.real else tuple(dict.fromkeys([*self.lab.versions, version]))
+        # The config's own version too, so any stack config runs (the default versions serve upgrades).
+        self.lab.versions = tuple(dict.fromkeys([*self.lab.versions, version]))
         self.log = log
         self.state = state
         self.stack_name = stack

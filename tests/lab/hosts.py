@@ -287,6 +287,10 @@ class Lab:
             raise LabError(f"{path} is not a stack config file (no `config:` mapping)")
         kwargs.setdefault("pin_host_keys", bool((document.get("kclab") or {}).get("pinHostKeys")))
         kwargs.setdefault("real", bool((document.get("kclab") or {}).get("real")))
+        if kwargs["real"]:
+            # A real lab builds every version it packages: only those the config asks for besides its own
+            # (`kclab: {versions: [...]}`, e.g. an upgrade's source), not the stand-in lab's defaults.
+            kwargs.setdefault("versions", tuple((document.get("kclab") or {}).get("versions") or ()))
         return cls({k.split(":", 1)[1]: v for k, v in document["config"].items() if ":" in k}, **kwargs)
 
     # -- addresses ------------------------------------------------------------------------------
