@@ -13,6 +13,7 @@ containerd lands (preflight asks the CRI for its status and pulls images) — an
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -239,6 +240,55 @@ def test_a_static_pod_whose_image_cannot_be_pulled_waits_in_err_image_pull(node)
         return statuses and statuses[0]["state"].get("waiting", {}).get("reason") == "ErrImagePull"
     wait_for(node, waiting, "the mirror pod waiting in ErrImagePull")
     node.sh("rm /etc/kubernetes/manifests/absent.yaml")
+
+
+WORKER, WORKER_ADDRESS = "w1", "198.18.0.21"
+
+
+@contextlib.contextmanager
+def bridged(*prefixes: str):
+    """The private hosts of PREFIXES (tests/netns.py names their namespaces PREFIX-PID) on one bridge, in a
+    namespace of its own: their eth0 peers become its ports."""
+    switch = f"kcswitch-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", switch], check=True)
+    try:
+        subprocess.run(["ip", "-n", switch, "link", "add", "br0", "type", "bridge"], check=True)
+        subprocess.run(["ip", "-n", switch, "link", "set", "br0", "up"], check=True)
+        for i, prefix in enumerate(prefixes):
+            namespace = f"{prefix}-{os.getpid()}"
+            subprocess.run(["ip", "-n", namespace, "link", "set", "eth0p", "name", f"port{i}", "netns", switch], check=True)
+            subprocess.run(["ip", "-n", switch, "link", "set", f"port{i}", "master", "br0", "up"], check=True)
+        yield
+    finally:
+        subprocess.run(["ip", "netns", "del", switch], check=False)
+
+
+def test_a_worker_joins_through_tls_bootstrap_with_a_real_csr(node, tmp_path):
+    join = node.sh("kubeadm token create --print-join-command").split()
+    token, ca_hash = join[join.index("--token") + 1], join[join.index("--discovery-token-ca-cert-hash") + 1]
+    config = {"apiVersion": "kubeadm.k8s.io/v1beta4", "kind": "JoinConfiguration",
+              "discovery": {"bootstrapToken": {"apiServerEndpoint": f"{HOST_ADDRESS}:6443", "token": token,
+                                               "caCertHashes": [ca_hash]}},
+              "nodeRegistration": {"name": WORKER, "criSocket": "unix:///run/containerd/containerd.sock",
+                                   "kubeletExtraArgs": [{"name": "node-ip", "value": WORKER_ADDRESS}]}}
+    with private_host("kcworker", tmp_path / "host", INIT,
+                      overlays=("/etc", "/var/lib", "/var/log", "/usr/bin", "/usr/lib/systemd", "/run")) as worker, \
+            bridged("kckubelet", "kcworker"):
+        install_packages(worker, tmp_path)
+        worker.sh(f"ip addr flush dev eth0 && ip addr add {WORKER_ADDRESS}/24 dev eth0")
+        worker.sh("install -D -m 0600 /dev/stdin /etc/kubernetes/join.yaml", stdin=yaml.safe_dump(config))
+        result = worker.run("kubeadm join --config /etc/kubernetes/join.yaml --skip-phases=preflight", timeout=600)
+        journal = worker.run("tail -n 30 /var/lib/kclab-node/units/kubelet.journal").stdout
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}\nkubelet:\n{journal}"
+        conf = yaml.safe_load(worker.sh("cat /etc/kubernetes/kubelet.conf"))
+        assert conf["users"][0]["user"]["client-certificate"] == "/var/lib/kubelet/pki/kubelet-client-current.pem"
+        subject = worker.sh("openssl x509 -noout -subject -nameopt RFC2253 -in /var/lib/kubelet/pki/kubelet-client-current.pem")
+        assert subject.strip() == f"subject=CN=system:node:{WORKER},O=system:nodes"
+        bootstrap = [c for c in get(node, "csr")["items"]
+                     if c["spec"]["username"] == f"system:bootstrap:{token.split('.')[0]}"]
+        assert [c["spec"]["signerName"] for c in bootstrap] == ["kubernetes.io/kube-apiserver-client-kubelet"]
+        wait_for(node, lambda: any(c["type"] == "Ready" and c["status"] == "True"
+                                   for c in get(node, "node", WORKER)["status"]["conditions"]), "the worker Ready")
 
 
 def kubelet_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
