@@ -156,3 +156,14 @@ def test_images_carry_the_upstream_entrypoints(lab):
     assert configs["etcd:3.6.8-0"]["Cmd"] == ["/usr/local/bin/etcd"]
     assert "Entrypoint" not in configs["etcd:3.6.8-0"]
     assert configs["pause:3.10.2"] == {"Entrypoint": ["/pause"], "User": "65535:65535"}
+
+
+def test_a_kube_vip_config_gets_the_image_of_the_programs_kube_vip_manifest(tmp_path):
+    from components.loadbalancer import KUBE_VIP_IMAGE
+    vip = "198.18.0.100"
+    config = {**CONFIG, "imageRepository": "198.19.255.2/k8s",
+              "controlPlane": {"endpoint": f"{vip}:6443", "loadBalancer": {"type": "kube-vip", "vip": vip}}}
+    assert images.images_for(config)[-1] == KUBE_VIP_IMAGE
+    assert images.Registry("unused", "198.19.255.2", tmp_path).path_of(KUBE_VIP_IMAGE) == "kube-vip/kube-vip:v1.2.3"
+    assert images.image_config(images.build_image(KUBE_VIP_IMAGE))["config"] == {"Entrypoint": ["/kube-vip"]}
+    assert KUBE_VIP_IMAGE not in images.images_for(CONFIG)
