@@ -204,3 +204,17 @@ def test_without_a_restore_adding_a_member_changes_no_restore_step():
                        *config["nodes"][3:]]
     changes = plan(run_program(base_config()), run_program(config))
     assert not {n for n in changes.updated | changes.replaced | changes.deleted if "etcd-restore" in n}
+
+
+def test_the_stack_config_of_docs_recovery_is_accepted_as_written():
+    """docs/recovery.md "Running it": its block, as it goes under `config:` in Pulumi.<stack>.yaml."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    docs = (Path(__file__).parent.parent / "docs" / "recovery.md").read_text()
+    (block,) = re.findall(r"```yaml\n(.*?)```", docs, re.S)
+    config = {key.removeprefix("kubeadm-cluster:"): value for key, value in yaml.safe_load(block).items()}
+    restore = parse_spec(base_config(**config)).etcd_restore
+    assert (restore.id, restore.snapshot) == ("2026-11-25-1", "/var/lib/etcd-backups/etcd-cp1-20261125T060000Z.db")

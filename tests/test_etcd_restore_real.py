@@ -2,132 +2,44 @@
 three-member etcd v3.6.8 cluster (the version kubeadm v1.36.4 runs, tests/etcd_tools.py): stacked (three
 control planes) and external (three etcd nodes and a control plane).
 
-Each member is a "machine" of its own: a network namespace (198.18.77.0/24 on a bridge), a PID
-namespace whose PID 1 is the kubelet double (tests/static_pod_kubelet.py: static pods only), and a
-mount namespace with its own /etc, /var/lib and /usr/local/lib (overlays over the host's, so nothing
-of the host changes) and an "image" on /usr/local/bin holding the real etcd and etcdctl — kubeadm's
-etcd image has no etcdutl — which the restore takes from /proc/PID/root as on a real host. TLS as
-kubeadm sets it up: an etcd CA, server and peer certificates per member, the healthcheck client pair
-(cmd/kubeadm/app/phases/certs/certlist.go@v1.36.4), client and peer certificate auth on.
-Killing a PID 1 ends its whole namespace: nothing outlives the test.
+Each member is a private machine (tests/etcd_machines.py) whose image on /usr/local/bin holds the real
+etcd and etcdctl — kubeadm's etcd image has no etcdutl. TLS as kubeadm sets it up: an etcd CA, server
+and peer certificates per member, the healthcheck client pair (cmd/kubeadm/app/phases/certs/certlist.go
+@v1.36.4), client and peer certificate auth on.
 
-What cannot run here has doubles: the kubelet (see its module), the API server, controller manager and
-scheduler (processes of those names, copies of sleep) and kubectl (`get --raw=/readyz` answers while a kube-apiserver
-process runs, as the API server's /readyz does once it serves: k8s.io/apiserver pkg/server/healthz
-@v0.36.4).
+What cannot run here has doubles: the kubelet (see tests/static_pod_kubelet.py), the API server, controller
+manager and scheduler (processes of those names, copies of sleep) and kubectl (`get --raw=/readyz` answers
+while a kube-apiserver process runs, as the API server's /readyz does once it serves: k8s.io/apiserver
+pkg/server/healthz@v0.36.4). tests/test_etcd_restore_apiserver.py runs the same chain under the real
+kube-apiserver, controller manager and scheduler, with kubeadm's own certificates and manifests.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from harness import base_config, inner_script, run_program
-from tests.etcd_tools import ETCD_VERSION, etcd_tool
+from tests.etcd_machines import (EXTERNAL, RESTORE_ID, SNAPSHOT, STACKED, SUBNET, Cluster, Layout, Member,
+                                 etcdctl, install_etcdutl, restore_steps, run_step, running, wait_healthy)
+from tests.etcd_tools import etcd_tool
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nsenter")
                                 or not shutil.which("openssl"),
                                 reason="needs root, ip, nsenter and openssl for private namespaces and TLS")
 
-SUBNET = "198.18.77"
-RESTORE_ID = "r1"
-SNAPSHOT = "/var/lib/etcd-backups/etcd-cp1-20261125T060000Z.db"
 KUBECTL_DOUBLE = """#!/usr/bin/env bash
 # kubectl double: `get --raw=/readyz` succeeds while a kube-apiserver process runs (see the module docstring).
 [[ " $* " == *" get --raw=/readyz "* ]] || { echo "unexpected kubectl $*" >&2; exit 2; }
 for comm in /proc/[0-9]*/comm; do [[ $(cat "$comm" 2>/dev/null) == kube-apiserver ]] && { echo ok; exit 0; }; done
 exit 1
 """
-
-
-@dataclass(frozen=True)
-class Layout:
-    """The machines of a stack: etcd members on 198.18.77.1-3, control planes that are no member from .10."""
-
-    etcd: tuple[str, ...]
-    control_planes: tuple[str, ...]
-
-    @property
-    def machines(self) -> tuple[str, ...]:
-        """In the stack's `nodes` order."""
-        return tuple(dict.fromkeys(self.control_planes + self.etcd))
-
-    @property
-    def first(self) -> str:
-        return self.etcd[0]
-
-    @property
-    def external(self) -> bool:
-        return self.etcd != self.control_planes
-
-    def ip(self, name: str) -> str:
-        if name in self.etcd:
-            return f"{SUBNET}.{self.etcd.index(name) + 1}"
-        return f"{SUBNET}.{10 + self.control_planes.index(name)}"
-
-    def endpoints(self) -> str:
-        return ",".join(f"https://{self.ip(n)}:2379" for n in self.etcd)
-
-    def config(self, restore: dict) -> dict:
-        nodes = [{"name": n, "address": self.ip(n),
-                  "roles": ["etcd"] if self.external and n in self.etcd else ["control-plane"]} for n in self.machines]
-        etcd = {"restore": restore, **({"topology": "external"} if self.external else {})}
-        return base_config(nodes=nodes, controlPlane={"endpoint": f"{self.ip(self.control_planes[0])}:6443"}, etcd=etcd)
-
-    def order(self) -> list[str]:
-        """The engine's order (tests/test_etcd_restore.py checks the dependencies that make it)."""
-        return ([f"{n}-etcd-restore-check" for n in self.machines] + ["etcd-restore-snapshot"]
-                + [f"{n}-etcd-restore-stop" for n in self.machines] + ["etcd-restore-first"]
-                + [f"{n}-etcd-restore-{step}" for n in self.etcd[1:] for step in ("add", "rejoin", "promote")]
-                + ["etcd-restore-verify"] + [f"{n}-etcd-restore-apiserver" for n in self.control_planes])
-
-
-STACKED = Layout(("cp1", "cp2", "cp3"), ("cp1", "cp2", "cp3"))
-EXTERNAL = Layout(("etcd1", "etcd2", "etcd3"), ("cp1",))
-
-
-@dataclass
-class Member:
-    name: str
-    ip: str
-    netns: str
-    root: Path
-    etcd: bool
-    control_plane: bool
-    process: subprocess.Popen | None = None
-    pid: int = 0  # PID 1 of its namespace, as the host sees it
-
-    def run(self, script: str, timeout: float = 600) -> subprocess.CompletedProcess:
-        """`script` with bash as root on this member."""
-        return subprocess.run(["nsenter", f"--target={self.pid}", "--mount", "--pid", "--net", "--",
-                               "bash", "-c", script], capture_output=True, text=True, timeout=timeout)
-
-    def sh(self, script: str) -> str:
-        result = self.run(script)
-        assert result.returncode == 0, f"{self.name}: {script}\n{result.stdout}\n{result.stderr}"
-        return result.stdout
-
-
-class Cluster(dict):
-    """The machines by name, and their layout."""
-
-    def __init__(self, layout: Layout, members: dict[str, Member]):
-        super().__init__(members)
-        self.layout = layout
-
-    @property
-    def first(self) -> Member:
-        return self[self.layout.first]
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -191,141 +103,59 @@ def control_plane_manifest(component: str) -> str:
             "  hostNetwork: true\n")
 
 
-def start_member(member: Member, pki: Path, layout: Layout) -> None:
-    root = member.root
-    image = root / "image"
-    image.mkdir(parents=True)
-    shutil.copy(etcd_tool("etcd"), image / "etcd")
-    shutil.copy(etcd_tool("etcdctl"), image / "etcdctl")
-    for component in CONTROL_PLANE_PODS:
-        shutil.copy("/bin/sleep", image / component)
-    (image / "kubectl").write_text(KUBECTL_DOUBLE)
-    (image / "kubectl").chmod(0o755)
-    files = root / "files"
-    (files / "pki").mkdir(parents=True)
-    if member.etcd:
-        for src, dst in [("ca.crt", "ca.crt"), (f"{member.name}-server.crt", "server.crt"),
-                         (f"{member.name}-server.key", "server.key"), (f"{member.name}-peer.crt", "peer.crt"),
-                         (f"{member.name}-peer.key", "peer.key"), ("healthcheck-client.crt", "healthcheck-client.crt"),
-                         ("healthcheck-client.key", "healthcheck-client.key")]:
-            shutil.copy(pki / src, files / "pki" / dst)
-        (files / "etcd.yaml").write_text(etcd_manifest(member, layout))
-    if member.control_plane:
+def provision_with_doubles(pki: Path, layout: Layout):
+    """Each machine's image (the real etcd and etcdctl, the control plane's doubles) and its files: the
+    etcd certificates of `pki`, the static pod manifests, an empty admin.conf for the kubectl double."""
+
+    def provision(member: Member) -> tuple[Path, str]:
+        root = member.root
+        image = root / "image"
+        image.mkdir(parents=True)
+        shutil.copy(etcd_tool("etcd"), image / "etcd")
+        shutil.copy(etcd_tool("etcdctl"), image / "etcdctl")
         for component in CONTROL_PLANE_PODS:
-            (files / f"{component}.yaml").write_text(control_plane_manifest(component))
-    overlays = ""
-    for i, target in enumerate(("/etc", "/var/lib", "/usr/local/lib")):
-        upper, work = root / f"upper{i}", root / f"work{i}"
-        upper.mkdir()
-        work.mkdir()
-        overlays += f"mount -t overlay overlay -o lowerdir={target},upperdir={upper},workdir={work} {target}\n"
-    setup = textwrap.dedent(f"""\
-        set -e
-        {overlays}
-        mount --bind {image} /usr/local/bin
-        install -d -m 0755 /etc/kubernetes/manifests /etc/kubernetes/pki
-        cp -r {files}/pki /etc/kubernetes/pki/etcd
-        touch /etc/kubernetes/admin.conf
-        cp {files}/*.yaml /etc/kubernetes/manifests/
-        exec {sys.executable} {Path(__file__).parent / 'static_pod_kubelet.py'} {root}
-        """).replace("\n        ", "\n")
-    member.process = subprocess.Popen(
-        ["ip", "netns", "exec", member.netns, "unshare", "--mount", "--pid", "--fork", "--mount-proc",
-         "--propagation", "private", "bash", "-c", setup],
-        stdout=open(root / "node.log", "wb"), stderr=subprocess.STDOUT)
-    children = Path(f"/proc/{member.process.pid}/task/{member.process.pid}/children")
-    for _ in range(100):
-        pids = children.read_text().split() if children.exists() else []
-        if pids:
-            member.pid = int(pids[0])
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{member.name} did not start: {(root / 'node.log').read_text()}")
+            shutil.copy("/bin/sleep", image / component)
+        (image / "kubectl").write_text(KUBECTL_DOUBLE)
+        (image / "kubectl").chmod(0o755)
+        files = root / "files"
+        (files / "pki").mkdir(parents=True)
+        if member.etcd:
+            for src, dst in [("ca.crt", "ca.crt"), (f"{member.name}-server.crt", "server.crt"),
+                             (f"{member.name}-server.key", "server.key"), (f"{member.name}-peer.crt", "peer.crt"),
+                             (f"{member.name}-peer.key", "peer.key"), ("healthcheck-client.crt", "healthcheck-client.crt"),
+                             ("healthcheck-client.key", "healthcheck-client.key")]:
+                shutil.copy(pki / src, files / "pki" / dst)
+            (files / "etcd.yaml").write_text(etcd_manifest(member, layout))
+        if member.control_plane:
+            for component in CONTROL_PLANE_PODS:
+                (files / f"{component}.yaml").write_text(control_plane_manifest(component))
+        return image, textwrap.dedent(f"""\
+            install -d -m 0755 /etc/kubernetes/manifests /etc/kubernetes/pki
+            cp -r {files}/pki /etc/kubernetes/pki/etcd
+            touch /etc/kubernetes/admin.conf
+            cp {files}/*.yaml /etc/kubernetes/manifests/
+            """)
+
+    return provision
 
 
-def etcdctl(member: Member, *args: str, endpoints: str | None = None) -> str:
-    pki = "/etc/kubernetes/pki/etcd"
-    command = (f"/usr/local/bin/etcdctl --endpoints={endpoints or f'https://{member.ip}:2379'} --cacert={pki}/ca.crt "
-               f"--cert={pki}/healthcheck-client.crt --key={pki}/healthcheck-client.key " + " ".join(args))
-    return member.sh(command)
-
-
-def wait_healthy(cluster: Cluster, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        pki = "/etc/kubernetes/pki/etcd"
-        result = cluster.first.run(f"/usr/local/bin/etcdctl --endpoints={cluster.layout.endpoints()} --cacert={pki}/ca.crt "
-                                   f"--cert={pki}/healthcheck-client.crt --key={pki}/healthcheck-client.key endpoint health")
-        if result.returncode == 0:
-            return
-        assert time.monotonic() < deadline, result.stdout + result.stderr
-        time.sleep(1)
-
-
-@contextlib.contextmanager
-def running(layout: Layout, root: Path, prefix: str):
-    """The layout's machines, etcd running on its members; yields a Cluster."""
-    hub = f"{prefix}h"
-    members = {name: Member(name, layout.ip(name), f"{prefix}n{i}", root / name, name in layout.etcd,
-                            name in layout.control_planes) for i, name in enumerate(layout.machines, start=1)}
-    cluster = Cluster(layout, members)
-    namespaces = [hub, *(m.netns for m in members.values())]
-    try:
-        subprocess.run(["ip", "netns", "add", hub], check=True)
-        subprocess.run(["ip", "-n", hub, "link", "add", "br0", "type", "bridge"], check=True)
-        subprocess.run(["ip", "-n", hub, "link", "set", "br0", "up"], check=True)
-        for i, member in enumerate(members.values(), start=1):
-            subprocess.run(["ip", "netns", "add", member.netns], check=True)
-            subprocess.run(["ip", "-n", hub, "link", "add", f"v{i}", "type", "veth", "peer", "name", "eth0",
-                            "netns", member.netns], check=True)
-            subprocess.run(["ip", "-n", hub, "link", "set", f"v{i}", "master", "br0", "up"], check=True)
-            subprocess.run(["ip", "-n", member.netns, "addr", "add", f"{member.ip}/24", "dev", "eth0"], check=True)
-            subprocess.run(["ip", "-n", member.netns, "link", "set", "eth0", "up"], check=True)
-            subprocess.run(["ip", "-n", member.netns, "link", "set", "lo", "up"], check=True)
-        make_pki(root / "pki", layout)
-        for member in members.values():
-            start_member(member, root / "pki", layout)
-        wait_healthy(cluster)
-        yield cluster
-    finally:
-        for member in members.values():
-            if member.pid:
-                try:
-                    os.kill(member.pid, 9)  # PID 1: the kernel ends everything in its namespace
-                except ProcessLookupError:
-                    pass
-            if member.process is not None:
-                member.process.wait(30)
-        for name in namespaces:
-            subprocess.run(["ip", "netns", "del", name], check=False)
+def machines(layout: Layout, root: Path, prefix: str):
+    make_pki(root / "pki", layout)
+    return running(layout, root, prefix, provision_with_doubles(root / "pki", layout))
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
     """Stacked etcd on three control planes, running."""
-    with running(STACKED, tmp_path_factory.mktemp("etcd-restore"), f"kcr{os.getpid() % 100000}") as machines:
-        yield machines
+    with machines(STACKED, tmp_path_factory.mktemp("etcd-restore"), f"kcr{os.getpid() % 100000}") as cluster:
+        yield cluster
 
 
 @pytest.fixture
 def external_cluster(tmp_path):
     """External etcd on three etcd nodes and one control plane, running."""
-    with running(EXTERNAL, tmp_path, f"kce{os.getpid() % 100000}") as machines:
-        yield machines
-
-
-def restore_steps(layout: Layout, snapshot: str = SNAPSHOT, **restore: str) -> dict[str, str]:
-    """The rendered restore scripts by step name."""
-    run = run_program(layout.config({"id": RESTORE_ID, "snapshot": snapshot, **restore}))
-    return {c.name: inner_script(c.plain("update")) for c in run.commands if "-restore-" in c.name}
-
-
-def run_step(cluster: Cluster, steps: dict[str, str], name: str) -> subprocess.CompletedProcess:
-    layout = cluster.layout
-    host = next((n for n in layout.machines if name.startswith(f"{n}-")), layout.first)
-    if name.endswith(("-add", "-promote")):
-        host = layout.first  # the first member adds and promotes the others
-    return cluster[host].run(steps[name])
+    with machines(EXTERNAL, tmp_path, f"kce{os.getpid() % 100000}") as cluster:
+        yield cluster
 
 
 def in_place(member: Member) -> str:
@@ -347,14 +177,6 @@ def refused(cluster: Cluster, steps: dict[str, str]) -> str:
     assert result.returncode != 0, result.stderr
     cluster.first.sh(f"rm -rf /var/lib/kubeadm-cluster/etcd-restore/{RESTORE_ID}")  # what the refused run left
     return result.stderr
-
-
-def install_etcdutl(member: Member) -> None:
-    """etcdctl and etcdutl where an earlier scheduled backup put them (etcd-tools.sh: etcdctl copied from
-    the running etcd's image, etcdutl downloaded for its version): in a disaster etcd may not run at all."""
-    tools = "/usr/local/lib/kubeadm-cluster/etcd"
-    member.sh(f"install -D -m 0755 /usr/local/bin/etcdctl {tools}/etcdctl && "
-              f"install -D -m 0755 {etcd_tool('etcdutl')} {tools}/etcdutl-{ETCD_VERSION.lstrip('v')}")
 
 
 def test_a_missing_snapshot_is_refused_naming_it(cluster):
