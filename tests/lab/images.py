@@ -20,12 +20,14 @@ upstream image has it, with the upstream entrypoint and cmd:
   Dockerfile@v1.2.2). The binary is v1.2.2 under the manifest's v1.2.3 tag: the proxy does not serve
   v1.2.3 (tests/test_kube_vip_upstream.py says why the two behave the same). The certificate bundle is
   this machine's Debian one, not upstream's Alpine one.
-- **pause and CoreDNS are placeholders**: pause is C (k8s.io/kubernetes build/pause/linux/pause.c) and
-  CoreDNS a large module we do not build for a Deployment the kubelet stand-in never runs. Each holds a
-  text file at the upstream entrypoint path (`/pause`: build/pause/Dockerfile@v1.36.4, `USER 65535:65535`;
-  `/coredns`: coredns/coredns Dockerfile@v1.14.2, `USER nonroot:nonroot`, ports 53 and 53/udp) and the
-  marker `/kclab-placeholder`; the kubelet stand-in never runs sandboxes or Deployment pods, but a wrong
-  pause image name still fails its pull.
+- pause: the real pause, k8s.io/kubernetes@v1.36.4 build/pause/linux/pause.c compiled with this machine's gcc
+  as build/pause/Makefile does (`-Os -Wall -Werror -static -DVERSION=v$(TAG)-$(REV)`; REV, a `git describe`,
+  is not in the module, so VERSION is v$(TAG)), at `/pause` with `USER 65535:65535` and `ENTRYPOINT ["/pause"]`
+  (build/pause/Dockerfile@v1.36.4). The kubelet stand-in runs no sandboxes, but it runs run-to-completion
+  pods' containers, such as the pause `-v` of kubeadm upgrade's CreateJob health check.
+- **CoreDNS is a placeholder**: a large module we do not build for a Deployment the kubelet stand-in never
+  runs. It holds a text file at the upstream entrypoint path (`/coredns`: coredns/coredns Dockerfile@v1.14.2,
+  `USER nonroot:nonroot`, ports 53 and 53/udp) and the marker `/kclab-placeholder`.
 
 Images are built once per content (the hash of the binaries and the image settings) into OCI layouts
 under tests/lab/.cache/images/, through a throwaway crane registry on this machine's loopback (crane
@@ -45,6 +47,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
+import re
 import shutil
 import signal
 import subprocess
@@ -77,6 +81,27 @@ def build_crane() -> Path:
     stamp = f"{CRANE_MODULE}/cmd/crane/cmd.Version"
     return go_tool("crane", CRANE_MODULE, CRANE_VERSION, f"{CRANE_MODULE}/cmd/crane", stamp,
                    stamps={stamp: version, f"{CRANE_MODULE}/pkg/v1/remote/transport.Version": version})
+
+
+def _pause(tag: str) -> Path:
+    """The pause binary of image tag TAG, built once into the tools cache from build/pause/linux/pause.c of
+    k8s.io/kubernetes v1.36.4, whose build/pause/Makefile builds TAG 3.10.2 (the PauseVersion of kubeadm v1.36.x)."""
+    from tests.kubernetes_tools import VERSION, _module_info
+    from tests.upstream_tools import tools_dir
+
+    binary = tools_dir() / f"pause-{tag}" / "pause"
+    if binary.exists():
+        return binary
+    source = Path(_module_info(VERSION)["Dir"]) / "build" / "pause"
+    made = re.search(r"^TAG \?= (\S+)$", (source / "Makefile").read_text(), re.MULTILINE).group(1)
+    if made != tag:
+        raise RuntimeError(f"pause:{tag}: k8s.io/kubernetes {VERSION} build/pause makes pause {made}")
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=binary.parent) as work:
+        subprocess.run(["gcc", "-Os", "-Wall", "-Werror", "-static", f"-DVERSION=v{tag}", "-o", f"{work}/pause",
+                        str(source / "linux" / "pause.c")], check=True, capture_output=True)
+        os.replace(f"{work}/pause", binary)
+    return binary
 
 
 def _kube_log_runner() -> Path:
@@ -161,7 +186,7 @@ def image_spec(image: str) -> ImageSpec:
                                 ("/etc/ssl/certs/ca-certificates.crt", Path("/etc/ssl/certs/ca-certificates.crt"))),
                          entrypoint=("/kube-vip",))
     if name == "pause":
-        return _placeholder(image, "/pause", "65535:65535")
+        return ImageSpec(files=(("/pause", _pause(tag)),), entrypoint=("/pause",), user="65535:65535")
     if name == "coredns":
         return _placeholder(image, "/coredns", "nonroot:nonroot", ("53/tcp", "53/udp"))
     raise RuntimeError(f"the lab has no image for {image}")

@@ -15,13 +15,14 @@ the program rely on, each behaviour following the kubelet (k8s.io/kubernetes@v1.
   imitated: liveness probes, volumes other than host paths, resource limits, sandboxes;
 - the client certificate: kubelet.conf's, or TLS bootstrap with bootstrap-kubelet.conf through a real
   CSR; client certificates rotated into /var/lib/kubelet/pki/kubelet-client-current.pem; a serving
-  certificate through a kubernetes.io/kubelet-serving CSR when serverTLSBootstrap is true (nothing
-  serves on port 10250: no logs, exec or metrics);
+  certificate through a kubernetes.io/kubelet-serving CSR when serverTLSBootstrap is true;
+- port 10250 serves exec into static pods' containers (KubeletServer), no logs or metrics;
 - the Node (registered with its labels and taints, kept Ready with status updates and its Lease);
 - mirror pods of the static pods, with the kubelet's annotations, Running and Ready;
 - pods of the API server bound to this node (DaemonSets, Deployments) are reported Running and Ready
   WITHOUT RUNNING THEM (no container, no network); a pod being deleted is finished off as the kubelet
-  does (deleted with grace period 0), so drains complete.
+  does (deleted with grace period 0), so drains complete. Run-to-completion pods (restartPolicy Never or
+  OnFailure: Jobs' pods) are the exception: their containers run (run_to_completion).
 It talks to the API server over HTTPS with Python's standard library and the client certificate.
 """
 
@@ -328,6 +329,45 @@ def expand(text: str, env: dict[str, str]) -> str:
                   lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
 
 
+def container_process(container: dict[str, Any], root: Path,
+                      endpoint: str) -> tuple[Path, list[str], dict[str, str]] | None:
+    """The binary (in the image's root ROOT), argv and environment of CONTAINER's process: command and args as the
+    container runtime merges them with the image's (containerd internal/cri/opts/spec_opts.go@v2.1.5
+    WithProcessArgs: no command → the image's Entrypoint, and with no args either its Cmd), $(VAR) expanded.
+    None when there is nothing to run ("no command specified")."""
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": socket.gethostname()}
+    env.update({e["name"]: expand(str(e.get("value", "")), env) for e in container.get("env", [])})
+    command, args = container.get("command", []), container.get("args", [])
+    if not command:
+        inspected = subprocess.run(["crictl", "--image-endpoint", endpoint, "inspecti", "-o", "json",
+                                    container["image"]], capture_output=True, text=True)
+        image = json.loads(inspected.stdout or "{}").get("info", {}).get("imageSpec", {}).get("config", {})
+        command, args = image.get("Entrypoint") or [], args or image.get("Cmd") or []
+    argv = [expand(str(a), env) for a in command + args]
+    if not argv:
+        return None
+    binary = next((root / d.lstrip("/") / argv[0] for d in env["PATH"].split(":")
+                   if "/" not in argv[0] and (root / d.lstrip("/") / argv[0]).is_file()),
+                  root / argv[0].lstrip("/"))
+    return binary, argv, env
+
+
+# Runs a run-to-completion container's process and keeps its exit code in a file (argv: EXIT_FILE BINARY ARGV...),
+# as the runtime keeps a container's across kubelet restarts: 128 + the signal when killed, 128 when it cannot
+# start (runc's start error).
+EXIT_RECORDER = """import os, subprocess, sys
+try:
+    code = subprocess.run(sys.argv[3:], executable=sys.argv[2]).returncode
+except OSError as error:
+    print(error, file=sys.stderr)
+    code = 128
+code = 128 - code if code < 0 else code
+with open(sys.argv[1] + ".tmp", "w") as file:
+    file.write(str(code))
+os.replace(sys.argv[1] + ".tmp", sys.argv[1])
+"""
+
+
 def process_start(pid: int) -> str | None:
     """The start time of a live process (to tell it from a later one with its PID), None if gone."""
     try:
@@ -400,15 +440,11 @@ class StaticPods:
         if root is None:
             c["reason"] = "ErrImagePull"
             return
-        env = {"PATH": DEFAULT_PATH, "HOSTNAME": socket.gethostname()}
-        env.update({e["name"]: expand(str(e.get("value", "")), env) for e in container.get("env", [])})
-        argv = [expand(str(a), env) for a in container.get("command", []) + container.get("args", [])]
-        if not argv:
-            c["reason"] = "CreateContainerError"  # kubeadm's pods name their command; image entrypoints not read
+        found = container_process(container, root, self.runtime_endpoint)
+        if found is None:
+            c["reason"] = "CreateContainerError"
             return
-        binary = next((root / d.lstrip("/") / argv[0] for d in env["PATH"].split(":")
-                       if "/" not in argv[0] and (root / d.lstrip("/") / argv[0]).is_file()),
-                      root / argv[0].lstrip("/"))
+        binary, argv, env = found
         pod = state["pod"]
         logs = Path("/var/log/pods") / f"{pod['metadata'].get('namespace', 'default')}_{pod_name(pod, self.node)}_{state['hash']}" / container["name"]
         logs.mkdir(parents=True, exist_ok=True)
@@ -640,7 +676,11 @@ class Kubelet:
             "nodeInfo": {"machineID": machine_id, "systemUUID": machine_id, "bootID": boot_id,
                          "kernelVersion": os.uname().release, "osImage": os_image(),
                          "containerRuntimeVersion": runtime_version(self.runtime_endpoint),
-                         "kubeletVersion": f"v{VERSION}", "operatingSystem": "linux", "architecture": "amd64"}}}
+                         "kubeletVersion": f"v{VERSION}", "operatingSystem": "linux", "architecture": "amd64"},
+            # What the API server reads to proxy exec's WebSocket to the kubelet as it is (ExecREST.Connect,
+            # pkg/registry/core/pod/rest/subresources.go@v1.36.4): the one declared feature this kubelet implements
+            # (component-helpers@v0.36.4 nodedeclaredfeatures/features/extendwebsocketstokubelet).
+            "declaredFeatures": ["ExtendWebSocketsToKubelet"]}}
 
     def heartbeat(self, client: Client) -> None:
         """updateNodeStatus (every nodeStatusUpdateFrequency, 10 s) and the node lease controller's renewal
@@ -774,8 +814,78 @@ class Kubelet:
                 continue
             if pod["metadata"].get("deletionTimestamp"):
                 self.delete_pod(client, pod)
-            elif pod.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
+            elif pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+                continue
+            elif pod["spec"].get("restartPolicy", "Always") != "Always":
+                self.run_to_completion(client, pod)
+            else:
                 self.report_status(client, pod, None)
+
+    def run_to_completion(self, client: Client, pod: dict[str, Any]) -> None:
+        """A bound pod whose containers run to completion (restartPolicy Never or OnFailure: a Job's, such as the
+        pause -v of kubeadm upgrade's CreateJob health check, cmd/kubeadm/app/phases/upgrade/health.go@v1.36.4):
+        unlike other bound pods its containers DO run, as host processes from their images like static pods',
+        each once (again after a failure under OnFailure). The pod Succeeded when every container exited 0, Failed
+        when one did not under Never, else Running or Pending (pkg/kubelet/kubelet_pods.go@v1.36.4 getPhase)."""
+        meta, spec = pod["metadata"], pod["spec"]
+        directory = STATE / "completions" / meta["uid"]
+        directory.mkdir(parents=True, exist_ok=True)
+        statuses = []
+        for container in spec.get("containers", []):
+            name = container["name"]
+            exit_file, started = directory / f"{name}.exit", directory / f"{name}.started"
+            code = int(exit_file.read_text()) if exit_file.exists() else None
+            if code not in (None, 0) and spec["restartPolicy"] == "OnFailure":
+                exit_file.unlink()
+                started.unlink()
+                code = None
+            waiting = self.start_once(pod, container, exit_file) if code is None and not started.exists() else None
+            if waiting is None and not started.exists():
+                started.write_text(rfc3339())
+            state = ({"terminated": {"exitCode": code, "reason": "Completed" if code == 0 else "Error",
+                                     "startedAt": started.read_text(), "finishedAt": rfc3339(exit_file.stat().st_mtime)}}
+                     if code is not None else {"waiting": {"reason": waiting}} if waiting
+                     else {"running": {"startedAt": started.read_text()}})
+            statuses.append({"name": name, "image": container.get("image", ""), "imageID": "", "ready": "running" in state,
+                             "started": "running" in state, "restartCount": 0, "state": state})
+        codes = [s["state"].get("terminated", {}).get("exitCode") for s in statuses]
+        phase = ("Succeeded" if all(c == 0 for c in codes) else "Failed" if None not in codes
+                 else "Running" if any("running" in s["state"] for s in statuses) else "Pending")
+        old = pod.get("status", {})
+        if old.get("phase") == phase and [list(c.get("state", {})) for c in old.get("containerStatuses", [])] == \
+                [list(s["state"]) for s in statuses]:
+            return
+        ready = "True" if phase == "Running" and all(s["ready"] for s in statuses) else "False"
+        now = rfc3339()
+        conditions = [{"type": kind, "status": status, "lastTransitionTime": now, "lastProbeTime": None}
+                      for kind, status in (("PodReadyToStartContainers", "True"), ("Initialized", "True"),
+                                           ("Ready", ready), ("ContainersReady", ready), ("PodScheduled", "True"))]
+        ip = self.node_ip if spec.get("hostNetwork") else self.pod_ip(client, meta["uid"])
+        status = {"phase": phase, "conditions": conditions, "hostIP": self.node_ip, "hostIPs": [{"ip": self.node_ip}],
+                  "startTime": old.get("startTime", now), "containerStatuses": statuses,
+                  **({"podIP": ip, "podIPs": [{"ip": ip}]} if ip else {})}
+        client.request("PATCH", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status",
+                       {"metadata": {"uid": meta["uid"]}, "status": status}, "application/merge-patch+json")
+        log(f"pod {meta['namespace']}/{meta['name']}: {phase}")
+
+    def start_once(self, pod: dict[str, Any], container: dict[str, Any], exit_file: Path) -> str | None:
+        """Starts CONTAINER of a run-to-completion POD through EXIT_RECORDER; else why it waits (tried again)."""
+        root = image_root(container.get("image", ""), self.runtime_endpoint)
+        if root is None:
+            return "ErrImagePull"
+        found = container_process(container, root, self.runtime_endpoint)
+        if found is None:
+            return "CreateContainerError"
+        binary, argv, env = found
+        meta = pod["metadata"]
+        logs = Path("/var/log/pods") / f"{meta['namespace']}_{meta['name']}_{meta['uid']}" / container["name"]
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / "0.log", "ab") as out:
+            subprocess.Popen([sys.executable, "-c", EXIT_RECORDER, str(exit_file), str(binary), *argv],
+                             env=env, cwd=container.get("workingDir", "/"), stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=out, start_new_session=True)
+        log(f"pod {meta['namespace']}/{meta['name']}/{container['name']}: started {binary} to completion")
+        return None
 
     # -- loops -------------------------------------------------------------------------------
 
@@ -839,6 +949,116 @@ def runtime_version(endpoint: str) -> str:
     return "containerd://unknown"
 
 
+class KubeletServer(http.server.BaseHTTPRequestHandler):
+    """The kubelet's server on port 10250 (pkg/kubelet/server/server.go@v1.36.4), /exec of static pods' containers
+    only, and only as the WebSocket v5.channel.k8s.io protocol that the API server proxies as it is to a node that
+    declares ExtendWebSocketsToKubelet (not SPDY; no stdin or tty): the command runs as a host process from the
+    container's image, like its container (container_process). Frames as k8s.io/streaming@v0.36.4
+    pkg/httpstream/wsstream/conn.go writes them (binary, the channel's byte first: 1 stdout, 2 stderr, 3 the
+    metav1.Status that k8s.io/apiserver@v0.36.4 pkg/util/proxy/streamtranslator.go ends with), then a normal close.
+    Clients authenticate with a certificate of authentication.x509.clientCAFile; authorization (the webhook's
+    SubjectAccessReview) is not imitated."""
+    protocol_version = "HTTP/1.1"
+    kubelet: "Kubelet"
+
+    def do_GET(self) -> None:
+        parts = urllib.parse.urlsplit(self.path)
+        segments = parts.path.strip("/").split("/")
+        query = urllib.parse.parse_qs(parts.query)
+        if len(segments) != 4 or segments[0] != "exec":
+            return self.fail(404, "404 page not found")
+        if self.headers.get("Upgrade", "").lower() != "websocket" or "v5.channel.k8s.io" not in \
+                [p.strip() for p in self.headers.get("Sec-WebSocket-Protocol", "").split(",")]:
+            return self.fail(400, "the lab's kubelet serves exec as WebSocket v5.channel.k8s.io only")
+        if query.get("input", ["0"])[0] in ("1", "true") or query.get("tty", ["0"])[0] in ("1", "true"):
+            return self.fail(400, "the lab's kubelet serves exec without stdin or tty")
+        _, namespace, name, container_name = segments
+        with LOCK:
+            pod = next((state["pod"] for state in self.kubelet.static.pods.values()
+                        if pod_name(state["pod"], self.kubelet.node) == name
+                        and (state["pod"]["metadata"].get("namespace") or "default") == namespace), None)
+        container = next((c for c in (pod or {}).get("spec", {}).get("containers", []) if c["name"] == container_name), None)
+        root = image_root(container.get("image", ""), self.kubelet.runtime_endpoint) if container else None
+        found = container_process({**container, "command": query.get("command", []), "args": []}, root,
+                                  self.kubelet.runtime_endpoint) if root else None
+        if found is None:
+            return self.fail(404, f"container {container_name} of pod {namespace}/{name} not found, or no command")
+        accept = base64.b64encode(hashlib.sha1(self.headers["Sec-WebSocket-Key"].encode()
+                                               + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
+        self.send_response(101)
+        for header, value in (("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept),
+                              ("Sec-WebSocket-Protocol", "v5.channel.k8s.io")):
+            self.send_header(header, value)
+        self.end_headers()
+        binary, argv, env = found
+        try:
+            done = subprocess.run([str(binary), *argv[1:]], executable=str(binary), env=env, stdin=subprocess.DEVNULL,
+                                  capture_output=True, cwd="/")
+            code, stdout, stderr = done.returncode, done.stdout, done.stderr
+        except OSError as error:
+            code, stdout, stderr = 128, b"", str(error).encode()
+        if query.get("output", ["0"])[0] in ("1", "true") and stdout:
+            self.frame(2, bytes([1]) + stdout)
+        if query.get("error", ["0"])[0] in ("1", "true") and stderr:
+            self.frame(2, bytes([2]) + stderr)
+        status = {"metadata": {}, "status": "Success"} if code == 0 else {
+            "metadata": {}, "status": "Failure", "message": f"command terminated with non-zero exit code: {code}",
+            "reason": "NonZeroExitCode", "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+        self.frame(2, bytes([3]) + json.dumps(status).encode())
+        self.frame(8, (1000).to_bytes(2, "big"))
+        self.close_connection = True
+
+    def frame(self, opcode: int, payload: bytes) -> None:
+        """One unmasked, final WebSocket frame (RFC 6455 5.2) from the server."""
+        size = len(payload)
+        header = bytes([0x80 | opcode]) + (bytes([size]) if size < 126 else bytes([126]) + size.to_bytes(2, "big")
+                                           if size < 1 << 16 else bytes([127]) + size.to_bytes(8, "big"))
+        self.wfile.write(header + payload)
+        self.wfile.flush()
+
+    def fail(self, code: int, message: str) -> None:
+        body = message.encode() + b"\n"
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+class TLSServer(http.server.ThreadingHTTPServer):
+    """HTTPS with the kubelet's current serving certificate, read at each connection as the kubelet's certificate
+    manager hands out the newest (pkg/kubelet/certificate/kubelet.go@v1.36.4); without one the handshake fails. With
+    serverTLSBootstrap false the kubelet's self-signed pair, cert-dir/kubelet.crt and kubelet.key
+    (pkg/kubelet/kubelet.go@v1.36.4 InitializeTLS)."""
+    kubelet: "Kubelet"
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = self.socket.accept()
+        kubelet = self.kubelet
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(kubelet.config.get("authentication", {}).get("x509", {}).get("clientCAFile"))
+        try:
+            if kubelet.config.get("serverTLSBootstrap"):
+                context.load_cert_chain(kubelet.serving_store.current)
+            else:
+                pair = kubelet.serving_store.directory / "kubelet.crt", kubelet.serving_store.directory / "kubelet.key"
+                if not pair[0].exists():
+                    pair[0].parent.mkdir(parents=True, exist_ok=True)
+                    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                            "-days", "365", "-subj", f"/CN={kubelet.hostname}@{int(time.time())}",
+                            "-addext", f"subjectAltName=DNS:{kubelet.hostname},IP:{kubelet.node_ip}",
+                            "-keyout", str(pair[1]), "-out", str(pair[0]))
+                context.load_cert_chain(*pair)
+            return context.wrap_socket(connection, server_side=True), address
+        except (OSError, ssl.SSLError):
+            connection.close()
+            raise
+
+
 class Healthz(http.server.BaseHTTPRequestHandler):
     """The kubelet's healthz server (pkg/kubelet/server/server.go@v1.36.4 ListenAndServeKubeletHealthzServer)."""
 
@@ -873,6 +1093,9 @@ def main(argv: list[str]) -> None:
                                               int(config.get("healthzPort", 10248))), Healthz)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))  # containers outlive the kubelet
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    KubeletServer.kubelet = TLSServer.kubelet = kubelet
+    exec_server = TLSServer((config.get("address", "0.0.0.0"), int(config.get("port", 10250))), KubeletServer)
+    threading.Thread(target=exec_server.serve_forever, daemon=True).start()
     threading.Thread(target=kubelet.static_loop, daemon=True).start()
     for serving in (False, True):
         threading.Thread(target=kubelet.certificate_loop, args=(serving,), daemon=True).start()
