@@ -142,9 +142,10 @@ class KubeadmCluster(pulumi.ComponentResource):
         self.etcd_backup = EtcdBackups(ctx, members, child()).status if spec.etcd_backup.enabled else None
         # Disaster recovery from a snapshot: its steps run only when etcd.restore.id changes.
         restore_after = {**{n.name: joins[n.name] for n in spec.control_planes}, **{n.name: r for n, r in members}}
-        EtcdRestore(ctx, restore_after, child())
+        restore = EtcdRestore(ctx, restore_after, child())
 
-        credentials = Kubeconfig(ctx, child(first_renewal))
+        # With a restore set, the credentials are issued again after it (kubeconfig.py); without, they wait for no join.
+        credentials = Kubeconfig(ctx, child(first_renewal, *(restore.api_servers if spec.etcd_restore.id else ())))
         self.kubeconfig, self.scoped_kubeconfigs = credentials.kubeconfig, credentials.scoped
         self.certificate_expiry = CertificateExpiry(ctx, child(renewal, previous_upgrade),
                                                     etcd.expiry if etcd is not None else None).expiry

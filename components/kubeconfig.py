@@ -121,8 +121,10 @@ class Kubeconfig(pulumi.ComponentResource):
                                                  "CA_CERT": "/etc/kubernetes/pki/ca.crt"}, node),
             secret_stdout=True,
             # A new credential (revision, renewal, scoped settings) is a replacement: the step makes the new
-            # ones, then deletes the old. Nothing else re-runs it: an upgrade leaves the tokens valid.
-            triggers=[node.address, *ids],
+            # ones, then deletes the old. So is an etcd restore (`opts` waits for its API servers): the
+            # snapshot's ServiceAccounts are those of its time, without a credential issued later and with
+            # those revoked since. Nothing else re-runs it: an upgrade leaves the tokens valid.
+            triggers=[node.address, *ids, *([f"etcd.restore.id={restore}"] if (restore := spec.etcd_restore.id) else [])],
             opts=pulumi.ResourceOptions(parent=self),
         )
         all_kubeconfigs = self.command.stdout.apply(lambda text: kubeconfigs(spec, text))

@@ -157,10 +157,21 @@ def test_an_unchanged_restore_is_a_no_op_up():
     assert not plan(run_program(restore_config()), run_program(restore_config())).touched
 
 
-def test_a_new_restore_id_updates_the_restore_steps_and_nothing_else():
+def test_a_new_restore_id_updates_the_restore_steps_and_reissues_the_exported_credentials_only():
     changes = plan(run_program(base_config()), run_program(restore_config()))
     assert changes.updated == set(restore_commands(run_program(restore_config())))
-    assert not (changes.created | changes.deleted | changes.replaced)
+    assert changes.replaced == {"kubeconfig"} and not (changes.created | changes.deleted)
+
+
+def test_the_exported_credentials_are_reissued_after_every_api_server_is_back():
+    """The snapshot holds the ServiceAccounts of its time: a credential issued after it is gone, one revoked
+    after it is back (tests/test_etcd_restore_apiserver.py shows both on the real API server). The kubeconfig
+    step runs again once the restore's API servers answer: it recreates the current ones and deletes the others."""
+    run = run_program(restore_config())
+    assert all(run.depends_on("kubeconfig", f"{n}-etcd-restore-apiserver")
+               for n in MEMBERS)
+    again = plan(run, run_program(restore_config(id="r2")))
+    assert "kubeconfig" in again.replaced
 
 
 def test_with_external_etcd_the_members_are_the_etcd_nodes_and_control_planes_stop_only_the_api_server():

@@ -21,6 +21,7 @@ scenario runs once.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -131,6 +132,21 @@ def list_resource_version(member: Member) -> int:
     return int(json.loads(kubectl(member, "get --raw /api/v1/namespaces/default/configmaps"))["metadata"]["resourceVersion"])
 
 
+def issue_credentials(member: Member, revision: str) -> str:
+    """The program's rendered `kubeconfig` step (kubeconfig.sh) for kubeconfig.revision REVISION, run on the
+    first control plane: the admin token the `kubeconfig` output holds."""
+    step = next(c for c in run_program({**RESTORING, "kubeconfig": {"revision": revision}}).commands
+                if c.name == "kubeconfig")
+    document = json.loads(member.sh(inner_script(step.plain("create"))).strip().splitlines()[-1])
+    (token,) = document["tokens"].values()
+    return base64.b64decode(token).decode()
+
+
+def accepted(member: Member, token: str) -> bool:
+    return member.run(f"kubectl --kubeconfig /dev/null --server https://{member.ip}:6443 --certificate-authority "
+                      f"/etc/kubernetes/pki/ca.crt --token {token} get --raw /api", 60).returncode == 0
+
+
 @dataclass
 class Restored:
     cluster: Cluster
@@ -140,6 +156,7 @@ class Restored:
     after_rv: int           # ConfigMap `after`'s: newer than the snapshot
     leaders: dict[str, str]  # lease -> holder before the restore
     outputs: dict[str, str]  # restore step -> its stdout
+    credentials: dict[str, bool]  # what the API server accepts after the restore (see the fixture)
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +173,7 @@ def restored(tmp_path_factory) -> Restored:
         leaders = {lease: until(120, lambda: leader(first, lease), f"no {lease} leader")
                    for lease in ("kube-controller-manager", "kube-scheduler")}
 
+        revoked = issue_credentials(first, "1")  # the kubeconfig output of then
         kubectl(first, "create configmap before --from-literal=state=in-the-snapshot")
         before_rv = resource_version(first, "configmap before")
         install_etcdutl(first)  # as a backup with etcd.backup.etcdutlSha256 set downloads it
@@ -163,6 +181,8 @@ def restored(tmp_path_factory) -> Restored:
         first.sh(backup_script(spec, spec.control_planes[0]))  # what the etcd backup timer runs
         status = json.loads(first.sh("cat /var/lib/etcd-backups/status.json"))
         assert status["result"] == "ok", status
+        issued = issue_credentials(first, "2")  # kubeconfig.revision changed after the snapshot: 1 revoked
+        assert accepted(first, issued) and not accepted(first, revoked)
         kubectl(first, "create configmap after --from-literal=state=after-the-snapshot")
         after_rv = resource_version(first, "configmap after")
 
@@ -176,7 +196,13 @@ def restored(tmp_path_factory) -> Restored:
             result = run_step(cluster, steps, name)
             assert result.returncode == 0, f"{name}:\n{result.stderr}"
             outputs[name] = result.stdout
-        yield Restored(cluster, status["path"], status["revision"], before_rv, after_rv, leaders, outputs)
+        credentials = {"issued after the snapshot": accepted(first, issued),
+                       "revoked after the snapshot": accepted(first, revoked)}
+        # What the engine runs next: the kubeconfig step, replaced by the new etcd.restore.id (kubeconfig.py).
+        reissued = issue_credentials(first, "2")
+        credentials |= {"issued again": accepted(first, reissued), "revoked, once issued again": accepted(first, revoked)}
+        yield Restored(cluster, status["path"], status["revision"], before_rv, after_rv, leaders, outputs,
+                       credentials)
 
 
 def test_every_api_server_is_ready_after_the_restore(restored):
@@ -245,6 +271,25 @@ def test_the_verify_step_reports_the_new_cluster(restored):
     assert report["restore"] == RESTORE_ID and report["members"] == list(LAYOUT.etcd)
     assert report["clusterId"] != report["previousClusterId"]
 
+
+
+# The exported credentials are ServiceAccount tokens checked against their Secret and ServiceAccount in etcd
+# (pkg/serviceaccount/legacy.go@v1.36.4, --service-account-lookup): the snapshot holds those of its time.
+
+def test_a_credential_issued_after_the_snapshot_is_refused_after_the_restore(restored):
+    assert restored.credentials["issued after the snapshot"] is False
+
+
+def test_a_credential_revoked_after_the_snapshot_is_accepted_again_after_the_restore(restored):
+    assert restored.credentials["revoked after the snapshot"] is True
+
+
+def test_the_kubeconfig_step_run_again_after_the_restore_exports_a_working_credential(restored):
+    assert restored.credentials["issued again"] is True
+
+
+def test_the_kubeconfig_step_run_again_after_the_restore_revokes_the_credentials_the_snapshot_brought_back(restored):
+    assert restored.credentials["revoked, once issued again"] is False
 
 # --- docs/recovery.md, as a person runs it ----------------------------------------------------------------
 
