@@ -202,10 +202,12 @@ def test_a_deleted_pod_is_finished_off_by_the_kubelet(node):
 
 
 def test_a_restarted_kubelet_keeps_the_running_static_pods(node):
-    before = node.sh("pgrep -x etcd").split()
+    def etcd_starts() -> int:
+        return node.sh("cat /var/lib/kclab-node/units/kubelet.journal").count("etcd/etcd: started")
+    before, starts = node.sh("pgrep -x etcd").split(), etcd_starts()
     node.sh("systemctl restart kubelet")
-    time.sleep(3)
-    assert node.sh("pgrep -x etcd").split() == before
+    time.sleep(5)
+    assert (node.sh("pgrep -x etcd").split(), etcd_starts()) == (before, starts)
 
 
 def test_a_manifest_change_restarts_the_process_and_changes_the_mirror_pods_hash(node):
