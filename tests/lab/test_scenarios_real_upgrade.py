@@ -1,0 +1,90 @@
+"""The lab's real patch upgrade (issue 12): `real-upgrade.yaml` comes up at 1.36.3, then one `pulumi up` with
+kubernetesVersion 1.36.4 runs the program's upgrade chain (components/upgrade.py) with the real
+`kubeadm upgrade apply` on c1 and the real `kubeadm upgrade node` on w1; the kubelet is the one stand-in
+(standins/kubelet.py, its version that of its package). Everything asserted comes from the real API server
+or the engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from scenario import lab_cluster
+
+pytestmark = pytest.mark.lab
+
+SOURCE, TARGET = "1.36.3", "1.36.4"
+# The components whose image kubeadm's upgrade changes; etcd stays 3.6.8-0, the etcd both kubeadm v1.36.3 and
+# v1.36.4 pin (cmd/kubeadm/app/constants/constants.go SupportedEtcdVersion at both tags).
+UPGRADED = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def mirror_pods(cluster) -> dict[str, dict]:
+    """The control plane's mirror pods on c1 by component: what `kubeadm upgrade` reads and waits on
+    (cmd/kubeadm/app/util/apiclient/wait.go@v1.36.4 getStaticPodSingleHash: kubernetes.io/config.hash)."""
+    return {pod["metadata"]["labels"]["component"]: pod
+            for pod in cluster.kubectl("get pods -n kube-system -l tier=control-plane")["items"]
+            if pod["spec"]["nodeName"] == "c1"}
+
+
+def condition(obj: dict, kind: str) -> str | None:
+    return next((c["status"] for c in obj["status"].get("conditions", []) if c["type"] == kind), None)
+
+
+@pytest.fixture(scope="module")
+def upgraded():
+    with lab_cluster("real-upgrade.yaml") as cluster:
+        first = cluster.up(cluster.config())
+        assert first.error is None, first.error
+        assert cluster.problems(cluster.config()) == []
+        before = mirror_pods(cluster)
+        target = cluster.config(kubernetesVersion=TARGET)
+        result = cluster.up(target)
+        yield cluster, target, result, before
+
+
+def test_the_upgrade_runs_through_the_real_kubeadm(upgraded):
+    cluster, target, result, _ = upgraded
+    assert result.error is None, result.error
+    assert {"c1-upgrade", "w1-upgrade-drain", "w1-upgrade", "w1-upgrade-uncordon"} <= set(result.ran("update"))
+    assert cluster.problems(target) == []
+    # The API server's own /version, and kubeadm's record of the cluster's version (upload-config of upgrade apply).
+    assert cluster.kubectl("version")["serverVersion"]["gitVersion"] == f"v{TARGET}"
+    kubeadm_config = cluster.kubectl("get configmap -n kube-system kubeadm-config")["data"]["ClusterConfiguration"]
+    assert f"kubernetesVersion: v{TARGET}" in kubeadm_config
+
+
+def test_the_etcd_snapshot_before_the_upgrade_is_taken_in_the_etcd_pod(upgraded):
+    """upgrade-preflight.sh runs etcdctl in the etcd pod through the real kubectl exec and API server."""
+    cluster, _, result, _ = upgraded
+    assert "upgrade-preflight" in result.ran("update")
+    listing = cluster.lab.ssh("c1", "sudo ls /var/lib/etcd-snapshots").stdout.split()
+    assert listing == [f"before-v{TARGET}.db"]
+
+
+def test_every_upgraded_static_pod_runs_the_new_image_under_a_new_config_hash(upgraded):
+    cluster, _, _, before = upgraded
+    after = mirror_pods(cluster)
+    for component in UPGRADED:
+        old, new = before[component], after[component]
+        assert old["spec"]["containers"][0]["image"].endswith(f":v{SOURCE}"), component
+        assert new["spec"]["containers"][0]["image"].endswith(f":v{TARGET}"), component
+        assert (new["metadata"]["annotations"]["kubernetes.io/config.hash"]
+                != old["metadata"]["annotations"]["kubernetes.io/config.hash"]), component
+        assert new["status"]["phase"] == "Running" and condition(new, "Ready") == "True", component
+    assert after["etcd"]["spec"]["containers"][0]["image"] == before["etcd"]["spec"]["containers"][0]["image"]
+
+
+def test_both_kubelets_report_the_new_version_ready_and_schedulable(upgraded):
+    cluster, _, _, _ = upgraded
+    nodes = {n["metadata"]["name"]: n for n in cluster.kubectl("get nodes")["items"]}
+    assert {name: n["status"]["nodeInfo"]["kubeletVersion"] for name, n in nodes.items()} == {
+        "c1": f"v{TARGET}", "w1": f"v{TARGET}"}
+    assert {name: condition(n, "Ready") for name, n in nodes.items()} == {"c1": "True", "w1": "True"}
+    assert {name: bool(n["spec"].get("unschedulable")) for name, n in nodes.items()} == {"c1": False, "w1": False}
+    assert not any("kubeadm-cluster.io/drained-for-upgrade" in (n["metadata"].get("annotations") or {})
+                   for n in nodes.values())
+
+
+def test_a_second_up_changes_nothing(upgraded):
+    cluster, target, _, _ = upgraded
+    assert cluster.preview(target, "--expect-no-changes").returncode == 0
