@@ -160,6 +160,13 @@ def test_static_pods_have_running_ready_mirror_pods_with_the_kubelets_annotation
         assert pod["metadata"]["ownerReferences"][0]["kind"] == "Node"
 
 
+def test_a_container_sees_its_image_as_root_with_its_volumes(node):
+    # The program takes etcdctl from the running etcd's image through /proc/PID/root (components/etcd-tools.sh).
+    root = f"/proc/{node.sh('pgrep -x etcd').split()[0]}/root"
+    node.sh(f"test -x {root}/usr/local/bin/etcdctl && test -f {root}/etc/kubernetes/pki/etcd/ca.crt"
+            f" && ! test -e {root}/usr/bin/kubeadm")
+
+
 def test_the_client_certificate_is_rotated_into_the_kubelets_store_and_kubelet_conf_points_at_it(node):
     # kubeadm's kubelet-finalize phase (cmd/kubeadm/app/cmd/phases/init/kubeletfinalize.go@v1.36.4) rewrote it.
     conf = yaml.safe_load(node.sh("cat /etc/kubernetes/kubelet.conf"))
@@ -272,7 +279,8 @@ def test_a_worker_joins_through_tls_bootstrap_with_a_real_csr(node, tmp_path):
               "discovery": {"bootstrapToken": {"apiServerEndpoint": f"{HOST_ADDRESS}:6443", "token": token,
                                                "caCertHashes": [ca_hash]}},
               "nodeRegistration": {"name": WORKER, "criSocket": "unix:///run/containerd/containerd.sock",
-                                   "kubeletExtraArgs": [{"name": "node-ip", "value": WORKER_ADDRESS}]}}
+                                   "kubeletExtraArgs": [{"name": "node-ip", "value": WORKER_ADDRESS}],
+                                   "taints": [{"key": "example.com/dedicated", "value": "batch", "effect": "NoSchedule"}]}}
     with private_host("kcworker", tmp_path / "host", INIT,
                       overlays=("/etc", "/var/lib", "/var/log", "/usr/bin", "/usr/lib/systemd", "/run")) as worker, \
             bridged("kckubelet", "kcworker"):
@@ -291,6 +299,9 @@ def test_a_worker_joins_through_tls_bootstrap_with_a_real_csr(node, tmp_path):
         assert [c["spec"]["signerName"] for c in bootstrap] == ["kubernetes.io/kube-apiserver-client-kubelet"]
         wait_for(node, lambda: any(c["type"] == "Ready" and c["status"] == "True"
                                    for c in get(node, "node", WORKER)["status"]["conditions"]), "the worker Ready")
+        # A worker's taints reach the kubelet as --register-with-taints (cmd/kubeadm/app/phases/kubelet/flags.go@v1.36.4).
+        assert {"key": "example.com/dedicated", "value": "batch", "effect": "NoSchedule"} in \
+            get(node, "node", WORKER)["spec"]["taints"]
 
 
 def kubelet_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:

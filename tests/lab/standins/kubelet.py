@@ -7,9 +7,9 @@ the program rely on, each behaviour following the kubelet (k8s.io/kubernetes@v1.
   `--version`; exits when its --config file is missing (before `kubeadm init`/`join` the real kubelet
   crash-loops and systemd restarts it);
 - healthz on healthzBindAddress:healthzPort (kubeadm's wait-control-plane and join wait on it);
-- static pods from staticPodPath: each container's command + args + env is a process of the host (host
-  network, the host's files: kubeadm's static pods mount host paths at the same paths) whose binary comes
-  from the container's image (image_root); restarted on a manifest change (the config hash), stopped on
+- static pods from staticPodPath: each container's command + args + env is a process in the host's network
+  with a mount namespace of its own: the container's image (image_root) as its root, its hostPath volumes
+  mounted (CONTAINER); restarted on a manifest change (the config hash), stopped on
   removal (SIGTERM, then SIGKILL after the grace period), restarted with the kubelet's back-off when it
   exits. The processes outlive the kubelet and are adopted by the next one, as containers are. Not
   imitated: liveness probes, volumes other than host paths, resource limits, sandboxes;
@@ -329,12 +329,70 @@ def expand(text: str, env: dict[str, str]) -> str:
                   lambda m: "$" if m.group(0) == "$$" else env.get(m.group(1), m.group(0)), text)
 
 
-def container_process(container: dict[str, Any], root: Path,
+# Runs a container's process (argv: SPEC as JSON) in a mount namespace of its own (unshare --mount): its root is the
+# image's root filesystem under a writable layer of its own (an overlay with its upper layer on a tmpfs, as the
+# runtime's container snapshot), the pod's hostPath volumes and the host's /proc, /dev, /sys, /etc/hosts and
+# /etc/resolv.conf (a host-network pod's) mounted in it, then chroot and exec: /proc/PID/root is the container's
+# root, as for a container of the runtime (runc's pivot_root). Not imitated: the other namespaces, cgroups.
+CONTAINER = """import json, os, subprocess, sys
+spec = json.loads(sys.argv[1])
+scratch, root = spec["scratch"], spec["scratch"] + "/root"
+def mount(*args):
+    subprocess.run(["mount", *args], check=True)
+os.makedirs(scratch, exist_ok=True)
+mount("-t", "tmpfs", "tmpfs", scratch)
+for name in ("upper", "work", "root"):
+    os.mkdir(scratch + "/" + name)
+mount("-t", "overlay", "overlay", "-o", f"lowerdir={spec['image']},upperdir={scratch}/upper,workdir={scratch}/work", root)
+for source, target, read_only in spec["mounts"]:
+    if not os.path.exists(source):
+        continue
+    destination = root + target
+    if os.path.isdir(source):
+        os.makedirs(destination, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        open(destination, "a").close()
+    mount("--rbind", source, destination)
+    if read_only:
+        mount("-o", "remount,bind,ro", destination)
+os.chroot(root)
+os.chdir(spec["workdir"])
+try:
+    os.execve(spec["argv"][0], spec["argv"], spec["env"])
+except OSError as error:  # the runtime's start error: exit code 128, as runc's
+    print(f"exec {spec['argv'][0]}: {error}", file=sys.stderr)
+    sys.exit(128)
+"""
+
+
+def container_mounts(pod: dict[str, Any], container: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(host path, container path, read-only) of CONTAINER's hostPath volumes, creating the DirectoryOrCreate and
+    FileOrCreate ones as the kubelet does (pkg/volume/hostpath/host_path.go@v1.36.4 checkType), then the host's
+    /proc, /dev, /sys (read-only), /etc/hosts and /etc/resolv.conf."""
+    volumes = {v["name"]: v["hostPath"] for v in pod.get("spec", {}).get("volumes", []) if "hostPath" in v}
+    mounts = []
+    for mount in container.get("volumeMounts", []):
+        host_path = volumes.get(mount["name"])
+        if host_path is None:
+            continue  # static pods can only have hostPath volumes worth mounting here
+        path = Path(host_path["path"])
+        if host_path.get("type") == "DirectoryOrCreate":
+            path.mkdir(mode=0o755, parents=True, exist_ok=True)
+        elif host_path.get("type") == "FileOrCreate" and not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(0o644)
+        mounts.append((str(path), mount["mountPath"], bool(mount.get("readOnly"))))
+    return mounts + [("/proc", "/proc", False), ("/dev", "/dev", False), ("/sys", "/sys", True),
+                     ("/etc/hosts", "/etc/hosts", False), ("/etc/resolv.conf", "/etc/resolv.conf", False)]
+
+
+def container_process(pod: dict[str, Any], container: dict[str, Any], root: Path,
                       endpoint: str) -> tuple[Path, list[str], dict[str, str]] | None:
-    """The binary (in the image's root ROOT), argv and environment of CONTAINER's process: command and args as the
-    container runtime merges them with the image's (containerd internal/cri/opts/spec_opts.go@v2.1.5
-    WithProcessArgs: no command → the image's Entrypoint, and with no args either its Cmd), $(VAR) expanded.
-    None when there is nothing to run ("no command specified")."""
+    """The program (unshare), argv and environment that run CONTAINER's process in its container (CONTAINER, in
+    the image's root ROOT): command and args as the container runtime merges them with the image's (containerd
+    internal/cri/opts/spec_opts.go@v2.1.5 WithProcessArgs: no command → the image's Entrypoint, and with no args
+    either its Cmd), $(VAR) expanded. None when there is nothing to run ("no command specified")."""
     env = {"PATH": DEFAULT_PATH, "HOSTNAME": socket.gethostname()}
     env.update({e["name"]: expand(str(e.get("value", "")), env) for e in container.get("env", [])})
     command, args = container.get("command", []), container.get("args", [])
@@ -349,7 +407,11 @@ def container_process(container: dict[str, Any], root: Path,
     binary = next((root / d.lstrip("/") / argv[0] for d in env["PATH"].split(":")
                    if "/" not in argv[0] and (root / d.lstrip("/") / argv[0]).is_file()),
                   root / argv[0].lstrip("/"))
-    return binary, argv, env
+    scratch = STATE / "containers" / f"{pod['metadata'].get('namespace', 'default')}_{pod['metadata']['name']}_{container['name']}"
+    spec = {"scratch": str(scratch), "image": str(root), "mounts": container_mounts(pod, container), "env": env,
+            "workdir": container.get("workingDir") or "/", "argv": ["/" + str(binary.relative_to(root)), *argv[1:]]}
+    return Path("/usr/bin/unshare"), ["unshare", "--mount", "--propagation", "private", sys.executable, "-c",
+                                      CONTAINER, json.dumps(spec)], env
 
 
 # Runs a run-to-completion container's process and keeps its exit code in a file (argv: EXIT_FILE BINARY ARGV...),
@@ -440,7 +502,7 @@ class StaticPods:
         if root is None:
             c["reason"] = "ErrImagePull"
             return
-        found = container_process(container, root, self.runtime_endpoint)
+        found = container_process(state["pod"], container, root, self.runtime_endpoint)
         if found is None:
             c["reason"] = "CreateContainerError"
             return
@@ -459,7 +521,7 @@ class StaticPods:
                 log(f"{pod['metadata']['name']}/{container['name']}: {error}")
                 return
         c.update(pid=process.pid, start=process_start(process.pid), started_at=rfc3339(), reason=None)
-        log(f"{pod['metadata']['name']}/{container['name']}: started {binary} as {process.pid}")
+        log(f"{pod['metadata']['name']}/{container['name']}: started {container.get('image')} as {process.pid}")
 
     def kill(self, state: dict[str, Any]) -> None:
         """killContainer (pkg/kubelet/kuberuntime/kuberuntime_container.go@v1.36.4): SIGTERM, SIGKILL after the
@@ -873,7 +935,7 @@ class Kubelet:
         root = image_root(container.get("image", ""), self.runtime_endpoint)
         if root is None:
             return "ErrImagePull"
-        found = container_process(container, root, self.runtime_endpoint)
+        found = container_process(pod, container, root, self.runtime_endpoint)
         if found is None:
             return "CreateContainerError"
         binary, argv, env = found
@@ -979,7 +1041,7 @@ class KubeletServer(http.server.BaseHTTPRequestHandler):
                         and (state["pod"]["metadata"].get("namespace") or "default") == namespace), None)
         container = next((c for c in (pod or {}).get("spec", {}).get("containers", []) if c["name"] == container_name), None)
         root = image_root(container.get("image", ""), self.kubelet.runtime_endpoint) if container else None
-        found = container_process({**container, "command": query.get("command", []), "args": []}, root,
+        found = container_process(pod, {**container, "command": query.get("command", []), "args": []}, root,
                                   self.kubelet.runtime_endpoint) if root else None
         if found is None:
             return self.fail(404, f"container {container_name} of pod {namespace}/{name} not found, or no command")
