@@ -1,24 +1,20 @@
 """The lab's kubelet stand-in (tests/lab/standins/kubelet.py) under the real kubeadm v1.36.4.
 
-On a private host (tests/netns.py private_host: 198.18.0.11, its own network, mount and PID namespaces) the
-kubelet package's files are laid out as the lab's real-mode deb has them (/usr/bin/kubelet with its version,
-/usr/lib/systemd/system/kubelet.service and kubelet.service.d/10-kubeadm.conf) with the systemctl stand-in
-as /usr/bin/systemctl, the real kubeadm and kubectl v1.36.4 on PATH, and the real etcd v3.6.8 and
-kube-apiserver, kube-controller-manager, kube-scheduler v1.36.4 as what the images hold (image roots at
-/usr/local/bin, the path of the upstream images). Then the real `kubeadm init --config` of the program's
-rendered init config for a one-control-plane stack runs — with --skip-phases=preflight until the lab's real
-containerd lands (preflight asks the CRI for its status and pulls images) — and starts the kubelet with
-`systemctl restart kubelet` (its kubelet-start phase).
+On a private host (tests/kubelet_host.py: the files of the lab's real-mode debs, the systemctl stand-in, the
+real containerd v2.1.5 started through its unit with the lab's images imported — the real etcd v3.6.8 and
+kube-apiserver, kube-controller-manager, kube-scheduler v1.36.4 where the upstream images have them) the real
+`kubeadm init --config` of the program's rendered init config for a one-control-plane stack runs and starts the
+kubelet with `systemctl restart kubelet` (its kubelet-start phase). Its preflight phase is skipped: its
+SystemVerification reads the cgroup v2 controllers, which this machine's kernel binds to v1 (the lab's hosts
+present them, tests/lab/hosts.py; the lab runs preflight).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import subprocess
-import tarfile
 import time
 from pathlib import Path
 
@@ -27,9 +23,7 @@ import yaml
 
 from harness import script_param
 from netns import HOST_ADDRESS, private_host
-from tests.containerd_tools import CONTAINERD_VERSIONS, build_containerd, build_crictl
-from tests.kubernetes_tools import kubernetes_tool
-from tests.lab.images import build_image
+from tests.kubelet_host import INIT, VERSION, bridged, import_images, install_packages
 from tests.real_control_plane import INIT_CONFIG, NODE, rendered_steps, stack_config
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nsenter")
@@ -37,43 +31,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or n
                                 reason="needs root, ip, nsenter and openssl for private namespaces and TLS")
 
 STANDINS = Path(__file__).parent / "lab" / "standins"
-VERSION = "1.36.4"
 ADMIN = "/etc/kubernetes/admin.conf"
-CONTAINERD = CONTAINERD_VERSIONS[0]  # what the lab's hosts run (tests/lab/hosts.py)
-# The reaper a machine's init is: orphans (the kubelet's supervisor, its containers) are reaped.
-INIT = "python3 -c 'import os, time\nwhile True:\n    try: os.wait()\n    except ChildProcessError: time.sleep(1)'"
-
-
-def install_packages(host, root: Path) -> None:
-    """/usr/bin and /usr/lib/systemd/system as the lab's real-mode debs leave them (tests/lab/hosts.py packages
-    the same files: the real kubeadm, kubectl, containerd, ctr and crictl, the kubelet stand-in and the units),
-    with the systemctl stand-in; /var/lib/containerd on this machine's disk as in the lab (tests/lab/README.md
-    "Images": overlayfs snapshots need a real file system under them)."""
-    staged = root / "packages"
-    staged.mkdir()
-    (staged / "kubelet").write_text((STANDINS / "kubelet.py").read_text().replace("@VERSION@", VERSION))
-    shutil.copy(STANDINS / "standin.py", staged / "systemctl")
-    links = {"kubeadm": kubernetes_tool("kubeadm"), "kubectl": kubernetes_tool("kubectl"),
-             "containerd": build_containerd(CONTAINERD), "ctr": build_containerd(CONTAINERD, "ctr"),
-             "crictl": build_crictl()}
-    (root / "containerd").mkdir()
-    host.sh(f"install -m 0755 {staged}/kubelet {staged}/systemctl /usr/bin/"
-            + "".join(f" && ln -sf {path} /usr/bin/{name}" for name, path in links.items())
-            + "".join(f" && install -D -m 0644 {STANDINS}/units/{unit} /usr/lib/systemd/system/{unit}"
-                      for unit in ("kubelet.service", "kubelet.service.d/10-kubeadm.conf", "containerd.service"))
-            + f" && mkdir -p /var/lib/containerd /run/containerd && mount --bind {root}/containerd /var/lib/containerd"
-            " && mount -t tmpfs tmpfs /run/containerd")
-
-
-def import_images(host, root: Path, images: list[str]) -> None:
-    """The lab's images (tests/lab/images.py: the real binaries at the upstream images' paths) in containerd,
-    imported rather than pulled: there is no registry on the private host."""
-    for image in images:
-        archive = root / f"{image.rsplit('/', 1)[-1]}.tar"
-        with tarfile.open(archive, "w") as tar:
-            for path in build_image(image).iterdir():
-                tar.add(path, arcname=path.name)
-        host.sh(f"ctr -n k8s.io images import --index-name {image} {archive}", timeout=120)
 
 
 def wait_for(host, check, what: str, seconds: float = 120):
@@ -252,24 +210,6 @@ def test_a_static_pod_whose_image_cannot_be_pulled_waits_in_err_image_pull(node)
 
 
 WORKER, WORKER_ADDRESS = "w1", "198.18.0.21"
-
-
-@contextlib.contextmanager
-def bridged(*prefixes: str):
-    """The private hosts of PREFIXES (tests/netns.py names their namespaces PREFIX-PID) on one bridge, in a
-    namespace of its own: their eth0 peers become its ports."""
-    switch = f"kcswitch-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", switch], check=True)
-    try:
-        subprocess.run(["ip", "-n", switch, "link", "add", "br0", "type", "bridge"], check=True)
-        subprocess.run(["ip", "-n", switch, "link", "set", "br0", "up"], check=True)
-        for i, prefix in enumerate(prefixes):
-            namespace = f"{prefix}-{os.getpid()}"
-            subprocess.run(["ip", "-n", namespace, "link", "set", "eth0p", "name", f"port{i}", "netns", switch], check=True)
-            subprocess.run(["ip", "-n", switch, "link", "set", f"port{i}", "master", "br0", "up"], check=True)
-        yield
-    finally:
-        subprocess.run(["ip", "netns", "del", switch], check=False)
 
 
 def test_a_worker_joins_through_tls_bootstrap_with_a_real_csr(node, tmp_path):
