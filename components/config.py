@@ -83,7 +83,8 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
                 "port"),
     "nodes[].taints[]": ("key", "value", "effect"),
     "controlPlane": ("endpoint", "loadBalancer", "certSANs", "schedulable"),
-    "controlPlane.loadBalancer": ("type", "vip", "interface"),
+    "controlPlane.loadBalancer": ("type", "vip", "interface", "images"),
+    "controlPlane.loadBalancer.images": ("kubeVip", "haproxy", "keepalived"),
     "etcd": ("topology", "backup", "restore"),
     "etcd.restore": ("id", "snapshot", "fetchCommand"),
     "etcd.backup": ("enabled", "schedule", "retention", "directory", "copyCommand", "etcdutlUrl", "etcdutlSha256"),
@@ -170,11 +171,24 @@ class Node:
         return "etcd" in self.roles
 
 
+# The load balancers' static pod images (components/loadbalancer.py). imageRepository moves only kubeadm's own
+# images, so an air-gapped site points these at its mirror (controlPlane.loadBalancer.images).
+KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip:v1.2.3"
+# The versions kubeadm's ha-considerations guide was tested with.
+HAPROXY_IMAGE = "haproxy:2.8"
+KEEPALIVED_IMAGE = "osixia/keepalived:2.0.20"
+# An image reference as containerd parses it: [registry[:port]/]path[:tag][@digest], no spaces.
+IMAGE_RE = re.compile(r"^[a-z0-9]([a-z0-9._:/-]*[a-z0-9])?(:[\w][\w.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+
+
 @dataclass(frozen=True)
 class LoadBalancer:
     type: str
     vip: str | None = None
     interface: str | None = None
+    kube_vip_image: str = KUBE_VIP_IMAGE
+    haproxy_image: str = HAPROXY_IMAGE
+    keepalived_image: str = KEEPALIVED_IMAGE
 
 
 @dataclass(frozen=True)
@@ -684,6 +698,16 @@ def default_port_for(lb_type: str) -> int:
     return HAPROXY_DEFAULT_PORT if lb_type == "haproxy-keepalived" else API_SERVER_PORT
 
 
+def _read_load_balancer_images(r: _Reader, value: Any) -> dict[str, str]:
+    raw = r.mapping("controlPlane.loadBalancer.images", value, KNOWN_KEYS["controlPlane.loadBalancer.images"])
+    allowed = "expected an image reference such as registry.example/kube-vip/kube-vip:v1.2.3"
+    return {field: r.string(f"controlPlane.loadBalancer.images.{key}", raw.get(key), default,
+                            check=lambda v: bool(IMAGE_RE.match(v)), allowed=allowed)
+            for key, field, default in (("kubeVip", "kube_vip_image", KUBE_VIP_IMAGE),
+                                        ("haproxy", "haproxy_image", HAPROXY_IMAGE),
+                                        ("keepalived", "keepalived_image", KEEPALIVED_IMAGE))}
+
+
 def _read_control_plane(r: _Reader, value: Any, nodes: tuple[Node, ...]) -> ControlPlane:
     raw = r.mapping("controlPlane", value, KNOWN_KEYS["controlPlane"])
     lb_raw = r.mapping("controlPlane.loadBalancer", raw.get("loadBalancer"), KNOWN_KEYS["controlPlane.loadBalancer"])
@@ -738,7 +762,7 @@ def _read_control_plane(r: _Reader, value: Any, nodes: tuple[Node, ...]) -> Cont
     return ControlPlane(
         endpoint_host=host,
         endpoint_port=port,
-        load_balancer=LoadBalancer(lb_type, vip, interface),
+        load_balancer=LoadBalancer(lb_type, vip, interface, **_read_load_balancer_images(r, lb_raw.get("images"))),
         cert_sans=cert_sans,
         schedulable=r.boolean("controlPlane.schedulable", raw.get("schedulable"), False),
     )

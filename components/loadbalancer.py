@@ -20,10 +20,6 @@ from components.config import API_SERVER_PORT, ClusterSpec, Node
 from components.remote import Context, node_command, node_script
 from components.scripts import COMPONENTS_DIR, yaml_documents
 
-KUBE_VIP_IMAGE = "ghcr.io/kube-vip/kube-vip:v1.2.3"
-# The versions kubeadm's ha-considerations guide was tested with.
-HAPROXY_IMAGE = "haproxy:2.8"
-KEEPALIVED_IMAGE = "osixia/keepalived:2.0.20"
 CONFIG_HASH_ANNOTATION = "kubeadm-cluster/config-hash"
 
 
@@ -42,7 +38,7 @@ def _static_pod(name: str, container: dict[str, Any], volumes: list[dict[str, An
 
 def kube_vip_manifest(spec: ClusterSpec, kubeconfig_path: str) -> str:
     """What `kube-vip manifest pod --interface @INTERFACE@ --address VIP --controlplane --arp --leaderElection
-    --k8sConfigPath PATH` of KUBE_VIP_IMAGE's version prints (kube-vip pkg/kubevip/config_generator.go@v1.2.3,
+    --k8sConfigPath PATH` of the configured kube-vip image's version prints (kube-vip pkg/kubevip/config_generator.go@v1.2.3,
     generatePodSpec; flag defaults in cmd/kube-vip.go@v1.2.3); @INTERFACE@ is filled on the node.
 
     `address` with `vip_subnet`: since v1.2.0 the manager exits when `vip_address` comes without
@@ -71,7 +67,7 @@ def kube_vip_manifest(spec: ClusterSpec, kubeconfig_path: str) -> str:
         "kube-vip",
         {
             "name": "kube-vip",
-            "image": KUBE_VIP_IMAGE,
+            "image": spec.control_plane.load_balancer.kube_vip_image,
             "imagePullPolicy": "IfNotPresent",
             "args": ["manager"],
             "env": env,
@@ -139,7 +135,7 @@ def haproxy_keepalived_params(spec: ClusterSpec, node: Node) -> dict[str, str | 
         "haproxy",
         {
             "name": "haproxy",
-            "image": HAPROXY_IMAGE,
+            "image": lb.haproxy_image,
             "livenessProbe": {"failureThreshold": 8, "httpGet": {
                 "host": "localhost", "path": "/healthz", "port": port, "scheme": "HTTPS"}},
             "volumeMounts": [{"name": "haproxyconf", "mountPath": "/usr/local/etc/haproxy/haproxy.cfg",
@@ -152,7 +148,7 @@ def haproxy_keepalived_params(spec: ClusterSpec, node: Node) -> dict[str, str | 
         "keepalived",
         {
             "name": "keepalived",
-            "image": KEEPALIVED_IMAGE,
+            "image": lb.keepalived_image,
             "securityContext": {"capabilities": {"add": ["NET_ADMIN", "NET_BROADCAST", "NET_RAW"]}},
             "volumeMounts": [
                 {"name": "config", "mountPath": "/usr/local/etc/keepalived/keepalived.conf"},

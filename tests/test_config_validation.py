@@ -239,3 +239,11 @@ def test_haproxy_endpoint_defaults_to_port_8443():
 
 def test_even_number_of_control_planes_is_allowed():
     parse_spec(base_config(nodes=nodes((2, {"roles": ["worker"]}))))
+
+
+def test_a_load_balancer_image_that_is_no_image_reference_is_refused_naming_the_key():
+    config = base_config(controlPlane={"endpoint": "10.0.0.100:6443", "loadBalancer": {
+        "type": "kube-vip", "vip": "10.0.0.100", "images": {"kubeVip": "mirror.internal/kube vip:v1"}}})
+    with pytest.raises(ConfigError) as raised:
+        parse_spec(config)
+    assert "controlPlane.loadBalancer.images.kubeVip: 'mirror.internal/kube vip:v1'" in str(raised.value)

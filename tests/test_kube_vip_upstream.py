@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from components.config import parse_spec
-from components.loadbalancer import KUBE_VIP_IMAGE, kube_vip_manifest
+from components.config import KUBE_VIP_IMAGE
+from components.loadbalancer import kube_vip_manifest
 from harness import base_config
 from tests.kube_vip_tools import build_kube_vip
 

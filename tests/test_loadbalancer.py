@@ -102,3 +102,23 @@ def test_haproxy_updates_roll_one_control_plane_at_a_time():
     assert set(steps[:3]) <= plan(before, after).updated
     for earlier, later in zip(steps, steps[1:]):
         assert after.depends_on(later, earlier), f"{later} does not wait for {earlier}"
+
+
+def mirrored(config: dict, **images: str) -> dict:
+    control_plane = config["controlPlane"]
+    return dict(config, controlPlane={**control_plane, "loadBalancer": {**control_plane["loadBalancer"], "images": images}})
+
+
+def test_kube_vip_runs_the_configured_mirror_image():
+    """imageRepository moves only kubeadm's images: an air-gapped site names its copy of kube-vip's."""
+    run = run_program(mirrored(KUBE_VIP, kubeVip="mirror.internal:5000/kube-vip/kube-vip:v1.2.3"))
+    manifest = yaml.safe_load(param(inner_script(run.named("cp1-kube-vip-before-kubeadm").plain("create")), "MANIFEST"))
+    assert manifest["spec"]["containers"][0]["image"] == "mirror.internal:5000/kube-vip/kube-vip:v1.2.3"
+
+
+def test_haproxy_and_keepalived_run_the_configured_mirror_images():
+    run = run_program(mirrored(HAPROXY, haproxy="mirror.internal/haproxy:2.8", keepalived="mirror.internal/keepalived:2"))
+    script = inner_script(run.named("cp1-haproxy-keepalived-before-kubeadm").plain("create"))
+    images = [yaml.safe_load(param(script, name))["spec"]["containers"][0]["image"]
+              for name in ("HAPROXY_MANIFEST", "KEEPALIVED_MANIFEST")]
+    assert images == ["mirror.internal/haproxy:2.8", "mirror.internal/keepalived:2"]

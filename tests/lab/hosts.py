@@ -362,7 +362,19 @@ class Lab:
         import images  # builds crane and the images on first use: only real labs need them
         self.registry = images.Registry(CLIENT_NS, CLIENT_ADDRESS, self.work / "registry").start()
         self.registry.push(list(dict.fromkeys(image for version in self.versions for image in images.images_for(
-            {**self.config, "kubernetesVersion": version, "imageRepository": self.registry.repository}))))
+            self._from_registry({**self.config, "kubernetesVersion": version})))))
+
+    def _from_registry(self, config: dict[str, Any]) -> dict[str, Any]:
+        """CONFIG with every image it pulls from the lab's registry, as an air-gapped site points them at its
+        mirror: kubeadm's through imageRepository, kube-vip's through controlPlane.loadBalancer.images."""
+        from components.config import KUBE_VIP_IMAGE
+        config = {**config, "imageRepository": self.registry.repository}
+        control_plane = config.get("controlPlane") or {}
+        if (control_plane.get("loadBalancer") or {}).get("type") == "kube-vip":
+            load_balancer = {**control_plane["loadBalancer"], "images": {
+                "kubeVip": f"{self.registry.address}/{self.registry.path_of(KUBE_VIP_IMAGE)}"}}
+            config["controlPlane"] = {**control_plane, "loadBalancer": load_balancer}
+        return config
 
     def _link(self, index: int, namespace: str, addresses: list[str]) -> None:
         switch_end = f"{PREFIX}{index}"
@@ -488,9 +500,7 @@ class Lab:
                 ("cri-o", "cri-o/v{minor}/deb/"))},
             "allowInsecureHttp": True,  # the lab's own repository on the lab network
         }
-        if self.registry:
-            config["imageRepository"] = self.registry.repository
-        return config
+        return self._from_registry(config) if self.registry else config
 
     def journal(self) -> dict[str, Any]:
         path = self.journal_dir / "journal.json"

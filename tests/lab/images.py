@@ -2,7 +2,7 @@
 
 Images: for a stack config, the images the real kubeadm lists for the program's own init configuration
 (`kubeadm config images list --config FILE`), plus kube-vip's when the config uses kube-vip (the image
-of the program's manifest, components/loadbalancer.py KUBE_VIP_IMAGE). Each is a real OCI image built
+of the program's manifest, controlPlane.loadBalancer.images.kubeVip). Each is a real OCI image built
 with crane (append a layer to the empty base, then mutate its config), holding the real binary where the
 upstream image has it, with the upstream entrypoint and cmd:
 
@@ -125,7 +125,6 @@ def images_for(config: dict) -> list[str]:
     what the real kubeadm lists for the program's init configuration, and kube-vip's."""
     from components.config import parse_spec
     from components.kubeadm_config import init_configuration
-    from components.loadbalancer import KUBE_VIP_IMAGE
     from tests.kubernetes_tools import kubernetes_tool
 
     spec = parse_spec(config)
@@ -138,7 +137,7 @@ def images_for(config: dict) -> list[str]:
         raise RuntimeError(f"kubeadm config images list failed:\n{listed.stderr}")
     images = listed.stdout.split()
     if spec.control_plane.load_balancer.type == "kube-vip":
-        images.append(KUBE_VIP_IMAGE)
+        images.append(spec.control_plane.load_balancer.kube_vip_image)
     return images
 
 

@@ -159,7 +159,7 @@ def test_images_carry_the_upstream_entrypoints(lab):
 
 
 def test_a_kube_vip_config_gets_the_image_of_the_programs_kube_vip_manifest(tmp_path):
-    from components.loadbalancer import KUBE_VIP_IMAGE
+    from components.config import KUBE_VIP_IMAGE
     vip = "198.18.0.100"
     config = {**CONFIG, "imageRepository": "198.19.255.2/k8s",
               "controlPlane": {"endpoint": f"{vip}:6443", "loadBalancer": {"type": "kube-vip", "vip": vip}}}
