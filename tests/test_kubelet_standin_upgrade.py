@@ -60,13 +60,17 @@ def test_a_container_that_cannot_start_fails_its_pod(node):
 
 
 def serving_certificate(host) -> None:
-    """The kubelet's serving certificate, which exec's TLS needs: its CSRs approved, as the program's approver does."""
-    pending = [c["metadata"]["name"] for c in get(host, "csr")["items"]
-               if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving" and not c["status"].get("conditions")]
-    if pending:
-        kubectl(host, "certificate", "approve", *pending)
-    wait_for(host, lambda: host.run("test -s /var/lib/kubelet/pki/kubelet-server-current.pem").returncode == 0,
-             "the serving certificate written")
+    """The kubelet's serving certificate, which exec's TLS needs: its CSRs approved as they come, as the program's
+    approver does."""
+    def written() -> bool:
+        if host.run("test -s /var/lib/kubelet/pki/kubelet-server-current.pem").returncode == 0:
+            return True
+        pending = [c["metadata"]["name"] for c in get(host, "csr")["items"]
+                   if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving" and not c["status"].get("conditions")]
+        if pending:
+            kubectl(host, "certificate", "approve", *pending)
+        return False
+    wait_for(host, written, "the serving certificate written")
 
 
 def test_kubectl_exec_runs_the_command_from_the_containers_image(node):
