@@ -384,7 +384,22 @@ def container_mounts(pod: dict[str, Any], container: dict[str, Any]) -> list[tup
             path.touch(0o644)
         mounts.append((str(path), mount["mountPath"], bool(mount.get("readOnly"))))
     return mounts + [("/proc", "/proc", False), ("/dev", "/dev", False), ("/sys", "/sys", True),
-                     ("/etc/hosts", "/etc/hosts", False), ("/etc/resolv.conf", "/etc/resolv.conf", False)]
+                     (hosts_file(pod), "/etc/hosts", False), ("/etc/resolv.conf", "/etc/resolv.conf", False)]
+
+
+def hosts_file(pod: dict[str, Any]) -> str:
+    """The /etc/hosts a host-network pod gets: the node's, plus its hostAliases (kube-vip reaches its local API server
+    as `kubernetes`, its manifest's alias), written as the kubelet does (pkg/kubelet/kubelet_pods.go@v1.36.4
+    nodeHostsFileContent, hostsEntriesFromHostAliases)."""
+    aliases = pod.get("spec", {}).get("hostAliases") or []
+    if not aliases:
+        return "/etc/hosts"
+    path = STATE / "etc-hosts" / f"{pod['metadata'].get('namespace', 'default')}_{pod['metadata']['name']}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entries = "".join(f"{a['ip']}\t{chr(9).join(a.get('hostnames', []))}\n" for a in aliases)
+    path.write_text("# Kubernetes-managed hosts file (host network).\n" + Path("/etc/hosts").read_text()
+                    + "\n# Entries added by HostAliases.\n" + entries)
+    return str(path)
 
 
 def container_process(pod: dict[str, Any], container: dict[str, Any], root: Path,
@@ -394,7 +409,12 @@ def container_process(pod: dict[str, Any], container: dict[str, Any], root: Path
     internal/cri/opts/spec_opts.go@v2.1.5 WithProcessArgs: no command → the image's Entrypoint, and with no args
     either its Cmd), $(VAR) expanded. None when there is nothing to run ("no command specified")."""
     env = {"PATH": DEFAULT_PATH, "HOSTNAME": socket.gethostname()}
-    env.update({e["name"]: expand(str(e.get("value", "")), env) for e in container.get("env", [])})
+    # valueFrom.fieldRef as the kubelet resolves it (kubelet_pods.go@v1.36.4 podFieldSelectorRuntimeValue; a static
+    # pod's spec.nodeName is the node's, config/common.go applyDefaults): kube-vip's vip_nodename is spec.nodeName.
+    fields = {"spec.nodeName": pod.get("spec", {}).get("nodeName") or socket.gethostname(),
+              "metadata.name": pod["metadata"]["name"], "metadata.namespace": pod["metadata"].get("namespace", "default")}
+    env.update({e["name"]: fields.get(e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath"), "")
+                if "valueFrom" in e else expand(str(e.get("value", "")), env) for e in container.get("env", [])})
     command, args = container.get("command", []), container.get("args", [])
     if not command:
         inspected = subprocess.run(["crictl", "--image-endpoint", endpoint, "inspecti", "-o", "json",
