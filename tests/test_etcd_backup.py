@@ -161,8 +161,10 @@ kill $!
 wait $! || true
 exit $status
 """
-    return subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", wrapper], capture_output=True,
-                          text=True, env={**os.environ, **(env or {})})
+    # A PID namespace with its own /proc: the script looks for etcd among all processes, and another etcd on this
+    # machine (a private host's static pod, whose /proc/PID/root is its image) must not be the one it finds.
+    return subprocess.run(["unshare", "-m", "--propagation", "private", "-p", "--fork", "--mount-proc", "bash", "-c",
+                           wrapper], capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
 def status(tmp_path: Path) -> dict:
