@@ -1,8 +1,8 @@
 """Issue 14 in the lab: the exported kubeconfig is revoked by a config change, the nodes' admin.conf untouched.
 
 The API server here is the stand-in's (tests/lab/standins/standin.py: token Secrets, the token controller,
-token authentication and RBAC imitated after Kubernetes v1.36.4, cited there). The same proof against a
-real kube-apiserver waits for issue 12, which brings real control planes into the lab.
+token authentication and RBAC imitated after Kubernetes v1.36.4, cited there). The same proof against the
+real kube-apiserver, on a control plane outside the lab: tests/test_kubeconfig_revocation_real.py.
 """
 
 from __future__ import annotations
