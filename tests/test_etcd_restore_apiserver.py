@@ -238,7 +238,9 @@ def test_a_watch_from_before_the_restore_is_told_to_list_again(restored, which):
     """An informer watching from a resourceVersion it saw before the restore gets 410 Gone ("too old
     resource version", watch_cache.go getAllEventsSinceLocked, k8s.io/apiserver@v0.36.4) and lists again,
     rather than waiting for, or being sent, a history that is not the one it saw."""
-    event = json.loads(watch(restored.cluster.first, getattr(restored, which)).splitlines()[0])
+    events = watch(restored.cluster.first, getattr(restored, which)).splitlines()
+    assert events, "the watch ended without an error: the client keeps a history that is not the one it saw"
+    event = json.loads(events[0])
     assert event["type"] == "ERROR" and event["object"]["code"] == 410, event
 
 
@@ -322,11 +324,19 @@ def test_the_snapshot_check_of_the_docs_runs_as_written(restored):
             assert re.search(rf"^\|[^|]+\|\s+{restored.snapshot_revision}\s+\|", out, re.M), out
 
 
+@dataclass
+class WentBack:
+    cluster: Cluster
+    restore_credential: bool  # the kubeconfig the second restore issued, accepted after going back
+    new_credential: bool      # the one of a new kubeconfig.revision, accepted
+
+
 @pytest.fixture(scope="module")
-def went_back(restored) -> Cluster:
+def went_back(restored) -> WentBack:
     """After the first restore: ConfigMap `precious` written, a snapshot by the backup script, then a bad
-    change (`precious` deleted, `later` written); a second restore (id r2) from that snapshot, the data
-    directories whole; then docs/recovery.md "Going back", block by block on the nodes it names."""
+    change (`precious` deleted, `later` written, credentials rotated); a second restore (id r2) from that
+    snapshot, the data directories whole, and its credentials step; then docs/recovery.md "Going back",
+    block by block on the nodes it names, ending with a new kubeconfig.revision (its rendered step)."""
     cluster, first = restored.cluster, restored.cluster.first
     kubectl(first, "create configmap precious")
     spec = parse_spec(RESTORING)
@@ -334,23 +344,38 @@ def went_back(restored) -> Cluster:
     snapshot = json.loads(first.sh("cat /var/lib/etcd-backups/status.json"))["path"]
     kubectl(first, "delete configmap precious")
     kubectl(first, "create configmap later")
+    issue_credentials(first, "3")  # credentials rotated after the snapshot
     steps = restore_steps(LAYOUT, snapshot, id="r2")
     for name in LAYOUT.order():
         result = run_step(cluster, steps, name)
         assert result.returncode == 0, f"{name}:\n{result.stderr}"
+    reissued = issue_credentials(first, "3")  # the restore's step 7
     for member in cluster.values():
         assert kubectl(member, "get configmaps precious -o name") == "configmap/precious\n"
 
-    stop, swap, start = bash_blocks(docs_section("Going back"))
+    section = docs_section("Going back")
+    stop, swap, start = bash_blocks(section)
     for block, members in ((stop, cluster.values()), (swap, [m for m in cluster.values() if m.etcd]),
                            (start, cluster.values())):
         for member in members:
             member.sh(block.replace(DOCS_ID, "r2"), timeout=300)
     for member in cluster.values():
         until(300, lambda: api_ready(member), f"the API server on {member.name} is not ready after going back")
-    return cluster
+    restore_credential = accepted(first, reissued)
+    # The section's last instruction, `pulumi up` of a new kubeconfig.revision: its rendered kubeconfig step.
+    told = "change `kubeconfig.revision` and run `pulumi up`" in " ".join(section.split())
+    return WentBack(cluster, restore_credential, told and accepted(first, issue_credentials(first, "4")))
 
 
 def test_going_back_as_the_docs_say_brings_back_the_state_before_the_restore(went_back):
-    for member in went_back.values():
+    for member in went_back.cluster.values():
         assert kubectl(member, "get configmaps later precious --ignore-not-found -o name") == "configmap/later\n"
+
+
+def test_after_going_back_the_credentials_the_restore_issued_are_refused(went_back):
+    """Why "Going back" ends with a new kubeconfig.revision: the old data has the credentials of before."""
+    assert went_back.restore_credential is False
+
+
+def test_after_going_back_a_new_kubeconfig_revision_gives_working_credentials(went_back):
+    assert went_back.new_credential is True
