@@ -80,7 +80,8 @@ class Secrets:
     def _collect_from_api_server(self) -> None:
         """A real lab's bootstrap tokens and ServiceAccount token Secrets, as the real API server holds them."""
         for secret in self.cluster.kubectl("get secrets -A")["items"]:
-            data = {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+            # Not every Secret is text: kubeadm-certs (upload-certs) holds encrypted bytes.
+            data = {k: base64.b64decode(v).decode(errors="replace") for k, v in (secret.get("data") or {}).items()}
             name = f"{secret['metadata']['namespace']}/{secret['metadata']['name']}"
             if secret["type"] == "bootstrap.kubernetes.io/token":
                 self.values[f"bootstrap token {data['token-id']}"] = f"{data['token-id']}.{data['token-secret']}"
