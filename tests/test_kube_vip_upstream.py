@@ -7,8 +7,8 @@ cache keyed by version, then
   get past its config validation (the old `vip_address` without `vip_subnet` stopped there, kube-vip
   cmd/kube-vip.go@v1.2.3 CheckSubnetExists) and use the node name as its leader-election identity.
 
-The build is the pinned v1.2.3 when its source tree is there, else v1.2.2 (tests/kube_vip_tools.py says why both
-print and accept the same pod).
+The build is v1.2.2, not the pinned image's v1.2.3, which the proxy does not serve (tests/kube_vip_tools.py says
+why both print and accept the same pod).
 """
 
 from __future__ import annotations

@@ -17,9 +17,8 @@ upstream image has it, with the upstream entrypoint and cmd:
   3.6 images are etcd's own build, no shell: kubernetes/kubernetes#134251), built at the version the tag
   names (3.6.8-0 → v3.6.8).
 - kube-vip: `/kube-vip` and `/etc/ssl/certs/ca-certificates.crt`, `ENTRYPOINT ["/kube-vip"]` (kube-vip
-  Dockerfile@v1.2.2). The binary is v1.2.3 built from its source tree when present, else v1.2.2 under the
-  manifest's v1.2.3 tag: the proxy does not serve v1.2.3, and v1.2.2 never takes its lease as a control-plane
-  static pod (tests/kube_vip_tools.py says why). The certificate bundle is
+  Dockerfile@v1.2.2). The binary is v1.2.2 under the manifest's v1.2.3 tag: the proxy does not serve v1.2.3,
+  and v1.2.2 never takes its lease as a control-plane static pod (tests/kube_vip_tools.py says why). The certificate bundle is
   this machine's Debian one, not upstream's Alpine one.
 - pause: the real pause, k8s.io/kubernetes@v1.36.4 build/pause/linux/pause.c compiled with this machine's gcc
   as build/pause/Makefile does (`-Os -Wall -Werror -static -DVERSION=v$(TAG)-$(REV)`; REV, a `git describe`,
