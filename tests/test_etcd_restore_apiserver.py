@@ -120,7 +120,11 @@ def api_ready(member: Member) -> bool:
 
 
 def leader(member: Member, lease: str) -> str:
-    return kubectl(member, f"-n kube-system get lease {lease} -o jsonpath={{.spec.holderIdentity}}")
+    """LEASE's holder, or "" while it has none: the lease exists only once a leader took it, which a loaded
+    machine takes longer to reach than the API server's readiness."""
+    result = member.run(f"kubectl --kubeconfig /etc/kubernetes/admin.conf --server https://{member.ip}:6443 "
+                        f"-n kube-system get lease {lease} -o jsonpath={{.spec.holderIdentity}}", 120)
+    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def resource_version(member: Member, what: str) -> int:
