@@ -11,8 +11,9 @@ the program rely on, each behaviour following the kubelet (k8s.io/kubernetes@v1.
   with a mount namespace of its own: the container's image (image_root) as its root, its hostPath volumes
   mounted (CONTAINER); restarted on a manifest change (the config hash), stopped on
   removal (SIGTERM, then SIGKILL after the grace period), restarted with the kubelet's back-off when it
-  exits. The processes outlive the kubelet and are adopted by the next one, as containers are. Not
-  imitated: liveness probes, volumes other than host paths, resource limits, sandboxes;
+  exits. The processes outlive the kubelet and are adopted by the next one, as containers are, and end
+  when `kubeadm reset` cleans /var/lib/kubelet (CONTAINER). Not imitated: liveness probes, volumes other
+  than host paths, resource limits, sandboxes;
 - the client certificate: kubelet.conf's, or TLS bootstrap with bootstrap-kubelet.conf through a real
   CSR; client certificates rotated into /var/lib/kubelet/pki/kubelet-client-current.pem; a serving
   certificate through a kubernetes.io/kubelet-serving CSR when serverTLSBootstrap is true;
@@ -334,7 +335,15 @@ def expand(text: str, env: dict[str, str]) -> str:
 # runtime's container snapshot), the pod's hostPath volumes and the host's /proc, /dev, /sys, /etc/hosts and
 # /etc/resolv.conf (a host-network pod's) mounted in it, then chroot and exec: /proc/PID/root is the container's
 # root, as for a container of the runtime (runc's pivot_root). Not imitated: the other namespaces, cgroups.
-CONTAINER = """import json, os, subprocess, sys
+# The process the kubelet tracks is a parent in containerd-shim's place: it waits for the container's process and
+# exits with its code (128 + the signal when killed), passing SIGTERM on (the kubelet's killpg reaches both; the
+# parent ignores it and waits, so a stopped container is one whose process is gone). It also stands in for the
+# runtime under `kubeadm reset`, which stops the kubelet and removes every pod sandbox through CRI before it cleans
+# /var/lib/kubelet (cmd/kubeadm/app/cmd/phases/reset/cleanupnode.go@v1.36.4 runCleanupNode, removeContainers):
+# these containers are not CRI's, so the parent kills its process when the kubelet's state directory (the
+# stand-in's record of its containers, spec["state"]) is gone, with SIGKILL as containerd's StopPodSandbox does
+# (stopContainer with timeout 0, internal/cri/server/sandbox_stop.go@v2.1.5).
+CONTAINER = """import json, os, select, signal, subprocess, sys
 spec = json.loads(sys.argv[1])
 scratch, root = spec["scratch"], spec["scratch"] + "/root"
 def mount(*args):
@@ -356,13 +365,26 @@ for source, target, read_only in spec["mounts"]:
     mount("--rbind", source, destination)
     if read_only:
         mount("-o", "remount,bind,ro", destination)
-os.chroot(root)
-os.chdir(spec["workdir"])
-try:
-    os.execve(spec["argv"][0], spec["argv"], spec["env"])
-except OSError as error:  # the runtime's start error: exit code 128, as runc's
-    print(f"exec {spec['argv'][0]}: {error}", file=sys.stderr)
-    sys.exit(128)
+PASSED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+for number in PASSED:
+    signal.signal(number, signal.SIG_IGN)
+child = os.fork()
+if child == 0:
+    for number in (*PASSED, signal.SIGPIPE):  # a container starts with default dispositions (Python ignores SIGPIPE)
+        signal.signal(number, signal.SIG_DFL)
+    os.chroot(root)
+    os.chdir(spec["workdir"])
+    try:
+        os.execve(spec["argv"][0], spec["argv"], spec["env"])
+    except OSError as error:  # the runtime's start error: exit code 128, as runc's
+        print(f"exec {spec['argv'][0]}: {error}", file=sys.stderr)
+        os._exit(128)
+exited = os.pidfd_open(child)
+while not select.select([exited], [], [], 1)[0]:
+    if not os.path.isdir(spec["state"]):
+        os.kill(child, signal.SIGKILL)
+code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
+sys.exit(128 - code if code < 0 else code)
 """
 
 
@@ -428,7 +450,7 @@ def container_process(pod: dict[str, Any], container: dict[str, Any], root: Path
                    if "/" not in argv[0] and (root / d.lstrip("/") / argv[0]).is_file()),
                   root / argv[0].lstrip("/"))
     scratch = STATE / "containers" / f"{pod['metadata'].get('namespace', 'default')}_{pod['metadata']['name']}_{container['name']}"
-    spec = {"scratch": str(scratch), "image": str(root), "mounts": container_mounts(pod, container), "env": env,
+    spec = {"scratch": str(scratch), "state": str(STATE), "image": str(root), "mounts": container_mounts(pod, container), "env": env,
             "workdir": container.get("workingDir") or "/", "argv": ["/" + str(binary.relative_to(root)), *argv[1:]]}
     return Path("/usr/bin/unshare"), ["unshare", "--mount", "--propagation", "private", sys.executable, "-c",
                                       CONTAINER, json.dumps(spec)], env
