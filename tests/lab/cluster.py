@@ -108,6 +108,16 @@ class LabCluster:
             if node["metadata"]["name"] in images else None,
         } for node in self.kubectl("get nodes")["items"]}
 
+    def etcd_member_names(self, host: str) -> list[str]:
+        """The real member list, by the real etcdctl of the etcd image (the container's root), with the
+        certificates kubeadm wrote on HOST."""
+        script = (
+            "pid=$(pgrep -x etcd | head -n1); sudo /proc/$pid/root/usr/local/bin/etcdctl "
+            "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
+            "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
+            "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list -w json")
+        return sorted(m.get("name", "") for m in json.loads(self.lab.ssh(host, script).stdout)["members"])
+
     def real_versions(self) -> str:
         """What runs, in the words of the real programs: kubeadm's, the API server's and etcd's versions."""
         kubeadm = self.lab.ssh(self.lab.config["nodes"][0]["name"], "kubeadm version -o short").stdout.strip()

@@ -207,3 +207,47 @@ def test_a_blocking_pod_disruption_budget_is_named_in_the_program_log(removal):
 def test_the_removed_worker_is_reset(removal):
     cluster, _, _, _ = removal
     assert host_leftovers(cluster, "w1") == {}
+
+
+# --- 3. pulumi destroy, then a fresh up on the same hosts ---------------------------------------------------------
+
+def cluster_ca(cluster) -> str:
+    return cluster.lab.ssh("c1", "sudo openssl x509 -noout -fingerprint -sha256 -in /etc/kubernetes/pki/ca.crt").stdout
+
+
+@pytest.fixture(scope="module")
+def destroyed(removal):
+    cluster, _, _, _ = removal
+    ca = cluster_ca(cluster)
+    result = cluster.destroy()
+    assert result.error is None, result.error
+    cluster.times["destroy"] = result.seconds
+    return cluster, ca
+
+
+def test_destroy_leaves_every_host_clean(destroyed):
+    cluster, _ = destroyed
+    assert {host: host_leftovers(cluster, host) for host in ("c1", "w1")} == {"c1": {}, "w1": {}}
+
+
+def test_destroy_stops_the_control_plane_processes(destroyed):
+    """The real kubeadm reset removes the containers (the kubelet stand-in's end with /var/lib/kubelet's state)."""
+    cluster, _ = destroyed
+    names = "|".join(name[:15] for name in CONTROL_PLANE_PROCESSES)
+    deadline = time.monotonic() + 30
+    while (left := cluster.lab.ssh("c1", f"pgrep -l -x '{names}' || true").stdout.strip()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert left == ""
+
+
+def test_a_fresh_up_on_the_same_hosts_makes_a_new_cluster(destroyed, day2):
+    cluster, old_ca = destroyed
+    _, config = day2
+    result = cluster.up(config)
+    assert result.error is None, result.error
+    cluster.times["fresh up"] = result.seconds
+    assert cluster.problems(config) == []
+    assert cluster_ca(cluster) != old_ca
+    assert sorted(n["metadata"]["name"] for n in cluster.kubectl("get nodes")["items"]) == ["c1", "w1"]
+    # Nothing of the old cluster: its workloads were in the old etcd.
+    assert json.loads(admin(cluster, "get deployments -n default -o json"))["items"] == []

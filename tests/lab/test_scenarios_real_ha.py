@@ -63,18 +63,6 @@ def api_answers_through_vip(cluster) -> bool:
     return done.stdout.strip() not in ("", "000")
 
 
-def etcd_member_names(cluster, host: str) -> list[str]:
-    """The real member list, by the real etcdctl of the etcd image (the container's root), with the certificates
-    kubeadm wrote on HOST."""
-    script = (
-        "pid=$(pgrep -x etcd | head -n1); sudo /proc/$pid/root/usr/local/bin/etcdctl "
-        "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
-        "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt --key=/etc/kubernetes/pki/etcd/healthcheck-client.key "
-        "member list -w json")
-    members = yaml.safe_load(cluster.lab.ssh(host, script).stdout)["members"]
-    return sorted(m.get("name", "") for m in members)
-
-
 def test_the_cluster_comes_up_with_every_node_in_its_role(ha):
     cluster, config = ha
     assert cluster.problems(config) == []
@@ -113,28 +101,19 @@ def test_removing_a_stacked_control_plane_removes_its_etcd_member_and_node(ha):
     leaving = spare_control_plane(cluster)
     result = cluster.up(cluster.config(without=(leaving,)))
     assert result.error is None, result.error
-    assert etcd_member_names(cluster, "cp1") == sorted(set(CONTROL_PLANES) - {leaving})
+    assert cluster.etcd_member_names("cp1") == sorted(set(CONTROL_PLANES) - {leaving})
     assert leaving not in {n["metadata"]["name"] for n in cluster.kubectl("get nodes")["items"]}
     cluster.removed = leaving
 
 
-# The kubelet stand-in's static pod processes outlive `kubeadm reset` (reset removes containers through CRI; the
-# stand-in's are host processes, not CRI containers), so a removed control plane cannot join again in the lab: its
-# preflight finds ports 6443, 10257 and 10259 in use. Until the stand-in stops them, the steps after the removal wait.
-AFTER_REMOVAL = pytest.mark.skip(reason="kubelet stand-in: static pods outlive kubeadm reset (ports 6443/10257/10259 "
-                                        "in use on rejoin)")
-
-
-@AFTER_REMOVAL
 def test_the_removed_control_plane_joins_again(ha):
     cluster, config = ha
     result = cluster.up(config)
     assert result.error is None, result.error
     assert cluster.problems(config) == []
-    assert etcd_member_names(cluster, "cp1") == list(CONTROL_PLANES)
+    assert cluster.etcd_member_names("cp1") == list(CONTROL_PLANES)
 
 
-@AFTER_REMOVAL
 def test_a_second_up_changes_nothing(ha):
     cluster, config = ha
     assert cluster.preview(config, "--expect-no-changes").returncode == 0
@@ -166,7 +145,6 @@ def kube_vip_with(cluster, host: str, change, message: str) -> str:
         cluster.lab.ssh(host, f"sudo tee {path} >/dev/null", stdin=ours)
 
 
-@AFTER_REMOVAL
 def test_fidelity_item_1_vip_cidr_without_vip_subnet_stops_the_real_kube_vip(ha):
     """Issue 11 item 1, the old manifest: `vip_address` and `vip_cidr`, no `vip_subnet`. Written over the program's
     manifest on a control plane that does not hold the VIP, the real kube-vip stops at its config check
@@ -179,7 +157,6 @@ def test_fidelity_item_1_vip_cidr_without_vip_subnet_stops_the_real_kube_vip(ha)
     assert message in log
 
 
-@AFTER_REMOVAL
 def test_fidelity_item_12_without_vip_nodename_kube_vip_falls_back_to_the_hostname(ha):
     """Issue 11 item 12, the old manifest without `vip_nodename`: the real kube-vip warns and takes the hostname as
     its lease identity (pkg/manager/manager.go@v1.2.3). The program's manifest gives it the node name: no warning."""
@@ -194,7 +171,6 @@ def test_fidelity_item_12_without_vip_nodename_kube_vip_falls_back_to_the_hostna
 OLD_VIP_INTERFACE = "ip -o route get {vip} | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p'"  # common.sh before f77050e
 
 
-@AFTER_REMOVAL
 def test_fidelity_item_4_old_interface_detection_answers_lo_on_the_holder(ha):
     """Issue 11 item 4: on the node holding the VIP, the old detection (`ip -o route get VIP`) answers `lo`; the
     program's answers the real interface."""
@@ -214,7 +190,6 @@ def poll_through_vip(cluster, seconds: int, out: list[str]) -> None:
     out.append(cluster.lab.ssh("w1", script, check=False).stdout)
 
 
-@AFTER_REMOVAL
 def test_the_vip_moves_when_its_holder_goes_away_and_the_api_keeps_answering(ha):
     cluster, _ = ha
     holder = next(iter(vip_holders(cluster)))
