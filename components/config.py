@@ -94,7 +94,7 @@ KNOWN_KEYS: dict[str, tuple[str, ...]] = {
     # Each repository is a URL, or these (a url left out keeps the default repository).
     **{f"packageRepositories.{name}": ("url", "keyFingerprint") for name in ("kubernetes", "containerd", "cri-o")},
     "cni": ("type", "version", "backend", "iface"),
-    "ingress": ("controller", "chartVersion", "hostNetwork", "values"),
+    "ingress": ("controller", "chartVersion", "repo", "hostNetwork", "values"),
     "upgrade": ("maxUnavailableWorkers", "drain"),
     "upgrade.drain": ("timeout", "gracePeriod", "skipWaitForDeleteTimeout"),
     "certificates": ("renew",),
@@ -225,6 +225,7 @@ class Cni:
 class Ingress:
     controller: str = "ingress-nginx"
     chart_version: str = INGRESS_NGINX_CHART_VERSION
+    repo: str | None = None  # the chart's repository; None: the controller's upstream one
     host_network: bool = True
     values: Mapping[str, Any] = field(default_factory=dict)
 
@@ -818,6 +819,12 @@ def _read_cni(r: _Reader, value: Any) -> Cni:
     )
 
 
+def _read_chart_repo(r: _Reader, path: str, value: Any) -> str | None:
+    """A chart repository: an http(s) repository (index.yaml) or an oci:// registry."""
+    return r.string(path, value, check=lambda v: bool(re.match(r"^(https?|oci)://\S+$", v)),
+                    allowed="expected an http(s):// or oci:// chart repository URL")
+
+
 def _default_ingress_chart(controller: str) -> str:
     return TRAEFIK_CHART_VERSION if controller == "traefik" else INGRESS_NGINX_CHART_VERSION
 
@@ -838,6 +845,7 @@ def _read_ingress(r: _Reader, value: Any, warnings: list[str]) -> Ingress:
                                check=lambda v: bool(re.match(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", v)),
                                allowed="expected an exact chart version such as 4.15.1")
         or _default_ingress_chart(controller),
+        repo=_read_chart_repo(r, "ingress.repo", raw.get("repo")),
         host_network=r.boolean("ingress.hostNetwork", raw.get("hostNetwork"), True),
         values=dict(values),
     )
@@ -910,8 +918,7 @@ def _read_helm_releases(r: _Reader, value: Any) -> tuple[HelmRelease, ...]:
         version = r.string(f"{p}.version", item.get("version"), required=True,
                            check=lambda v: bool(re.match(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$", v)),
                            allowed="an exact chart version such as 3.13.0 (ranges are not pinned)")
-        repo = r.string(f"{p}.repo", item.get("repo"), check=lambda v: bool(re.match(r"^(https?|oci)://\S+$", v)),
-                        allowed="expected an http(s):// or oci:// chart repository URL")
+        repo = _read_chart_repo(r, f"{p}.repo", item.get("repo"))
         if chart and not repo and item.get("repo") is None and not chart.startswith(("oci://", "/", "./", "../")):
             r.problems.append(f"{p}.repo: is required for chart {chart!r}: a repository URL, or give the chart "
                               "as an oci:// reference or a local path")

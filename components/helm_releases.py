@@ -12,11 +12,11 @@ from components.config import HelmRelease
 BUILT_IN_NAMESPACES = ("kube-system", "kube-public", "kube-node-lease", "default")
 
 
-def chart_reference(release: HelmRelease) -> tuple[str, str | None]:
+def chart_reference(chart: str, repo: str | None) -> tuple[str, str | None]:
     """(chart, repository): an oci:// repository is part of the chart reference in Helm."""
-    if release.repo and release.repo.startswith("oci://"):
-        return f"{release.repo.rstrip('/')}/{release.chart}", None
-    return release.chart, release.repo
+    if repo and repo.startswith("oci://"):
+        return f"{repo.rstrip('/')}/{chart}", None
+    return chart, repo
 
 
 class HelmReleases(pulumi.ComponentResource):
@@ -34,7 +34,7 @@ class HelmReleases(pulumi.ComponentResource):
                 namespaces[release.namespace] = k8s.core.v1.Namespace(
                     f"namespace-{release.namespace}", metadata={"name": release.namespace},
                     opts=pulumi.ResourceOptions(parent=self)).metadata["name"]
-            chart, repo = chart_reference(release)
+            chart, repo = chart_reference(release.chart, release.repo)
             self.releases.append(k8s.helm.v3.Release(
                 release.name,
                 name=release.name,

@@ -9,9 +9,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import INGRESS_NGINX_WEBHOOK_PORT, ClusterSpec  # its validation warns that ingress-nginx is retired
+from components.helm_releases import chart_reference
 
-INGRESS_NGINX_REPO = "https://kubernetes.github.io/ingress-nginx"
-TRAEFIK_REPO = "https://traefik.github.io/charts"
+# The upstream chart repositories; `ingress.repo` replaces them (a mirror, for air-gapped sites).
+UPSTREAM_REPOS = {"ingress-nginx": "https://kubernetes.github.io/ingress-nginx",
+                  "traefik": "https://traefik.github.io/charts"}
 NAMESPACES = {"ingress-nginx": "ingress-nginx", "traefik": "traefik"}
 # Host ports and the host network are forbidden from Pod Security level baseline up (pod-security-admission
 # policy/check_hostPorts.go, check_hostNamespaces.go), and the controller uses one or the other.
@@ -86,13 +88,13 @@ class Ingress(pulumi.ComponentResource):
                 f"{controller}-namespace", metadata={"name": NAMESPACES[controller], "labels": NAMESPACE_LABELS},
                 opts=pulumi.ResourceOptions(parent=self))
             self.owned_namespaces[NAMESPACES[controller]] = namespace.metadata["name"]
+            chart, repo = chart_reference(controller, spec.ingress.repo or UPSTREAM_REPOS[controller])
             self.release = k8s.helm.v3.Release(
                 controller,
                 name=controller,
-                chart=controller,
+                chart=chart,
                 version=spec.ingress.chart_version,
-                repository_opts=k8s.helm.v3.RepositoryOptsArgs(
-                    repo=INGRESS_NGINX_REPO if controller == "ingress-nginx" else TRAEFIK_REPO),
+                repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=repo) if repo else None,
                 namespace=namespace.metadata["name"],
                 values=pulumi.Output.secret(values) if "ingress" in spec.secret_config_keys else values,
                 opts=pulumi.ResourceOptions(parent=self),
