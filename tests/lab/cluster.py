@@ -52,7 +52,8 @@ class LabCluster:
         try:
             self.lab.up()
             self.stack = Stack(self.stack_name, self.state or self.lab.work / "pulumi",
-                               prefix=["ip", "netns", "exec", CLIENT_NS], passphrase=self.passphrase, log=self.log)
+                               prefix=["ip", "netns", "exec", CLIENT_NS], passphrase=self.passphrase, log=self.log,
+                               env=self._trust_lab_ca())
             if self.stack.exists_in_state():
                 self.stack.remove()  # an earlier run's stack: its machines were removed when that run ended
             self.stack.init()
@@ -64,11 +65,23 @@ class LabCluster:
     def __exit__(self, *exc: Any) -> None:
         self.lab.down()
 
-    def config(self, without: tuple[str, ...] = (), addons: bool = False, **changes: Any) -> dict[str, Any]:
-        """The lab's derived stack config, minus some nodes, with some keys changed; without its add-ons
-        unless `addons` (the lab has no API server for them yet: see without_addons)."""
+    def _trust_lab_ca(self) -> dict[str, str]:
+        """A real lab's CLI environment: its providers (the kubernetes provider's Helm fetching charts from the
+        lab's chart repository) trust the lab CA as a machine of an air-gapped site trusts its own CA, through
+        SSL_CERT_FILE (Go's crypto/x509 root_unix.go reads it instead of the system bundle): the system bundle
+        plus the lab CA, no TLS check weakened."""
+        if not self.lab.registry:
+            return {}
+        bundle = self.lab.work / "ca-bundle.crt"
+        bundle.write_text(Path("/etc/ssl/certs/ca-certificates.crt").read_text() + self.lab.registry.ca.read_text())
+        return {"SSL_CERT_FILE": str(bundle)}
+
+    def config(self, without: tuple[str, ...] = (), addons: bool | None = None, **changes: Any) -> dict[str, Any]:
+        """The lab's derived stack config, minus some nodes, with some keys changed. Add-ons (flannel, the
+        ingress controller, Helm releases) are kept in a real lab, which has a real API server and a chart
+        repository for them; a stand-in lab takes them out (see without_addons). `addons` overrides that."""
         config = copy.deepcopy(self.lab.derived_config())
-        if not addons:
+        if not (self.lab.real if addons is None else addons):
             config = without_addons(config)[0]
         config["nodes"] = [n for n in config["nodes"] if n["name"] not in without]
         config.update(changes)
@@ -155,7 +168,7 @@ class LabCluster:
 
 
 def without_addons(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """`config` with no add-ons (the lab has no API server yet), and what was taken out."""
+    """`config` with no add-ons (a stand-in lab has no API server for them), and what was taken out."""
     spec = parse_spec(config)
     changed = copy.deepcopy(config)
     taken = []

@@ -273,6 +273,7 @@ class Lab:
     hosts: dict[str, Host] = field(default_factory=dict)
     repo_server: subprocess.Popen | None = None
     registry: Any = None  # images.Registry of a real lab
+    charts: Any = None  # charts.ChartRepository of a real lab whose config installs charts
     # Pin every host key (nodes[].hostKey, ssh.bastion.hostKey) in the derived config; otherwise the program
     # records them on first use. A config file asks for pins with a top-level `kclab: {pinHostKeys: true}`.
     pin_host_keys: bool = False
@@ -363,6 +364,11 @@ class Lab:
         self.registry = images.Registry(CLIENT_NS, CLIENT_ADDRESS, self.work / "registry").start()
         self.registry.push(list(dict.fromkeys(image for version in self.versions for image in images.images_for(
             self._from_registry({**self.config, "kubernetesVersion": version})))))
+        import charts  # the config's ingress chart and Helm releases, from a chart repository in the lab
+        wanted = charts.charts_for(self.config)
+        if wanted:
+            self.charts = charts.ChartRepository(CLIENT_NS, CLIENT_ADDRESS, self.registry.work / "registry.pem",
+                                                 self.registry.ca, self.work / "charts").start(wanted)
 
     def _from_registry(self, config: dict[str, Any]) -> dict[str, Any]:
         """CONFIG with every image it pulls from the lab's registry, as an air-gapped site points them at its
@@ -374,6 +380,9 @@ class Lab:
             load_balancer = {**control_plane["loadBalancer"], "images": {
                 "kubeVip": f"{self.registry.address}/{self.registry.path_of(KUBE_VIP_IMAGE)}"}}
             config["controlPlane"] = {**control_plane, "loadBalancer": load_balancer}
+        if self.charts:
+            import charts
+            config = charts.from_chart_repository(config, self.charts.url)
         return config
 
     def _link(self, index: int, namespace: str, addresses: list[str]) -> None:
@@ -520,6 +529,9 @@ class Lab:
         if self.repo_server and self.repo_server.poll() is None:
             os.killpg(self.repo_server.pid, signal.SIGKILL)
             self.repo_server.wait()
+        if self.charts:
+            self.charts.stop()
+            self.charts = None
         if self.registry:
             self.registry.stop()
             self.registry = None

@@ -193,8 +193,10 @@ class Stack:
     """One stack of this repo's program in a file backend; every call runs the real CLI."""
 
     def __init__(self, name: str, state: Path, prefix: Sequence[str] = (), passphrase: str | None = None,
-                 log: Callable[[str], None] = lambda _: None, project: Path = REPO):
+                 log: Callable[[str], None] = lambda _: None, project: Path = REPO,
+                 env: dict[str, str] | None = None):
         self.name = name
+        self.extra_env = dict(env or {})  # e.g. SSL_CERT_FILE: the CA bundle the CLI's providers trust
         self.project = project
         self.project_name = yaml.safe_load((project / "Pulumi.yaml").read_text())["name"]
         self.state = Path(state)
@@ -217,7 +219,8 @@ class Stack:
                 "PULUMI_CONFIG_PASSPHRASE": self.passphrase,
                 "PULUMI_SKIP_UPDATE_CHECK": "true",
                 "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-                "NO_COLOR": "1"}
+                "NO_COLOR": "1",
+                **self.extra_env}
 
     def argv(self, *args: str, program: bool = False) -> list[str]:
         """The command line; `program`: the operation runs the program (see inline_program.py)."""

@@ -4,10 +4,12 @@ Pulumi CLI (`pulumi up`) and check it.
 Exits 0 only when the stand-in cluster reports every node joined with the right role and version;
 prints a one-line summary last; removes the lab's hosts also on failure.
 
-The lab has no API server yet, so a config with add-ons (flannel, an ingress controller, Helm
+A stand-in lab has no API server, so a config with add-ons (flannel, an ingress controller, Helm
 releases) is first previewed unchanged — the real kubernetes provider plans them while the kubeconfig
 is unknown — and then brought up without them (`cni.type: none`, `ingress.controller: none`, no
-`helmReleases`); the summary says so.
+`helmReleases`); the summary says so. A real lab (`kclab: {real: true}`) applies them through the real
+kubernetes provider, its charts from the lab's chart repository (tests/lab/charts.py: stand-in charts),
+and the summary names them.
 
 --state DIR: the stack's file backend lives in DIR and stays after the run (stack: the config file's
 name; passphrase: $PULUMI_CONFIG_PASSPHRASE, else a new one written to DIR/passphrase), e.g.
@@ -27,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent.parent), str(HERE.parent), str(HERE)]
 
 from cluster import LabCluster, print_line, target_version, without_addons  # noqa: E402
-from components.config import ConfigError  # noqa: E402
+from components.config import ConfigError, parse_spec  # noqa: E402
 from hosts import LabError, lab_available  # noqa: E402
 from pulumi_cli import PulumiError  # noqa: E402
 
@@ -68,8 +70,11 @@ def main(argv: list[str]) -> int:
 
 def bring_up(cluster: LabCluster, started: float) -> int:
     config = cluster.config(addons=True)
-    lab_config, taken = without_addons(config)
+    lab_config, taken = (config, []) if cluster.lab.real else without_addons(config)
     notes = []
+    applied = addons_applied(config) if cluster.lab.real else []
+    if applied:
+        notes.append(f"add-ons applied by the real kubernetes provider: {', '.join(applied)}")
     if taken:
         preview = cluster.preview(config)
         if preview.returncode != 0:
@@ -96,6 +101,14 @@ def bring_up(cluster: LabCluster, started: float) -> int:
           f"v{version}, pulumi up ran {len(result.ran())} commands, in {seconds:.0f} s"
           + "".join(f"; {note}" for note in notes))
     return 1 if failed else 0
+
+
+def addons_applied(config: dict) -> list[str]:
+    """The add-ons CONFIG asks for, in words."""
+    spec = parse_spec(config)
+    return ([f"flannel {spec.cni.version}"] if spec.cni.type == "flannel" else []) \
+        + ([f"{spec.ingress.controller} chart {spec.ingress.chart_version}"] if spec.ingress.controller != "none" else []) \
+        + [f"Helm release {r.name} ({r.chart} {r.version})" for r in spec.helm_releases]
 
 
 def preview_count(preview) -> int:
