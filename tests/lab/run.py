@@ -72,9 +72,6 @@ def bring_up(cluster: LabCluster, started: float) -> int:
     config = cluster.config(addons=True)
     lab_config, taken = (config, []) if cluster.lab.real else without_addons(config)
     notes = []
-    applied = addons_applied(config) if cluster.lab.real else []
-    if applied:
-        notes.append(f"add-ons applied by the real kubernetes provider: {', '.join(applied)}")
     if taken:
         preview = cluster.preview(config)
         if preview.returncode != 0:
@@ -96,6 +93,9 @@ def bring_up(cluster: LabCluster, started: float) -> int:
     failed = bool(result.error or problems)
     version = target_version(config)
     if cluster.lab.real and not result.error:
+        applied = addons_applied(config)
+        if applied:
+            notes.insert(0, f"add-ons applied by the real kubernetes provider: {', '.join(applied)}")
         notes.insert(0, cluster.real_versions())
     print(f"lab: {'FAILED' if failed else 'OK'}: {len(as_configured)}/{len(names)} nodes as configured at "
           f"v{version}, pulumi up ran {len(result.ran())} commands, in {seconds:.0f} s"
