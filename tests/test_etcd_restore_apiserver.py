@@ -40,6 +40,7 @@ from tests.etcd_machines import (RESTORE_ID, SNAPSHOT, STACKED, Cluster, Member,
                                  run_step, running)
 from tests.etcd_tools import etcd_tool
 from tests.kubernetes_tools import kubernetes_tool
+from tests.recovery_page import DOCS_ID, DOCS_SNAPSHOT, bash_blocks, docs_section
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("nsenter"),
                                 reason="needs root, ip and nsenter for private namespaces")
@@ -50,7 +51,6 @@ KUBERNETES = ("kubeadm", "kubectl", "kube-apiserver", "kube-controller-manager",
 SHARED_PKI = ("ca.crt", "ca.key", "sa.key", "sa.pub", "front-proxy-ca.crt", "front-proxy-ca.key",
               "etcd/ca.crt", "etcd/ca.key")
 BUMP = 1_000_000_000  # etcd-restore-snapshot.sh --bump-revision
-RECOVERY = Path(__file__).parent.parent / "docs" / "recovery.md"
 RESTORING = LAYOUT.config({"id": RESTORE_ID, "snapshot": SNAPSHOT})  # the stack's config (keys without prefix)
 
 
@@ -298,22 +298,6 @@ def test_the_kubeconfig_step_run_again_after_the_restore_revokes_the_credentials
     assert restored.credentials["revoked, once issued again"] is False
 
 # --- docs/recovery.md, as a person runs it ----------------------------------------------------------------
-
-DOCS_ID = "2026-11-25-1"  # the example etcd.restore.id of docs/recovery.md
-DOCS_SNAPSHOT = "/var/lib/etcd-backups/etcd-cp1-20261125T060000Z.db"
-
-
-def docs_section(title: str) -> str:
-    text = RECOVERY.read_text()
-    start = text.index(f"\n## {title}\n")
-    end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else None]
-
-
-def bash_blocks(section: str) -> list[str]:
-    """The fenced bash blocks of SECTION, without the indentation of a list item."""
-    return [re.sub(r"^ {3}", "", block, flags=re.M)
-            for block in re.findall(r"```bash\n(.*?)```", section, re.S)]
 
 
 def test_the_snapshot_check_of_the_docs_runs_as_written(restored):

@@ -1,0 +1,269 @@
+"""docs/recovery.md tried step by step on the lab's real control plane (issue 13), as a person would, through the
+real Pulumi CLI: `real-control-plane.yaml` (c1 with stacked etcd, w1), the real kubeadm, etcd v3.6.8 and
+kube-apiserver v1.36.4; the kubelet is the one stand-in (standins/kubelet.py).
+
+In order, on one bring-up: ConfigMap `before` written through the real API; a scheduled backup (the timer
+elapsing starts the program's service: `systemctl start kubeadm-cluster-etcd-backup.service`); ConfigMap `after`;
+the disaster (every member's data directory destroyed, etcd killed: the kubelet starts it again on an empty
+directory). Then the page: "Picking a snapshot" (its commands on the first control plane), "Running it" (its
+`pulumi config set` commands, its `pulumi preview --diff --show-full-output`, `pulumi up`), the API server's
+answers, a second `pulumi up`. Then "Going back", which applies to a restore after a bad change: ConfigMap
+`precious` written and backed up, the bad change (`precious` deleted, `later` written, the credentials rotated by a
+new kubeconfig.revision), a second restore from that snapshot, and the page's "Going back" blocks run on c1 as
+written, ending with its new kubeconfig.revision.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field
+
+import pytest
+
+from pulumi_cli import COMMAND, plaintext
+from scenario import lab_cluster
+from tests.recovery_page import DOCS_ID, DOCS_SNAPSHOT, bash_blocks, docs_section
+
+pytestmark = pytest.mark.lab
+
+BACKUP = "kubeadm-cluster-etcd-backup.service"
+FIRST_ID, SECOND_ID = "2026-11-26-1", "2026-11-26-2"
+RESTORE_STEPS = ("c1-etcd-restore-check", "etcd-restore-snapshot", "c1-etcd-restore-stop", "etcd-restore-first",
+                 "etcd-restore-verify", "c1-etcd-restore-apiserver")
+
+
+def admin(cluster, args: str, check: bool = True):
+    return cluster.lab.ssh("c1", f"sudo kubectl --kubeconfig /etc/kubernetes/admin.conf {args}", check=check)
+
+
+def wait_for(what: str, check, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(2)
+
+
+def api_ready(cluster) -> bool:
+    return admin(cluster, "get --raw=/readyz", check=False).returncode == 0
+
+
+def configmaps(cluster) -> set[str]:
+    out = admin(cluster, "get configmaps -n default -o name").stdout
+    return {line.removeprefix("configmap/") for line in out.split()}
+
+
+def backup(cluster) -> dict:
+    """What the backup timer elapsing does (systemd.timer(5) Unit=): the service starts; its status file after."""
+    time.sleep(1.1)  # snapshot names have one-second resolution
+    run = cluster.lab.ssh("c1", f"sudo systemctl start {BACKUP}", check=False)
+    assert run.returncode == 0, run.stderr
+    return json.loads(cluster.lab.ssh("c1", "sudo cat /var/lib/etcd-backups/status.json").stdout)
+
+
+def as_root(cluster, script: str):
+    """A block of the page, run as root on c1 (the page says `As root`)."""
+    return cluster.lab.ssh("c1", "sudo bash -euo pipefail", stdin=script, check=False)
+
+
+def pulumi_commands(section: str) -> list[list[str]]:
+    """The `pulumi …` lines of a section's bash blocks, as argv (their `# comments` dropped)."""
+    lines = [line.split("#", 1)[0].strip() for block in bash_blocks(section) for line in block.splitlines()]
+    return [line.split()[1:] for line in lines if line.startswith("pulumi ")]
+
+
+def person_runs(cluster, argv: list[str], substitutions: dict[str, str]):
+    """One `pulumi` command of the page as a person types it for this stack (the lab's stack and config file)."""
+    argv = [substitutions.get(arg, arg) for arg in argv]
+    stack = cluster.stack
+    if argv[:1] == ["up"]:
+        return stack.up(None, *argv[1:])
+    if argv[:1] == ["preview"]:
+        return stack.preview(None, *argv[1:])
+    return stack.cli(*argv, *stack._stack_args())
+
+
+@dataclass
+class Restore:
+    """One restore run as "Running it" says, with what the engine planned and did."""
+
+    preview: str                # pulumi preview --diff --show-full-output
+    ran: list[str]              # what `pulumi up` ran, in the order the engine started them
+    error: str | None
+
+
+def run_the_page(cluster, restore_id: str, snapshot: str) -> Restore:
+    """"Running it": the page's pulumi commands in its order, with this restore's id and snapshot."""
+    substitutions = {DOCS_ID: restore_id, DOCS_SNAPSHOT: snapshot}
+    preview = up = None
+    for argv in pulumi_commands(docs_section("Running it")):
+        done = person_runs(cluster, argv, substitutions)
+        if argv[0] == "preview":
+            assert done.returncode == 0, done.output
+            preview = done.output
+        elif argv[0] == "up":
+            up = done
+        else:
+            assert done.returncode == 0, done.stderr
+    assert preview is not None and up is not None, "the page names no pulumi preview or pulumi up"
+    wait_for("the API server's readiness after the restore", lambda: api_ready(cluster))
+    return Restore(preview, up.ran(), up.error)
+
+
+def exported_kubeconfig_works(cluster) -> bool:
+    """The `kubeconfig` stack output, used by the real kubectl on c1."""
+    kubeconfig = cluster.stack.outputs(show_secrets=True)["kubeconfig"]
+    script = 'f=$(mktemp); trap \'rm -f "$f"\' EXIT; cat >"$f"; kubectl --kubeconfig "$f" get --raw /api >/dev/null'
+    return cluster.lab.ssh("c1", script, stdin=kubeconfig, check=False).returncode == 0
+
+
+def step_stdout(cluster, name: str) -> str:
+    """What the command NAME printed, as the engine recorded it in the state."""
+    for resource in cluster.stack.export(show_secrets=True)["deployment"]["resources"]:
+        if resource["type"] == COMMAND and resource["urn"].endswith(f"::{name}"):
+            return plaintext(resource["outputs"]["stdout"])
+    raise KeyError(name)
+
+
+def set_and_up(cluster, key: str, value: str) -> list[str]:
+    """`pulumi config set --path KEY VALUE` and `pulumi up`, as a person changes one setting: what ran."""
+    cluster.stack.cli("config", "set", "--path", key, value, *cluster.stack._stack_args())
+    up = cluster.stack.up(None)
+    assert up.error is None, up.error
+    return up.ran()
+
+
+@dataclass
+class Story:
+    cluster: object
+    status: dict                  # the backups' status.json when the snapshot was picked
+    picked: str = ""              # "Picking a snapshot": what its block printed
+    restore: Restore | None = None
+    after_restore: set[str] = field(default_factory=set)  # ConfigMaps the real API server lists afterwards
+    kubeconfig_after_restore: bool = False                 # the exported kubeconfig works then
+    verified: dict = field(default_factory=dict)           # what the verify step printed (step 5)
+    second_up: list[str] = field(default_factory=list)
+    undone: Restore | None = None                          # the restore after a bad change
+    after_second_restore: set[str] = field(default_factory=set)
+    went_back: dict[str, object] = field(default_factory=dict)
+
+
+@pytest.fixture(scope="module")
+def story():
+    started = time.monotonic()
+    with lab_cluster("real-control-plane.yaml") as cluster:
+        result = cluster.up(cluster.config())
+        assert result.error is None, result.error
+        admin(cluster, "create configmap before --from-literal=state=in-the-snapshot")
+        status = backup(cluster)
+        assert status["result"] == "ok", status
+        admin(cluster, "create configmap after --from-literal=state=after-the-snapshot")
+
+        # The disaster: every member's data directory destroyed; its etcd dies (killed by its PID in c1's own PID
+        # namespace) and the kubelet starts it again on an empty directory.
+        cluster.lab.ssh("c1", "sudo sh -c 'rm -rf /var/lib/etcd/member; kill -9 $(pgrep -x etcd)'")
+
+        story = Story(cluster, status)
+        # "Picking a snapshot": its block as a person pastes it, with the snapshot status.json names.
+        (block,) = bash_blocks(docs_section("Picking a snapshot"))
+        done = as_root(cluster, block.replace(DOCS_SNAPSHOT, status["path"]))
+        story.picked = done.stdout if done.returncode == 0 else f"FAILED: {done.stderr}"
+
+        story.restore = run_the_page(cluster, FIRST_ID, status["path"])
+        story.after_restore = configmaps(cluster)
+        story.kubeconfig_after_restore = exported_kubeconfig_works(cluster)
+        story.verified = json.loads(step_stdout(cluster, "etcd-restore-verify").strip().splitlines()[-1])
+        story.second_up = cluster.stack.up(None).ran()
+
+        # "Going back" is for a restore after a bad change: `precious` backed up, then deleted and `later`
+        # written, a restore from that snapshot, then the page's blocks to undo that restore.
+        admin(cluster, "create configmap precious")
+        snapshot = backup(cluster)["path"]
+        admin(cluster, "delete configmap precious")
+        admin(cluster, "create configmap later")
+        rotated = set_and_up(cluster, "kubeconfig.revision", "rotated")  # credentials the snapshot lacks
+        assert rotated == ["kubeconfig"], rotated
+        story.undone = run_the_page(cluster, SECOND_ID, snapshot)
+        story.after_second_restore = configmaps(cluster)
+        stop, swap, start = bash_blocks(docs_section("Going back"))
+        for name, block in (("stop", stop), ("swap", swap), ("start", start)):
+            done = as_root(cluster, block.replace(DOCS_ID, SECOND_ID))
+            assert done.returncode == 0, f"Going back, {name}:\n{done.stdout}{done.stderr}"
+        wait_for("the API server's readiness after going back", lambda: api_ready(cluster))
+        story.went_back["configmaps"] = configmaps(cluster)
+        story.went_back["restore's kubeconfig works"] = exported_kubeconfig_works(cluster)
+        # The page's last instruction: change kubeconfig.revision and run `pulumi up`.
+        section = " ".join(docs_section("Going back").split())
+        assert "change `kubeconfig.revision` and run `pulumi up`" in section
+        story.went_back["revision up"] = set_and_up(cluster, "kubeconfig.revision", "after-going-back")
+        story.went_back["new kubeconfig works"] = exported_kubeconfig_works(cluster)
+        print(f"\nrestore lab: {time.monotonic() - started:.0f} s")
+        yield story
+
+
+def test_the_backup_timer_service_took_a_verified_snapshot(story):
+    assert story.status["result"] == "ok" and story.status["path"].startswith("/var/lib/etcd-backups/etcd-c1-")
+
+
+def test_the_pages_snapshot_check_runs_as_written(story):
+    """Its block pasted as is: etcdutl's table (HASH | REVISION | …) with the revision the backup recorded."""
+    assert re.search(rf"^\|[^|]+\|\s+{story.status['revision']}\s+\|", story.picked, re.M), story.picked
+
+
+def test_the_preview_shows_the_restore_chain_and_its_scripts(story):
+    """--diff --show-full-output: each restore step as an update (its script changed), the kubeconfig step
+    replaced (step 7), with the snapshot and the new id in the scripts."""
+    preview = story.restore.preview
+    for name in (*RESTORE_STEPS, "kubeconfig"):
+        assert re.search(rf"\((update|replace)\)\n(\s*\[id=[^\]]*\]\n)?\s*\[urn=\S+::{name}\]", preview), name
+    assert story.status["path"] in preview and FIRST_ID in preview
+
+
+def test_up_runs_the_restore_chain_in_order_then_the_kubeconfig_step(story):
+    assert story.restore.error is None, story.restore.error
+    ran = story.restore.ran
+    assert sorted(ran) == sorted([*RESTORE_STEPS, "kubeconfig"])
+    # check and snapshot run side by side; then stop, first, verify, apiserver, one after the other.
+    assert [name for name in ran if name in RESTORE_STEPS[2:]] == list(RESTORE_STEPS[2:])
+    assert max(ran.index(RESTORE_STEPS[0]), ran.index(RESTORE_STEPS[1])) < ran.index("c1-etcd-restore-stop")
+
+
+def test_the_real_api_server_has_the_snapshots_objects_and_not_the_later_ones(story):
+    assert "before" in story.after_restore and "after" not in story.after_restore
+
+
+def test_the_verify_step_reports_the_one_member_under_a_new_cluster_id(story):
+    """Step 5, from the engine's record of the step's output: the real etcd's member list and cluster ID."""
+    assert story.verified["restore"] == FIRST_ID and story.verified["members"] == ["c1"]
+    assert story.verified["clusterId"] and story.verified["clusterId"] != story.verified["previousClusterId"]
+
+
+def test_a_second_up_runs_nothing(story):
+    assert story.second_up == []
+
+
+def test_a_second_restore_from_a_newer_snapshot_undoes_a_bad_change(story):
+    assert story.undone.error is None, story.undone.error
+    assert {"before", "precious"} <= story.after_second_restore and "later" not in story.after_second_restore
+
+
+def test_going_back_as_the_page_says_brings_back_the_state_before_that_restore(story):
+    names = story.went_back["configmaps"]
+    assert {"before", "later"} <= names and "precious" not in names
+
+
+def test_the_exported_kubeconfig_works_after_the_restore(story):
+    """Step 7 ran: the `kubeconfig` output's token is one the restored data holds."""
+    assert story.kubeconfig_after_restore is True
+
+
+def test_after_going_back_the_kubeconfig_the_restore_issued_is_refused(story):
+    """The credentials were rotated after the snapshot, so the restore issued new ones (step 7); the data of
+    before the restore never held them: why the page ends "Going back" with a new kubeconfig.revision."""
+    assert story.went_back["restore's kubeconfig works"] is False
+
+
+def test_after_going_back_a_new_kubeconfig_revision_runs_only_the_kubeconfig_step_and_works(story):
+    assert story.went_back["revision up"] == ["kubeconfig"]
+    assert story.went_back["new kubeconfig works"] is True
