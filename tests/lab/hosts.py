@@ -372,13 +372,17 @@ class Lab:
 
     def _from_registry(self, config: dict[str, Any]) -> dict[str, Any]:
         """CONFIG with every image it pulls from the lab's registry, as an air-gapped site points them at its
-        mirror: kubeadm's through imageRepository, kube-vip's through controlPlane.loadBalancer.images."""
-        from components.config import KUBE_VIP_IMAGE
+        mirror: kubeadm's through imageRepository, kube-vip's or haproxy's and keepalived's through
+        controlPlane.loadBalancer.images."""
+        from components.config import HAPROXY_IMAGE, KEEPALIVED_IMAGE, KUBE_VIP_IMAGE
         config = {**config, "imageRepository": self.registry.repository}
         control_plane = config.get("controlPlane") or {}
-        if (control_plane.get("loadBalancer") or {}).get("type") == "kube-vip":
+        images = {"kube-vip": {"kubeVip": KUBE_VIP_IMAGE},
+                  "haproxy-keepalived": {"haproxy": HAPROXY_IMAGE, "keepalived": KEEPALIVED_IMAGE}
+                  }.get((control_plane.get("loadBalancer") or {}).get("type"), {})
+        if images:
             load_balancer = {**control_plane["loadBalancer"], "images": {
-                "kubeVip": f"{self.registry.address}/{self.registry.path_of(KUBE_VIP_IMAGE)}"}}
+                key: f"{self.registry.address}/{self.registry.path_of(image)}" for key, image in images.items()}}
             config["controlPlane"] = {**control_plane, "loadBalancer": load_balancer}
         if self.charts:
             import charts

@@ -1,8 +1,9 @@
 """The lab's container images and the registry that serves them (issue 12).
 
 Images: for a stack config, the images the real kubeadm lists for the program's own init configuration
-(`kubeadm config images list --config FILE`), plus kube-vip's when the config uses kube-vip (the image
-of the program's manifest, controlPlane.loadBalancer.images.kubeVip). Each is a real OCI image built
+(`kubeadm config images list --config FILE`), plus kube-vip's when the config uses kube-vip, or haproxy's and
+keepalived's with haproxy-keepalived (the images of the program's manifests, controlPlane.loadBalancer.images).
+Each is a real OCI image built
 with crane (append a layer to the empty base, then mutate its config), holding the real binary where the
 upstream image has it, with the upstream entrypoint and cmd:
 
@@ -20,6 +21,10 @@ upstream image has it, with the upstream entrypoint and cmd:
   Dockerfile@v1.2.2). The binary is v1.2.2 under the manifest's v1.2.3 tag: the proxy does not serve v1.2.3,
   and v1.2.2 never takes its lease as a control-plane static pod (tests/kube_vip_tools.py says why). The certificate bundle is
   this machine's Debian one, not upstream's Alpine one.
+- haproxy and keepalived: **Debian's** haproxy 2.6 and keepalived 2.2.7 (this machine's, with the shared
+  libraries ldd finds; keepalived's image also sh and curl for the program's check script) at the paths and with
+  the entrypoints of the images the program names (haproxy:2.8, osixia/keepalived:2.0.20; image_spec cites
+  them): real programs, not the images' builds.
 - pause: the real pause, k8s.io/kubernetes@v1.36.4 build/pause/linux/pause.c compiled with this machine's gcc
   as build/pause/Makefile does (`-Os -Wall -Werror -static -DVERSION=v$(TAG)-$(REV)`; REV, a `git describe`,
   is not in the module, so VERSION is v$(TAG)), at `/pause` with `USER 65535:65535` and `ENTRYPOINT ["/pause"]`
@@ -57,6 +62,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
 from tests.upstream_tools import go_tool
 
@@ -136,8 +142,11 @@ def images_for(config: dict) -> list[str]:
     if listed.returncode != 0:
         raise RuntimeError(f"kubeadm config images list failed:\n{listed.stderr}")
     images = listed.stdout.split()
-    if spec.control_plane.load_balancer.type == "kube-vip":
-        images.append(spec.control_plane.load_balancer.kube_vip_image)
+    load_balancer = spec.control_plane.load_balancer
+    if load_balancer.type == "kube-vip":
+        images.append(load_balancer.kube_vip_image)
+    elif load_balancer.type == "haproxy-keepalived":
+        images += [load_balancer.haproxy_image, load_balancer.keepalived_image]
     return images
 
 
@@ -186,9 +195,44 @@ def image_spec(image: str) -> ImageSpec:
                          entrypoint=("/kube-vip",))
     if name == "pause":
         return ImageSpec(files=(("/pause", _pause(tag)),), entrypoint=("/pause",), user="65535:65535")
+    if name == "haproxy":
+        # docker-library/haproxy 2.8/Dockerfile: /usr/local/sbin/haproxy, CMD `haproxy -f /usr/local/etc/haproxy/
+        # haproxy.cfg`, which its docker-entrypoint.sh runs as `haproxy -W -db -f ...` (master-worker, foreground);
+        # WORKDIR /var/lib/haproxy. Debian's haproxy 2.6 stands in for 2.8; USER haproxy is left out (the kubelet
+        # stand-in runs every container as root).
+        return ImageSpec(files=_debian_programs((("/usr/local/sbin/haproxy", "/usr/sbin/haproxy"),)),
+                         directories=("/usr/local/etc/haproxy", "/var/lib/haproxy", "/run", "/tmp"),  # as Debian's
+                         entrypoint=("/usr/local/sbin/haproxy", "-W", "-db"),
+                         cmd=("-f", "/usr/local/etc/haproxy/haproxy.cfg"), workdir="/var/lib/haproxy")
+    if name == "keepalived":
+        # osixia/docker-keepalived v2.0.20 image/service/keepalived/process.sh: `/usr/local/sbin/keepalived -f
+        # /usr/local/etc/keepalived/keepalived.conf --dont-fork --log-console $KEEPALIVED_COMMAND_LINE_ARGUMENTS`
+        # (`--log-detail --dump-conf`, image/environment/default.yaml) once startup.sh finds that config (the program
+        # mounts it there, so startup.sh templates nothing); the image also has sh and curl, which the program's
+        # check script runs. Debian's keepalived 2.2.7 stands in for the image's 2.0.20 build; osixia's run tool and
+        # startup.sh (it also deletes its default VIPs, 192.168.1.231-232, from the interfaces) are left out.
+        return ImageSpec(files=_debian_programs((("/usr/local/sbin/keepalived", "/usr/sbin/keepalived"),
+                                                 ("/bin/sh", "/bin/dash"), ("/usr/bin/curl", "/usr/bin/curl"))),
+                         directories=("/usr/local/etc/keepalived", "/etc/keepalived", "/run", "/tmp"),  # as Alpine's
+                         entrypoint=("/usr/local/sbin/keepalived", "-f", "/usr/local/etc/keepalived/keepalived.conf",
+                                     "--dont-fork", "--log-console", "--log-detail", "--dump-conf"))
     if name == "coredns":
         return _placeholder(image, "/coredns", "nonroot:nonroot", ("53/tcp", "53/udp"))
     raise RuntimeError(f"the lab has no image for {image}")
+
+
+def _debian_programs(programs: tuple[tuple[str, str], ...]) -> tuple[tuple[str, Path], ...]:
+    """This machine's Debian PROGRAMS (path in the image, path here), each with the shared libraries and the loader
+    `ldd` resolves for it, at the paths ldd names."""
+    files: dict[str, Path] = {}
+    for target, source in programs:
+        files[target] = Path(source).resolve()
+        listed = subprocess.run(["ldd", source], capture_output=True, text=True, check=True).stdout
+        for line in listed.splitlines():
+            library = line.split("=>")[-1].split("(")[0].strip()
+            if library.startswith("/"):
+                files.setdefault(library, Path(library).resolve())
+    return tuple(sorted(files.items()))
 
 
 def _digest(path: Path) -> str:
@@ -363,17 +407,10 @@ class Registry:
         BLOB_CACHE.mkdir(parents=True, exist_ok=True)
         config = self.work / "haproxy.cfg"
         config.write_text(HAPROXY_CONFIG.format(address=self.address, pem=self.work / "registry.pem", crane=CRANE_ADDRESS))
-        log = (self.work / "registry.log").open("w")
-        self.processes = tuple(subprocess.Popen(["ip", "netns", "exec", self.namespace, *argv], stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True) for argv in (
+        self.processes = serve(self.namespace, (
             [str(crane), "registry", "serve", "--address", CRANE_ADDRESS, "--disk", str(BLOB_CACHE)],
-            ["haproxy", "-db", "-f", str(config)]))
-        deadline = time.monotonic() + 30
-        while self._curl("/v2/").returncode != 0:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                self.stop()
-                raise RuntimeError(f"the lab registry did not start:\n{(self.work / 'registry.log').read_text()}")
-            time.sleep(0.2)
+            ["haproxy", "-db", "-f", str(config)]), self.work / "registry.log",
+            lambda: self._curl("/v2/").returncode == 0, "the lab registry")
         return self
 
     def _curl(self, path: str) -> subprocess.CompletedProcess:
@@ -391,21 +428,46 @@ class Registry:
                 raise RuntimeError(f"pushing {image} to the lab registry failed:\n{result.stderr}")
 
     def path_of(self, image: str) -> str:
-        """Where IMAGE lives in this registry: names already under it keep their path; others (kube-vip's
-        ghcr.io/kube-vip/kube-vip) keep theirs without the registry host."""
+        """Where IMAGE lives in this registry: names already under it keep their path; others keep theirs without
+        the registry host (ghcr.io/kube-vip/kube-vip → kube-vip/kube-vip), Docker Hub's short names as they are
+        (osixia/keepalived, haproxy: a first part without "." or ":" that is not "localhost" is no registry host,
+        distribution/reference normalize.go splitDockerDomain)."""
         prefix = f"{self.address}/"
-        return image[len(prefix):] if image.startswith(prefix) else image.split("/", 1)[1]
+        if image.startswith(prefix):
+            return image[len(prefix):]
+        first, _, rest = image.partition("/")
+        return rest if rest and ("." in first or ":" in first or first == "localhost") else image
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        stop_processes(self.processes)
         self.processes = ()
+
+
+def serve(namespace: str, argvs: Iterable[list[str]], log_path: Path, ready: Callable[[], bool],
+          what: str) -> tuple[subprocess.Popen, ...]:
+    """Start each of ARGVS in NAMESPACE (output to LOG_PATH) and wait until READY() answers, 30 s at most."""
+    log = log_path.open("w")
+    processes = tuple(subprocess.Popen(["ip", "netns", "exec", namespace, *argv], stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True) for argv in argvs)
+    deadline = time.monotonic() + 30
+    while not ready():
+        if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+            stop_processes(processes)
+            raise RuntimeError(f"{what} did not start:\n{log_path.read_text()}")
+        time.sleep(0.2)
+    return processes
+
+
+def stop_processes(processes: Iterable[subprocess.Popen]) -> None:
+    """SIGTERM each process still running; SIGKILL one that has not ended 10 s later."""
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def trust_ca(root: Path, ca: Path) -> None:

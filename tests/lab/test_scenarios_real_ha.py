@@ -7,7 +7,6 @@ kube-vip's own log."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import yaml
 
 from hosts import in_ns
+import vip
 from scenario import lab_cluster
 from tests.kube_vip_tools import PINNED_VERSION, REFERENCE_VERSION
 
@@ -27,9 +27,7 @@ CONTROL_PLANES = ("cp1", "cp2", "cp3")
 LEASE_DURATION = 15
 # Polling through the VIP from the worker, the moment kube-vip adds the address, the API server's TLS handshake.
 MARGIN = 10
-# The real curl on the worker: any HTTP answer (even 401/403) is the real API server answering through the VIP.
 COMMON_SH = Path(__file__).resolve().parents[2] / "components" / "common.sh"
-API_THROUGH_VIP = f"curl -sk --max-time 1 -o /dev/null -w '%{{http_code}}' https://{VIP}:6443/readyz"
 
 
 @pytest.fixture(scope="module")
@@ -48,19 +46,11 @@ def ha():
 
 
 def vip_holders(cluster, hosts=CONTROL_PLANES) -> dict[str, str]:
-    """Host → the interface the VIP is on, from each host's own `ip -o addr`."""
-    holders = {}
-    for host in hosts:
-        for line in cluster.lab.ssh(host, "ip -o -4 addr show").stdout.splitlines():
-            fields = line.split()
-            if fields[3].split("/")[0] == VIP:
-                holders[host] = fields[1]
-    return holders
+    return vip.holders(cluster, VIP, hosts)
 
 
 def api_answers_through_vip(cluster) -> bool:
-    done = cluster.lab.ssh("w1", API_THROUGH_VIP, check=False)
-    return done.stdout.strip() not in ("", "000")
+    return vip.api_answers(cluster, "w1", VIP, 6443)
 
 
 def test_the_cluster_comes_up_with_every_node_in_its_role(ha):
@@ -184,33 +174,14 @@ def test_fidelity_item_4_old_interface_detection_answers_lo_on_the_holder(ha):
 
 # --- The holder goes away (last: the machine stays down) ------------------------------------------------------
 
-def poll_through_vip(cluster, seconds: int, out: list[str]) -> None:
-    script = (f"end=$((SECONDS + {seconds})); while [ $SECONDS -lt $end ]; do "
-              f"c=$({API_THROUGH_VIP}); echo \"$(date +%s.%N) $c\"; sleep 0.2; done")
-    out.append(cluster.lab.ssh("w1", script, check=False).stdout)
-
-
 def test_the_vip_moves_when_its_holder_goes_away_and_the_api_keeps_answering(ha):
     cluster, _ = ha
     holder = next(iter(vip_holders(cluster)))
-    out: list[str] = []
-    poller = threading.Thread(target=poll_through_vip, args=(cluster, 75, out))
-    poller.start()
-    time.sleep(5)
-    stopped = time.time()
-    cluster.lab.stop_host(holder)
-    poller.join()
-    samples = [(float(t), code not in ("", "000")) for t, code in
-               (line.split(" ", 1) if " " in line else (line, "") for line in out[0].splitlines())]
-    answered = [t for t, ok in samples if ok]
-    assert answered and answered[0] < stopped, "the API did not answer through the VIP before the holder stopped"
-    after = [t for t in answered if t > stopped]
-    assert after, "the API never answered through the VIP again"
-    gaps = [b - a for a, b in zip(answered, answered[1:])]
-    outage = max(gaps)
-    print(f"VIP failover: holder {holder} stopped; longest outage through the VIP {outage:.1f} s "
-          f"(first answer {after[0] - stopped:.1f} s after the stop; {len(samples)} polls)")
-    assert outage < LEASE_DURATION + MARGIN
+    failover = vip.stop_holder_while_polling(cluster, "w1", VIP, 6443, holder, 75)
+    assert failover.answered_before_and_after, failover
+    print(f"VIP failover: holder {holder} stopped; longest outage through the VIP {failover.longest_outage:.1f} s "
+          f"({failover.polls} polls)")
+    assert failover.longest_outage < LEASE_DURATION + MARGIN
     remaining = [cp for cp in CONTROL_PLANES if cp != holder]
     holders = vip_holders(cluster, remaining)
     assert len(holders) == 1 and list(holders.values()) == [cluster.lab.nic], holders
