@@ -29,11 +29,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import signal
 import subprocess
 import sys
 import tarfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -391,33 +389,26 @@ class ChartRepository:
         return f"https://{self.address}:{PORT}"
 
     def start(self, charts: list[Chart]) -> "ChartRepository":
+        from images import serve
+
         write_repository(self.work / "repo", charts)
         config = self.work / "haproxy.cfg"
         config.write_text(HAPROXY_CONFIG.format(address=self.address, port=PORT, pem=self.pem, backend=BACKEND))
         host, port = BACKEND.split(":")
-        log = (self.work / "charts.log").open("w")
-        self.processes = tuple(subprocess.Popen(["ip", "netns", "exec", self.namespace, *argv], stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True) for argv in (
+        self.processes = serve(self.namespace, (
             [sys.executable, "-m", "http.server", port, "--bind", host, "--directory", str(self.work / "repo")],
-            ["haproxy", "-db", "-f", str(config)]))
-        deadline = time.monotonic() + 30
-        while subprocess.run(["ip", "netns", "exec", self.namespace, "curl", "-fsS", "-o", "/dev/null",
-                              "--cacert", str(self.ca), f"{self.url}/index.yaml"], capture_output=True).returncode:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
-                self.stop()
-                raise RuntimeError(f"the lab chart repository did not start:\n{(self.work / 'charts.log').read_text()}")
-            time.sleep(0.2)
+            ["haproxy", "-db", "-f", str(config)]), self.work / "charts.log", self._answers,
+            "the lab chart repository")
         return self
 
+    def _answers(self) -> bool:
+        return subprocess.run(["ip", "netns", "exec", self.namespace, "curl", "-fsS", "-o", "/dev/null", "--cacert",
+                               str(self.ca), f"{self.url}/index.yaml"], capture_output=True).returncode == 0
+
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+        from images import stop_processes
+
+        stop_processes(self.processes)
         self.processes = ()
 
 
