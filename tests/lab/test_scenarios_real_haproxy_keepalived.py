@@ -7,6 +7,8 @@ addr` on the hosts, curl through the VIP, the API server."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
@@ -62,6 +64,71 @@ def test_the_worker_reaches_the_api_server_through_the_vip(ha):
 def test_a_second_up_changes_nothing(ha):
     cluster, config = ha
     assert cluster.preview(config, "--expect-no-changes").returncode == 0
+
+
+# --- Fidelity: issue 11 item 7 against the real keepalived --------------------------------------------------------
+# The check script fails once haproxy stops; keepalived lowers the node's priority by the script's weight (2) after
+# `fall 10` failures 3 s apart (components/loadbalancer.py keepalived_config). A BACKUP takes over only when its
+# priority is above the MASTER's advertised one (RFC 5798 6.4.2; keepalived vrrp.c): the program's 100 is above the
+# failing MASTER's 99; the old variant's backups (100 - index: 99 and 98) are not.
+CHECK_FAILS_WITHIN = 30 + 3 * 3 + 15  # fall × interval, a check's timeout, the takeover and polling
+HAPROXY = "/etc/kubernetes/manifests/haproxy.yaml"
+
+
+def wait_until(check, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        time.sleep(2)
+    return value
+
+
+def the_holder(cluster) -> str | None:
+    found = vip.holders(cluster, VIP, CONTROL_PLANES)
+    return next(iter(found)) if len(found) == 1 else None
+
+
+def restart_keepalived(cluster, host: str) -> None:
+    """keepalived reads its config at start: end it, and wait for the kubelet to start it again."""
+    old = cluster.lab.ssh(host, "pgrep -o -x keepalived").stdout.split()
+    cluster.lab.ssh(host, "sudo pkill -x keepalived")
+    wait_until(lambda: (new := cluster.lab.ssh(host, "pgrep -o -x keepalived", check=False).stdout.split())
+               and new != old, 60, f"keepalived restarted on {host}")
+
+
+def haproxy_stopped_on_cp1(cluster, seconds: float) -> str | None:
+    """Stop cp1's haproxy (its manifest moved away) for at most SECONDS or until the VIP leaves cp1; then start it
+    again and wait for cp1 (priority 101 once its check passes again) to hold the VIP. Who held it meanwhile."""
+    cluster.lab.ssh("cp1", f"sudo mv {HAPROXY} /etc/kubernetes/haproxy.yaml.away")
+    try:
+        deadline = time.monotonic() + seconds
+        while (holder := the_holder(cluster)) in ("cp1", None) and time.monotonic() < deadline:
+            time.sleep(2)
+        return holder
+    finally:
+        cluster.lab.ssh("cp1", f"sudo mv /etc/kubernetes/haproxy.yaml.away {HAPROXY}")
+        wait_until(lambda: the_holder(cluster) == "cp1", 90, "the VIP back on cp1")
+
+
+def test_fidelity_item_7_a_backup_takes_over_from_a_master_whose_check_fails(ha):
+    cluster, _ = ha
+    assert the_holder(cluster) == "cp1"
+    assert haproxy_stopped_on_cp1(cluster, CHECK_FAILS_WITHIN) in ("cp2", "cp3")
+
+
+def test_fidelity_item_7_with_the_old_backup_priorities_the_failing_master_keeps_the_vip(ha):
+    cluster, _ = ha
+    programs = {host: cluster.lab.ssh(host, "sudo cat /etc/keepalived/keepalived.conf").stdout for host in ("cp2", "cp3")}
+    try:
+        for index, host in enumerate(("cp2", "cp3"), start=1):
+            old = programs[host].replace("priority 100", f"priority {100 - index}")
+            cluster.lab.ssh(host, "sudo tee /etc/keepalived/keepalived.conf >/dev/null", stdin=old)
+            restart_keepalived(cluster, host)
+        assert haproxy_stopped_on_cp1(cluster, CHECK_FAILS_WITHIN) == "cp1"
+    finally:
+        for host, conf in programs.items():
+            cluster.lab.ssh(host, "sudo tee /etc/keepalived/keepalived.conf >/dev/null", stdin=conf)
+            restart_keepalived(cluster, host)
 
 
 def test_the_vip_moves_when_its_holder_goes_away_and_the_api_keeps_answering(ha):
