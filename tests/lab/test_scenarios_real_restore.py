@@ -30,6 +30,7 @@ pytestmark = pytest.mark.lab
 
 BACKUP = "kubeadm-cluster-etcd-backup.service"
 FIRST_ID, SECOND_ID = "2026-11-26-1", "2026-11-26-2"
+MISTYPED = "/var/lib/etcd-backups/etcd-c1-20261126T0600.db"
 RESTORE_STEPS = ("c1-etcd-restore-check", "etcd-restore-snapshot", "c1-etcd-restore-stop", "etcd-restore-first",
                  "etcd-restore-verify", "c1-etcd-restore-apiserver")
 
@@ -126,12 +127,12 @@ def step_stdout(cluster, name: str) -> str:
     raise KeyError(name)
 
 
-def set_and_up(cluster, key: str, value: str) -> list[str]:
-    """`pulumi config set --path KEY VALUE` and `pulumi up`, as a person changes one setting: what ran."""
-    cluster.stack.cli("config", "set", "--path", key, value, *cluster.stack._stack_args())
+def set_and_up(cluster, *settings: str) -> dict:
+    """`pulumi config set --path KEY VALUE` for each KEY VALUE pair, then `pulumi up`: what ran, the error if any."""
+    for key, value in zip(settings[::2], settings[1::2]):
+        cluster.stack.cli("config", "set", "--path", key, value, *cluster.stack._stack_args())
     up = cluster.stack.up(None)
-    assert up.error is None, up.error
-    return up.ran()
+    return {"ran": up.ran(), "error": up.error}
 
 
 @dataclass
@@ -139,6 +140,7 @@ class Story:
     cluster: object
     status: dict                  # the backups' status.json when the snapshot was picked
     picked: str = ""              # "Picking a snapshot": what its block printed
+    refused: dict = field(default_factory=dict)  # the up with a mistyped snapshot path, and the node after it
     restore: Restore | None = None
     after_restore: set[str] = field(default_factory=set)  # ConfigMaps the real API server lists afterwards
     kubeconfig_after_restore: bool = False                 # the exported kubeconfig works then
@@ -170,6 +172,12 @@ def story():
         done = as_root(cluster, block.replace(DOCS_SNAPSHOT, status["path"]))
         story.picked = done.stdout if done.returncode == 0 else f"FAILED: {done.stderr}"
 
+        # A mistyped snapshot path first: the page says the restore refuses, nothing changes, and the same id goes
+        # on once the path is right.
+        story.refused = set_and_up(cluster, "etcd.restore.id", FIRST_ID, "etcd.restore.snapshot", MISTYPED)
+        story.refused["manifests"] = cluster.lab.ssh("c1", "sudo ls /etc/kubernetes/manifests").stdout.split()
+        story.refused["data directory in place"] = cluster.lab.ssh(
+            "c1", f"sudo test -d /var/lib/etcd -a ! -e /var/lib/etcd-before-restore-{FIRST_ID}", check=False).returncode == 0
         story.restore = run_the_page(cluster, FIRST_ID, status["path"])
         story.after_restore = configmaps(cluster)
         story.kubeconfig_after_restore = exported_kubeconfig_works(cluster)
@@ -183,7 +191,7 @@ def story():
         admin(cluster, "delete configmap precious")
         admin(cluster, "create configmap later")
         rotated = set_and_up(cluster, "kubeconfig.revision", "rotated")  # credentials the snapshot lacks
-        assert rotated == ["kubeconfig"], rotated
+        assert rotated == {"ran": ["kubeconfig"], "error": None}, rotated
         story.undone = run_the_page(cluster, SECOND_ID, snapshot)
         story.after_second_restore = configmaps(cluster)
         stop, swap, start = bash_blocks(docs_section("Going back"))
@@ -211,22 +219,31 @@ def test_the_pages_snapshot_check_runs_as_written(story):
     assert re.search(rf"^\|[^|]+\|\s+{story.status['revision']}\s+\|", story.picked, re.M), story.picked
 
 
+def test_a_missing_snapshot_is_refused_naming_it_before_anything_stops(story):
+    error, ran = story.refused["error"], story.refused["ran"]
+    assert f"etcd restore {FIRST_ID} refused on c1, nothing was changed: the snapshot {MISTYPED} " \
+           "(etcd.restore.snapshot) does not exist" in (error or ""), error
+    assert set(ran) <= {"c1-etcd-restore-check", "etcd-restore-snapshot"}, ran
+    assert sorted(story.refused["manifests"]) == ["etcd.yaml", "kube-apiserver.yaml", "kube-controller-manager.yaml",
+                                                  "kube-scheduler.yaml"]
+    assert story.refused["data directory in place"]  # the stop step did not move it aside
+
+
 def test_the_preview_shows_the_restore_chain_and_its_scripts(story):
     """--diff --show-full-output: each restore step as an update (its script changed), the kubeconfig step
-    replaced (step 7), with the snapshot and the new id in the scripts."""
+    replaced (step 7), with the snapshot and the new id in the scripts. The check step ran for this id in
+    the refused up: it is done, and the chain goes on from the snapshot step."""
     preview = story.restore.preview
-    for name in (*RESTORE_STEPS, "kubeconfig"):
+    assert "c1-etcd-restore-check]" not in preview
+    for name in (*RESTORE_STEPS[1:], "kubeconfig"):
         assert re.search(rf"\((update|replace)\)\n(\s*\[id=[^\]]*\]\n)?\s*\[urn=\S+::{name}\]", preview), name
     assert story.status["path"] in preview and FIRST_ID in preview
 
 
 def test_up_runs_the_restore_chain_in_order_then_the_kubeconfig_step(story):
     assert story.restore.error is None, story.restore.error
-    ran = story.restore.ran
-    assert sorted(ran) == sorted([*RESTORE_STEPS, "kubeconfig"])
-    # check and snapshot run side by side; then stop, first, verify, apiserver, one after the other.
-    assert [name for name in ran if name in RESTORE_STEPS[2:]] == list(RESTORE_STEPS[2:])
-    assert max(ran.index(RESTORE_STEPS[0]), ran.index(RESTORE_STEPS[1])) < ran.index("c1-etcd-restore-stop")
+    # The check step ran in the refused up; snapshot, stop, first, verify, apiserver one after the other.
+    assert story.restore.ran == [*RESTORE_STEPS[1:], "kubeconfig"]
 
 
 def test_the_real_api_server_has_the_snapshots_objects_and_not_the_later_ones(story):
@@ -265,5 +282,5 @@ def test_after_going_back_the_kubeconfig_the_restore_issued_is_refused(story):
 
 
 def test_after_going_back_a_new_kubeconfig_revision_runs_only_the_kubeconfig_step_and_works(story):
-    assert story.went_back["revision up"] == ["kubeconfig"]
+    assert story.went_back["revision up"] == {"ran": ["kubeconfig"], "error": None}
     assert story.went_back["new kubeconfig works"] is True
