@@ -239,8 +239,10 @@ spec:
           - name: PODINFO_UI_MESSAGE
             value: {{ quote .Values.ui.message }}
           {{- end }}
+          {{- if .Values.ui.color }}
           - name: PODINFO_UI_COLOR
             value: {{ quote .Values.ui.color }}
+          {{- end }}
           ports:
             - name: http
               containerPort: {{ .Values.service.httpPort | default 9898 }}
