@@ -123,10 +123,11 @@ class LabCluster:
 
     def etcd_member_names(self, host: str) -> list[str]:
         """The real member list, by the real etcdctl of the etcd image (the container's root), with the
-        certificates kubeadm wrote on HOST."""
+        certificates kubeadm wrote on HOST, from HOST's member at its address (an external member listens on
+        nothing else)."""
         script = (
             "pid=$(pgrep -x etcd | head -n1); sudo /proc/$pid/root/usr/local/bin/etcdctl "
-            "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
+            f"--endpoints=https://{self.lab.hosts[host].addresses[0]}:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
             "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
             "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list -w json")
         return sorted(m.get("name", "") for m in json.loads(self.lab.ssh(host, script).stdout)["members"])
@@ -150,7 +151,8 @@ class LabCluster:
         problems = []
         for node in config["nodes"]:
             if node["roles"] == ["etcd"]:
-                if node["name"] not in self.lab.journal().get("externalEtcd", {}):
+                etcd = self.etcd_member_names(node["name"]) if self.lab.real else self.lab.journal().get("externalEtcd", {})
+                if node["name"] not in etcd:
                     problems.append(f"{node['name']}: not an etcd member")
                 continue
             member = members.get(node["name"])

@@ -128,20 +128,26 @@ def registry_repository(address: str) -> str:
 
 def images_for(config: dict) -> list[str]:
     """The images a node of the stack CONFIG (keys without the project prefix, as hosts.Lab holds them) pulls:
-    what the real kubeadm lists for the program's init configuration, and kube-vip's."""
+    what the real kubeadm lists for the program's init configuration (and an external etcd member's), and the load
+    balancer's."""
     from components.config import parse_spec
+    from components.etcd import member_configuration
     from components.kubeadm_config import init_configuration
     from tests.kubernetes_tools import kubernetes_tool
 
     spec = parse_spec(config)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
-        file.write(init_configuration(spec))
-        file.flush()
-        listed = subprocess.run([str(kubernetes_tool("kubeadm", f"v{spec.kubernetes_version}")), "config", "images",
-                                 "list", "--config", file.name], capture_output=True, text=True)
-    if listed.returncode != 0:
-        raise RuntimeError(f"kubeadm config images list failed:\n{listed.stderr}")
-    images = listed.stdout.split()
+    # An external etcd member's configuration (etcd-member.sh) names the etcd image the init configuration leaves out.
+    configurations = [init_configuration(spec)] + [member_configuration(spec, node) for node in spec.etcd_nodes[:1]]
+    images: list[str] = []
+    for configuration in configurations:
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml") as file:
+            file.write(configuration)
+            file.flush()
+            listed = subprocess.run([str(kubernetes_tool("kubeadm", f"v{spec.kubernetes_version}")), "config",
+                                     "images", "list", "--config", file.name], capture_output=True, text=True)
+        if listed.returncode != 0:
+            raise RuntimeError(f"kubeadm config images list failed:\n{listed.stderr}")
+        images += [image for image in listed.stdout.split() if image not in images]
     load_balancer = spec.control_plane.load_balancer
     if load_balancer.type == "kube-vip":
         images.append(load_balancer.kube_vip_image)
