@@ -17,7 +17,7 @@ if [[ -n $image_bin ]]; then install_tool "$image_bin/etcdctl" etcdctl; fi
   || fail "no etcdctl: no etcd runs here to take it from, and no backup installed one in $TOOLS_DIR"
 version=$("$TOOLS_DIR/etcdctl" version | sed -n 's/^etcdctl version: //p')
 select_etcdutl "$version" "$image_bin"
-[[ -n $ETCDUTL ]] || fail "no etcdutl $version: kubeadm's etcd image has none; set etcd.backup.etcdutlSha256 for etcd-v$version's release tarball so it is installed"
+[[ -n $ETCDUTL ]] || fail "no etcdutl $version: the running etcd's image has none; set etcd.backup.etcdutlSha256 for etcd-v$version's release tarball so it is installed"
 
 if [[ -n $FETCH_COMMAND && ! -f $SNAPSHOT ]]; then
   log "fetching the snapshot to $SNAPSHOT"

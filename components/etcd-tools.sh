@@ -25,7 +25,7 @@ install_tool() {
   cmp -s "$source" "$TOOLS_DIR/$name" || install -D -m 0755 "$source" "$TOOLS_DIR/$name"
 }
 
-# etcdutl for VERSION from the etcd release tarball (kubernetes' own etcd image has no etcdutl),
+# etcdutl for VERSION from the etcd release tarball (for an etcd image without it),
 # checked against the sha256 configured for that file (etcd.backup.etcdutlSha256).
 download_etcdutl() {
   local version=$1 arch file url sum dir
