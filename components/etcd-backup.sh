@@ -39,7 +39,8 @@ ETCDCTL=("$TOOLS_DIR/etcdctl" --endpoints="$ENDPOINT" --cacert="$PKI/ca.crt"
   --cert="$PKI/healthcheck-client.crt" --key="$PKI/healthcheck-client.key")
 version=$("$TOOLS_DIR/etcdctl" version | sed -n 's/^etcdctl version: //p')
 # Without etcdutl (the running etcd's image has none, as older registry.k8s.io/etcd images, and no
-# checksum is configured for the release tarball) the snapshot is still taken and kept, marked unverified: a backup beats none.
+# checksum is configured for the release tarball) the snapshot is still taken and kept, marked
+# unverified: a backup beats none.
 select_etcdutl "$version" "$image_bin"
 # shellcheck disable=SC2153 # set by select_etcdutl (etcd-tools.sh, included above)
 etcdutl=$ETCDUTL

@@ -10,6 +10,7 @@ import copy
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,16 @@ class LabCluster:
             "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
             "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list -w json")
         return sorted(m.get("name", "") for m in json.loads(self.lab.ssh(host, script).stdout)["members"])
+
+    def control_plane_processes_left(self, host: str, seconds: float = 30) -> str:
+        """The control plane's processes still running on HOST (`pgrep -l`; names as the kernel's 15-character
+        comm), once there are none or after SECONDS: after `kubeadm reset` the kubelet stand-in's containers end
+        within a second (standins/kubelet.py CONTAINER)."""
+        deadline = time.monotonic() + seconds
+        while (left := self.lab.ssh(host, "pgrep -l -x 'etcd|kube-apiserver|kube-controller|kube-scheduler' || true"
+                                    ).stdout.strip()) and time.monotonic() < deadline:
+            time.sleep(1)
+        return left
 
     def real_versions(self) -> str:
         """What runs, in the words of the real programs: kubeadm's, the API server's and etcd's versions."""

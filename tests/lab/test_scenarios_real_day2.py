@@ -233,11 +233,7 @@ def test_destroy_leaves_every_host_clean(destroyed):
 def test_destroy_stops_the_control_plane_processes(destroyed):
     """The real kubeadm reset removes the containers (the kubelet stand-in's end with /var/lib/kubelet's state)."""
     cluster, _ = destroyed
-    names = "|".join(name[:15] for name in CONTROL_PLANE_PROCESSES)
-    deadline = time.monotonic() + 30
-    while (left := cluster.lab.ssh("c1", f"pgrep -l -x '{names}' || true").stdout.strip()) and time.monotonic() < deadline:
-        time.sleep(1)
-    assert left == ""
+    assert cluster.control_plane_processes_left("c1") == ""
 
 
 def test_a_fresh_up_on_the_same_hosts_makes_a_new_cluster(destroyed, day2):
