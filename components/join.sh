@@ -23,7 +23,7 @@ if [[ -f /etc/kubernetes/kubelet.conf ]]; then
 fi
 log "kubeadm join as $ROLE"
 if ! kubeadm join --config "$config" >&2; then
-  die "kubeadm join failed. If the join material is older than 24 h (token) or 2 h (control-plane certificates), set a new kubeadm-cluster:joinMaterialEpoch and run pulumi up again"
+  die "kubeadm join failed. If the join material is older than 2 h (its token and the uploaded control-plane certificates expire then), set a new kubeadm-cluster:joinMaterialEpoch and run pulumi up again"
 fi
 install -d -m 0700 "$STATE_DIR"
 touch "$STATE_DIR/joined"

@@ -87,6 +87,13 @@ def test_the_join_token_lives_as_long_as_the_uploaded_certificates(run):
     assert script_param(inner_script(run.named("join-material").plain("create")), "TOKEN_TTL") == "2h0m0s"
 
 
+def test_a_failed_join_tells_the_user_the_materials_real_lifetime(run):
+    """The token lives 2 h (TOKEN_TTL above), not kubeadm's default 24 h: the advice must say so."""
+    script = inner_script(run.named("cp2-join").plain("create"))
+    [advice] = [line for line in script.splitlines() if "kubeadm join failed" in line]
+    assert "older than 2 h" in advice and "24 h" not in advice and "joinMaterialEpoch" in advice
+
+
 # --- join-cleanup.sh in bash -------------------------------------------------------------------------------
 
 # `kubeadm token list` as v1.36.4 prints it (cmd/kubeadm/app/cmd/token.go formatBootstrapToken; each token
