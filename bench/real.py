@@ -185,8 +185,8 @@ def bringup(config_path: Path) -> None:
     span = max(t["end"] for t in update) - min(t["start"] for t in update)
     print(f"config: {config_path} ({len(config['nodes'])} nodes; brought up without: {', '.join(taken) or 'nothing'})")
     print(f"lab hosts up in {hosts_seconds:.1f} s (not counted below)")
-    print(f"| pulumi up wall s | first step start to last step end s | critical path s | wall / critical path | "
-          f"critical path s (engine timestamps, 1 s resolution) | commands run |")
+    print("| pulumi up wall s | first step start to last step end s | critical path s | wall / critical path | "
+          "critical path s (engine timestamps, 1 s resolution) | commands run |")
     print("|---|---|---|---|---|---|")
     print(f"| {result.seconds:.1f} | {span:.1f} | {path_seconds:.1f} | {result.seconds / path_seconds:.2f} | "
           f"{engine_path_seconds:.0f} | {len(result.ran())} |")
