@@ -30,8 +30,8 @@ def build_containerd(version: str, name: str = "containerd") -> Path:
                    f"{CONTAINERD_MODULE}/version.Version", tags="no_btrfs")
 
 
-def build_crictl() -> Path:
-    """crictl CRI_TOOLS_VERSION, built once and cached."""
+def build_crictl(version: str = CRI_TOOLS_VERSION) -> Path:
+    """crictl VERSION (vX.Y.Z), built once and cached."""
     stamp = f"{CRI_TOOLS_MODULE}/pkg/version.Version"
-    return go_tool("crictl", CRI_TOOLS_MODULE, CRI_TOOLS_VERSION, f"{CRI_TOOLS_MODULE}/cmd/crictl", stamp,
-                   stamps={stamp: CRI_TOOLS_VERSION.removeprefix("v")})
+    return go_tool("crictl", CRI_TOOLS_MODULE, version, f"{CRI_TOOLS_MODULE}/cmd/crictl", stamp,
+                   stamps={stamp: version.removeprefix("v")})

@@ -3,7 +3,8 @@
 kubeadm v1.36.4 `cmd/kubeadm/app/constants/constants.go`: DefaultEtcdVersion = "3.6.8-0", and
 SupportedEtcdVersion maps 34, 35 and 36 to "3.6.8-0". Each binary is the main package of its own module
 at that tag (etcd-io/etcd@v3.6.8: `server/main.go`, `etcdctl/main.go`, `etcdutl/main.go`). The version
-itself is a variable of api/version (`Version = "3.6.8"`); the build stamps GitSHA.
+itself is a variable of api/version (`Version = "3.6.8"`); the build stamps GitSHA. kubeadm v1.37.2 pins
+"3.7.0-0" (its DefaultEtcdVersion): the lab's one-minor upgrade ends there, so etcd_tool takes a version.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ MODULES = {
 }
 
 
-def etcd_tool(name: str) -> Path:
-    """`etcd`, `etcdctl` or `etcdutl` at ETCD_VERSION (built once, then cached)."""
+def etcd_tool(name: str, version: str = ETCD_VERSION) -> Path:
+    """`etcd`, `etcdctl` or `etcdutl` at VERSION (vX.Y.Z; built once, then cached)."""
     module = MODULES[name]
-    return go_tool(name, module, ETCD_VERSION, module, "go.etcd.io/etcd/api/v3/version.GitSHA")
+    return go_tool(name, module, version, module, "go.etcd.io/etcd/api/v3/version.GitSHA")

@@ -176,20 +176,21 @@ def real_kubernetes_packages(version: str) -> dict[str, dict[str, str | Path]]:
 
 
 def real_runtime_packages() -> dict[str, tuple[str, dict[str, str | Path]]]:
-    """The real containerd (with ctr and containerd's unit, as Docker's containerd.io lays them out) and crictl
-    (cri-tools, /usr/bin/crictl as pkgs.k8s.io's package has it): package name → (version, files)."""
-    from tests.containerd_tools import CRI_TOOLS_VERSION, build_containerd, build_crictl  # built on first use
+    """The real containerd (with ctr and containerd's unit, as Docker's containerd.io lays them out): package name →
+    (version, files)."""
+    from tests.containerd_tools import build_containerd  # built on first use
     version = "v2.1.5"  # what Docker's containerd.io shipped (tests/containerd_tools.py)
     return {"containerd": (f"{version[1:]}-1", {"/usr/bin/containerd": build_containerd(version),
                                                 "/usr/bin/ctr": build_containerd(version, "ctr"),
                                                 "/usr/lib/systemd/system/containerd.service":
-                                                    (UNITS / "containerd.service").read_text()}),
-            "cri-tools": (f"{CRI_TOOLS_VERSION[1:]}-1.1", {"/usr/bin/crictl": build_crictl()})}
+                                                    (UNITS / "containerd.service").read_text()})}
 
 
 def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path, real: bool) -> None:
     standin = STANDIN.read_text()
     runtime = real_runtime_packages() if real else {}
+    if real:
+        from tests.containerd_tools import build_crictl  # built on first use
     by_minor: dict[str, list[str]] = {}
     for version in versions:
         by_minor.setdefault(".".join(version.split(".")[:2]), []).append(version)
@@ -206,8 +207,9 @@ def _build_packages(repo: Path, versions: Iterable[str], gnupg_home: Path, real:
             _deb(directory, "kubeadm", revision, files["kubeadm"])
             _deb(directory, "kubelet", revision, files["kubelet"], "kubernetes-cni")
             _deb(directory, "kubectl", revision, files["kubectl"])
-        _deb(directory, "cri-tools", *runtime.get("cri-tools", (
-            f"{minor}.0-1.1", {"/usr/bin/crictl": standin.replace("@VERSION@", f"{minor}.0")})))
+        # pkgs.k8s.io carries cri-tools MINOR.0 in each minor's repository.
+        crictl = build_crictl(f"v{minor}.0") if real else standin.replace("@VERSION@", f"{minor}.0")
+        _deb(directory, "cri-tools", f"{minor}.0-1.1", {"/usr/bin/crictl": crictl})
         _deb(directory, "kubernetes-cni", "1.7.1-1.1", {"/opt/cni/bin/.lab": ""})
         _sign_flat_repo(directory, gnupg_home)
         # CRI-O's minor follows Kubernetes' (isv:cri-o:stable:v1.NN).

@@ -188,10 +188,9 @@ def image_spec(image: str) -> ImageSpec:
         return ImageSpec(files=((f"/usr/local/bin/{name}", kubernetes_tool(name, tag)), ("/go-runner", _kube_log_runner())),
                          entrypoint=("/go-runner",))
     if name == "etcd":
-        from tests.etcd_tools import ETCD_VERSION
-        if f"v{tag.split('-')[0]}" != ETCD_VERSION:
-            raise RuntimeError(f"{image}: the lab builds etcd {ETCD_VERSION} only")
-        return ImageSpec(files=tuple((f"/usr/local/bin/{tool}", etcd_tool(tool)) for tool in ("etcd", "etcdctl", "etcdutl")),
+        version = f"v{tag.split('-')[0]}"  # registry.k8s.io/etcd:3.7.0-0 is etcd v3.7.0
+        return ImageSpec(files=tuple((f"/usr/local/bin/{tool}", etcd_tool(tool, version))
+                                     for tool in ("etcd", "etcdctl", "etcdutl")),
                          directories=("/var/etcd", "/var/lib/etcd"), cmd=("/usr/local/bin/etcd",),
                          workdir="/var/lib/etcd/", ports=("2379/tcp", "2380/tcp"))
     if name == "kube-vip":

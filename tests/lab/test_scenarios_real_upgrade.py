@@ -1,10 +1,12 @@
-"""The lab's real patch upgrade (issue 12): `real-upgrade.yaml` comes up at 1.36.3, then one `pulumi up` with
-kubernetesVersion 1.36.4 runs the program's upgrade chain (components/upgrade.py) with the real
-`kubeadm upgrade apply` on c1 and the real `kubeadm upgrade node` on w1; the kubelet is the one stand-in
-(standins/kubelet.py, its version that of its package). Everything asserted comes from the real API server
-or the engine."""
+"""The lab's real upgrades (issue 12): `real-upgrade.yaml` comes up at 1.36.3, then one `pulumi up` with
+kubernetesVersion 1.36.4 (a patch) and another with 1.37.2 (one minor: etcd 3.6.8 → 3.7.0 and pkgs.k8s.io's
+repository move too) run the program's upgrade chain (components/upgrade.py) with the real `kubeadm upgrade apply`
+on c1 and the real `kubeadm upgrade node` on w1; the kubelet is the one stand-in (standins/kubelet.py, its version
+that of its package). Everything asserted comes from the real API server, the real etcd or the engine."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -12,10 +14,14 @@ from scenario import lab_cluster
 
 pytestmark = pytest.mark.lab
 
-SOURCE, TARGET = "1.36.3", "1.36.4"
-# The components whose image kubeadm's upgrade changes; etcd stays 3.6.8-0, the etcd both kubeadm v1.36.3 and
-# v1.36.4 pin (cmd/kubeadm/app/constants/constants.go SupportedEtcdVersion at both tags).
+SOURCE, TARGET, NEXT_MINOR = "1.36.3", "1.36.4", "1.37.2"
+# cmd/kubeadm/app/constants/constants.go DefaultEtcdVersion: "3.6.8-0" at v1.36.3 and v1.36.4, "3.7.0-0" at
+# v1.37.2, so `kubeadm upgrade apply` moves etcd in the minor upgrade only.
+ETCD_IMAGE = {TARGET: "3.6.8-0", NEXT_MINOR: "3.7.0-0"}
+# The components whose image every kubeadm upgrade changes.
 UPGRADED = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+# Written before the minor upgrade; the etcd upgrade must keep it.
+KEPT = "kept-across-upgrades"
 
 
 def mirror_pods(cluster) -> dict[str, dict]:
@@ -40,6 +46,27 @@ def upgraded():
         target = cluster.config(kubernetesVersion=TARGET)
         result = cluster.up(target)
         yield cluster, target, result, before
+
+
+@pytest.fixture(scope="module")
+def minor(upgraded):
+    cluster, _, patch, _ = upgraded
+    assert patch.error is None, patch.error
+    cluster.lab.ssh("c1", f"sudo kubectl --kubeconfig /etc/kubernetes/admin.conf create configmap {KEPT} "
+                          f"--from-literal=written-at=v{TARGET}")
+    before = mirror_pods(cluster)
+    target = cluster.config(kubernetesVersion=NEXT_MINOR)
+    result = cluster.up(target)
+    return cluster, target, result, before
+
+
+def etcd_version(cluster) -> str:
+    """The running etcd's own answer (`etcdctl endpoint status`, the etcd image's etcdctl)."""
+    done = cluster.lab.ssh("c1", "pid=$(pgrep -x etcd | head -n1); sudo /proc/$pid/root/usr/local/bin/etcdctl "
+                                 "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
+                                 "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
+                                 "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key endpoint status -w json")
+    return json.loads(done.stdout)[0]["Status"]["version"]
 
 
 def test_the_upgrade_runs_through_the_real_kubeadm(upgraded):
@@ -71,7 +98,10 @@ def test_every_upgraded_static_pod_runs_the_new_image_under_a_new_config_hash(up
         assert (new["metadata"]["annotations"]["kubernetes.io/config.hash"]
                 != old["metadata"]["annotations"]["kubernetes.io/config.hash"]), component
         assert new["status"]["phase"] == "Running" and condition(new, "Ready") == "True", component
+    # No etcd change between v1.36.3 and v1.36.4: kubeadm leaves its static pod alone.
     assert after["etcd"]["spec"]["containers"][0]["image"] == before["etcd"]["spec"]["containers"][0]["image"]
+    assert (after["etcd"]["metadata"]["annotations"]["kubernetes.io/config.hash"]
+            == before["etcd"]["metadata"]["annotations"]["kubernetes.io/config.hash"])
 
 
 def test_both_kubelets_report_the_new_version_ready_and_schedulable(upgraded):
@@ -85,6 +115,43 @@ def test_both_kubelets_report_the_new_version_ready_and_schedulable(upgraded):
                    for n in nodes.values())
 
 
-def test_a_second_up_changes_nothing(upgraded):
-    cluster, target, _, _ = upgraded
+def test_the_minor_upgrade_runs_through_the_real_kubeadm(minor):
+    cluster, target, result, _ = minor
+    assert result.error is None, result.error
+    assert {"upgrade-preflight", "c1-upgrade", "w1-upgrade-drain", "w1-upgrade", "w1-upgrade-uncordon"} <= set(
+        result.ran("update"))
+    assert cluster.problems(target) == []
+    assert cluster.kubectl("version")["serverVersion"]["gitVersion"] == f"v{NEXT_MINOR}"
+    listing = cluster.lab.ssh("c1", "sudo ls /var/lib/etcd-snapshots").stdout.split()
+    assert f"before-v{NEXT_MINOR}.db" in listing
+
+
+def test_the_minor_upgrade_moves_etcd_and_keeps_its_data(minor):
+    cluster, _, _, before = minor
+    after = mirror_pods(cluster)
+    assert before["etcd"]["spec"]["containers"][0]["image"].endswith(f":{ETCD_IMAGE[TARGET]}")
+    assert after["etcd"]["spec"]["containers"][0]["image"].endswith(f":{ETCD_IMAGE[NEXT_MINOR]}")
+    assert etcd_version(cluster) == ETCD_IMAGE[NEXT_MINOR].split("-")[0]
+    for component in UPGRADED:
+        assert after[component]["spec"]["containers"][0]["image"].endswith(f":v{NEXT_MINOR}"), component
+    kept = cluster.kubectl(f"get configmap {KEPT}")
+    assert kept["data"] == {"written-at": f"v{TARGET}"}
+
+
+def test_the_minor_upgrade_moves_every_node_to_the_new_minors_package_repository(minor):
+    """pkgs.k8s.io has one repository per minor: the upgrade must point apt at v1.37 before installing."""
+    cluster, _, _, _ = minor
+    for host in ("c1", "w1"):
+        sources = cluster.lab.ssh(host, "cat /etc/apt/sources.list.d/kubernetes.list").stdout
+        assert "/v1.37/" in sources and "/v1.36/" not in sources, (host, sources)
+        assert cluster.lab.ssh(host, "kubeadm version -o short").stdout.strip() == f"v{NEXT_MINOR}", host
+        assert cluster.lab.ssh(host, "dpkg-query -W -f='${Version}' cri-tools").stdout == "1.37.0-1.1", host
+    nodes = {n["metadata"]["name"]: n for n in cluster.kubectl("get nodes")["items"]}
+    assert {name: n["status"]["nodeInfo"]["kubeletVersion"] for name, n in nodes.items()} == {
+        "c1": f"v{NEXT_MINOR}", "w1": f"v{NEXT_MINOR}"}
+    assert {name: condition(n, "Ready") for name, n in nodes.items()} == {"c1": "True", "w1": "True"}
+
+
+def test_a_second_up_changes_nothing(minor):
+    cluster, target, _, _ = minor
     assert cluster.preview(target, "--expect-no-changes").returncode == 0
