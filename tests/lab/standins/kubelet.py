@@ -342,7 +342,8 @@ def expand(text: str, env: dict[str, str]) -> str:
 # /var/lib/kubelet (cmd/kubeadm/app/cmd/phases/reset/cleanupnode.go@v1.36.4 runCleanupNode, removeContainers):
 # these containers are not CRI's, so the parent kills its process when the kubelet's state directory (the
 # stand-in's record of its containers, spec["state"]) is gone, with SIGKILL as containerd's StopPodSandbox does
-# (stopContainer with timeout 0, internal/cri/server/sandbox_stop.go@v2.1.5).
+# (stopContainer with timeout 0, internal/cri/server/sandbox_stop.go@v2.1.5). Reset's removal is synchronous, so
+# the parent looks every 50 ms: a `kubeadm join` right after the reset must find the ports free (Port-6443 ...).
 CONTAINER = """import json, os, select, signal, subprocess, sys
 spec = json.loads(sys.argv[1])
 scratch, root = spec["scratch"], spec["scratch"] + "/root"
@@ -380,7 +381,7 @@ if child == 0:
         print(f"exec {spec['argv'][0]}: {error}", file=sys.stderr)
         os._exit(128)
 exited = os.pidfd_open(child)
-while not select.select([exited], [], [], 1)[0]:
+while not select.select([exited], [], [], 0.05)[0]:
     if not os.path.isdir(spec["state"]):
         os.kill(child, signal.SIGKILL)
 code = os.waitstatus_to_exitcode(os.waitpid(child, 0)[1])
