@@ -16,8 +16,12 @@ if [[ -f $STATE_DIR/joined || -f $STATE_DIR/initialized ]]; then
   exit 0
 fi
 [[ -s $config ]] || die "no JoinConfiguration on stdin"
-if [[ -f /etc/kubernetes/kubelet.conf ]]; then
+# What only kubeadm join writes: the kubelet's kubeconfigs (kubelet-start, then its TLS bootstrap) and a control
+# plane's own static pods (control-plane-prepare, control-plane-join-etcd), which come first.
+if [[ -f /etc/kubernetes/kubelet.conf || -f /etc/kubernetes/bootstrap-kubelet.conf ||
+  -f /etc/kubernetes/manifests/kube-apiserver.yaml || -f /etc/kubernetes/manifests/etcd.yaml ]]; then
   log "an earlier kubeadm join did not finish; resetting before trying again"
+  remove_own_etcd_member
   mapfile -t keep <<<"$KEEP_ACROSS_RESET"
   reset_keeping "$STATE_DIR" "$CRI_SOCKET" "${keep[@]}"
 fi

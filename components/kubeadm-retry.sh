@@ -41,3 +41,34 @@ reset_keeping() {
   kubeadm reset -f --cri-socket "$socket" >&2
   restore_kept "$state"
 }
+
+# remove_own_etcd_member — before a half-finished control-plane join is reset: its stacked etcd member, if the
+# join added one. The join adds the member before it waits for the kubelet's TLS bootstrap and the control plane
+# (phases control-plane-join-etcd, then kubelet-wait-bootstrap: cmd/kubeadm/app/cmd/join.go@v1.36.4), but reset
+# removes it only when it can read the node's registration from the cluster, and an unfinished join has no Node
+# (cmd/kubeadm/app/cmd/phases/reset/removeetcdmember.go: it then only empties the data directory). Left behind,
+# the member panics when the next join starts it on the emptied directory ("tocommit(N) is out of range
+# [lastIndex(0)]"): every retry fails and the cluster keeps a dead voter. Removed through another member's gRPC
+# gateway (POST /v3/cluster/member/list and /remove), with the etcd client certificate the join created.
+remove_own_etcd_member() {
+  local manifest=/etc/kubernetes/manifests/etcd.yaml pki=/etc/kubernetes/pki/etcd own peer endpoint members id
+  local -a tls peers
+  [[ -f $manifest && -f $pki/healthcheck-client.crt ]] || return 0
+  tls=(--cacert "$pki/ca.crt" --cert "$pki/healthcheck-client.crt" --key "$pki/healthcheck-client.key")
+  own=$(sed -n 's/^ *- --initial-advertise-peer-urls=//p' "$manifest")
+  mapfile -t peers < <(sed -n 's/^ *- --initial-cluster=//p' "$manifest" | tr ',' '\n' | sed 's/^[^=]*=//' | grep -vxF "$own")
+  ((${#peers[@]})) || return 0
+  for peer in "${peers[@]}"; do
+    endpoint=${peer%:*}:2379  # kubeadm's members serve clients on 2379 of their peer address
+    members=$(curl -sf --max-time 10 "${tls[@]}" -X POST -d '{}' "$endpoint/v3/cluster/member/list") || continue
+    id=$(grep -o '{[^{}]*}' <<<"$members" | grep -F "\"$own\"" | sed -n 's/.*"ID": *"\([0-9]*\)".*/\1/p' || true)
+    if [[ -z $id ]]; then
+      return 0
+    fi
+    curl -sf --max-time 10 "${tls[@]}" -X POST -d "{\"ID\":\"$id\"}" "$endpoint/v3/cluster/member/remove" >/dev/null \
+      || die "could not remove this node's etcd member $id (left by the unfinished join) through $endpoint"
+    log "removed this node's etcd member $id, left by the unfinished join, through $endpoint"
+    return 0
+  done
+  die "no other etcd member (${peers[*]}) answered: this node's member, left by the unfinished join, is not removed"
+}

@@ -136,7 +136,7 @@ class LabCluster:
     def control_plane_processes_left(self, host: str, seconds: float = 30) -> str:
         """The control plane's processes still running on HOST (`pgrep -l`; names as the kernel's 15-character
         comm), once there are none or after SECONDS: after `kubeadm reset` the kubelet stand-in's containers end
-        within a second (standins/kubelet.py CONTAINER)."""
+        within 50 ms (standins/kubelet.py CONTAINER)."""
         deadline = time.monotonic() + seconds
         while (left := self.lab.ssh(host, "pgrep -l -x 'etcd|kube-apiserver|kube-controller|kube-scheduler' || true"
                                     ).stdout.strip()) and time.monotonic() < deadline:
