@@ -122,16 +122,20 @@ class LabCluster:
             if node["metadata"]["name"] in images else None,
         } for node in self.kubectl("get nodes")["items"]}
 
-    def etcd_member_names(self, host: str) -> list[str]:
-        """The real member list, by the real etcdctl of the etcd image (the container's root), with the
+    def etcdctl(self, host: str, command: str) -> Any:
+        """The JSON answer of the real etcdctl of the etcd image (the container's root) to COMMAND, with the
         certificates kubeadm wrote on HOST, from HOST's member at its address (an external member listens on
         nothing else)."""
         script = (
             "pid=$(pgrep -x etcd | head -n1); sudo /proc/$pid/root/usr/local/bin/etcdctl "
             f"--endpoints=https://{self.lab.hosts[host].addresses[0]}:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
             "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
-            "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key member list -w json")
-        return sorted(m.get("name", "") for m in json.loads(self.lab.ssh(host, script).stdout)["members"])
+            f"--key=/etc/kubernetes/pki/etcd/healthcheck-client.key {command} -w json")
+        return json.loads(self.lab.ssh(host, script).stdout)
+
+    def etcd_member_names(self, host: str) -> list[str]:
+        """The real member list's names, as HOST's member gives it (etcdctl)."""
+        return sorted(m.get("name", "") for m in self.etcdctl(host, "member list")["members"])
 
     def control_plane_processes_left(self, host: str, seconds: float = 30) -> str:
         """The control plane's processes still running on HOST (`pgrep -l`; names as the kernel's 15-character

@@ -6,8 +6,6 @@ that of its package). Everything asserted comes from the real API server, the re
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from scenario import lab_cluster
@@ -52,21 +50,11 @@ def upgraded():
 def minor(upgraded):
     cluster, _, patch, _ = upgraded
     assert patch.error is None, patch.error
-    cluster.lab.ssh("c1", f"sudo kubectl --kubeconfig /etc/kubernetes/admin.conf create configmap {KEPT} "
-                          f"--from-literal=written-at=v{TARGET}")
+    cluster.kubectl(f"create configmap {KEPT} --from-literal=written-at=v{TARGET}")
     before = mirror_pods(cluster)
     target = cluster.config(kubernetesVersion=NEXT_MINOR)
     result = cluster.up(target)
     return cluster, target, result, before
-
-
-def etcd_version(cluster) -> str:
-    """The running etcd's own answer (`etcdctl endpoint status`, the etcd image's etcdctl)."""
-    done = cluster.lab.ssh("c1", "pid=$(pgrep -x etcd | head -n1); sudo /proc/$pid/root/usr/local/bin/etcdctl "
-                                 "--endpoints=https://127.0.0.1:2379 --cacert=/etc/kubernetes/pki/etcd/ca.crt "
-                                 "--cert=/etc/kubernetes/pki/etcd/healthcheck-client.crt "
-                                 "--key=/etc/kubernetes/pki/etcd/healthcheck-client.key endpoint status -w json")
-    return json.loads(done.stdout)[0]["Status"]["version"]
 
 
 def test_the_upgrade_runs_through_the_real_kubeadm(upgraded):
@@ -131,7 +119,8 @@ def test_the_minor_upgrade_moves_etcd_and_keeps_its_data(minor):
     after = mirror_pods(cluster)
     assert before["etcd"]["spec"]["containers"][0]["image"].endswith(f":{ETCD_IMAGE[TARGET]}")
     assert after["etcd"]["spec"]["containers"][0]["image"].endswith(f":{ETCD_IMAGE[NEXT_MINOR]}")
-    assert etcd_version(cluster) == ETCD_IMAGE[NEXT_MINOR].split("-")[0]
+    # The running etcd's own answer.
+    assert cluster.etcdctl("c1", "endpoint status")[0]["Status"]["version"] == ETCD_IMAGE[NEXT_MINOR].split("-")[0]
     for component in UPGRADED:
         assert after[component]["spec"]["containers"][0]["image"].endswith(f":v{NEXT_MINOR}"), component
     kept = cluster.kubectl(f"get configmap {KEPT}")
