@@ -73,3 +73,40 @@ def test_kubelet_serving_certificates_are_approved_by_the_program(real):
     csrs = [c for c in cluster.kubectl("get csr")["items"] if c["spec"]["signerName"] == "kubernetes.io/kubelet-serving"]
     approved = {c["spec"]["username"] for c in csrs if condition(c, "Approved") == "True"}
     assert approved == {"system:node:c1", "system:node:w1"}
+
+
+def kubectl_with(cluster, kubeconfig: str, command: str):
+    """The real kubectl on c1 with `kubeconfig` (given on stdin, kept in a private temporary file)."""
+    script = f'f=$(mktemp); trap \'rm -f "$f"\' EXIT; cat >"$f"; kubectl --kubeconfig "$f" {command}'
+    return cluster.lab.ssh("c1", script, check=False, stdin=kubeconfig)
+
+
+def test_a_new_revision_revokes_the_old_kubeconfigs_at_the_real_api_server_and_leaves_admin_conf_working(real):
+    """Issue 14: the exported and scoped kubeconfigs are ServiceAccount tokens; a new kubeconfig.revision replaces
+    only the kubeconfig step, and the real API server's token authenticator then refuses the old tokens (their
+    Secrets are gone). Last in the module: it changes the stack's config."""
+    cluster, config, _ = real
+    scoped = dict(config, kubeconfig={"scoped": [{"name": "ci", "namespaces": ["apps"], "role": "edit"}]})
+    assert cluster.up(scoped).error is None
+    outputs = cluster.stack.outputs(show_secrets=True)
+    old, ci = outputs["kubeconfig"], outputs["scopedKubeconfigs"]["ci"]
+    assert kubectl_with(cluster, ci, "get pods -n apps").returncode == 0
+    refused = kubectl_with(cluster, ci, "get nodes")
+    assert 'cannot list resource "nodes" in API group "" at the cluster scope' in refused.stderr
+
+    revoked = dict(scoped, kubeconfig=dict(scoped["kubeconfig"], revision="2"))
+    steps = cluster.preview(revoked).preview["steps"]
+    assert {s["urn"].rsplit("::", 1)[1]: s["op"] for s in steps
+            if "command:remote:Command" in s["urn"] and s["op"] != "same"} == {"kubeconfig": "replace"}
+    assert cluster.up(revoked).error is None
+    new = cluster.stack.outputs(show_secrets=True)
+    assert yaml.safe_load(new["kubeconfig"])["users"][0]["name"] != yaml.safe_load(old)["users"][0]["name"]
+    for stale in (old, ci):
+        denied = kubectl_with(cluster, stale, "get nodes")
+        assert denied.returncode == 1
+        assert denied.stderr.strip() == "error: You must be logged in to the server (Unauthorized)"
+    assert "node/c1" in kubectl_with(cluster, new["kubeconfig"], "get nodes -o name").stdout
+    assert kubectl_with(cluster, new["scopedKubeconfigs"]["ci"], "get pods -n apps").returncode == 0
+    admin = cluster.lab.ssh("c1", "sudo kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes -o name")
+    assert "node/c1" in admin.stdout
+    assert cluster.preview(revoked, "--expect-no-changes").returncode == 0

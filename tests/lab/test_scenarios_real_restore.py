@@ -11,12 +11,17 @@ answers, a second `pulumi up`. Then "Going back", which applies to a restore aft
 `precious` written and backed up, the bad change (`precious` deleted, `later` written, the credentials rotated by a
 new kubeconfig.revision), a second restore from that snapshot, and the page's "Going back" blocks run on c1 as
 written, ending with its new kubeconfig.revision.
+
+Then, on the same cluster, the scheduled backups' own settings (issue 13): retention 2 and an off-host copy
+(etcd.backup.copyCommand into /srv/offsite), a failing copy reported with the snapshot kept, and bad settings refused
+by the CLI naming each key.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from dataclasses import dataclass, field
 
@@ -24,11 +29,14 @@ import pytest
 
 from pulumi_cli import COMMAND, plaintext
 from scenario import lab_cluster
+from tests.etcd_tools import etcd_tool
 from tests.recovery_page import DOCS_ID, DOCS_SNAPSHOT, bash_blocks, docs_section
 
 pytestmark = pytest.mark.lab
 
 BACKUP = "kubeadm-cluster-etcd-backup.service"
+BACKUPS = "/var/lib/etcd-backups"
+SNAPSHOT = re.compile(r"^etcd-c1-(\d{8}T\d{6}Z)\.db$")
 FIRST_ID, SECOND_ID = "2026-11-26-1", "2026-11-26-2"
 MISTYPED = "/var/lib/etcd-backups/etcd-c1-20261126T0600.db"
 RESTORE_STEPS = ("c1-etcd-restore-check", "etcd-restore-snapshot", "c1-etcd-restore-stop", "etcd-restore-first",
@@ -55,12 +63,26 @@ def configmaps(cluster) -> set[str]:
     return {line.removeprefix("configmap/") for line in out.split()}
 
 
-def backup(cluster) -> dict:
-    """What the backup timer elapsing does (systemd.timer(5) Unit=): the service starts; its status file after."""
+def scheduled_run(cluster) -> subprocess.CompletedProcess:
+    """What the backup timer elapsing does (systemd.timer(5) Unit=): the service starts."""
     time.sleep(1.1)  # snapshot names have one-second resolution
-    run = cluster.lab.ssh("c1", f"sudo systemctl start {BACKUP}", check=False)
+    return cluster.lab.ssh("c1", f"sudo systemctl start {BACKUP}", check=False)
+
+
+def backup_status(cluster) -> dict:
+    return json.loads(cluster.lab.ssh("c1", f"sudo cat {BACKUPS}/status.json").stdout)
+
+
+def backup(cluster) -> dict:
+    """A scheduled run that succeeds; the status file after it."""
+    run = scheduled_run(cluster)
     assert run.returncode == 0, run.stderr
-    return json.loads(cluster.lab.ssh("c1", "sudo cat /var/lib/etcd-backups/status.json").stdout)
+    return backup_status(cluster)
+
+
+def snapshots(cluster, directory: str = BACKUPS) -> list[str]:
+    listed = cluster.lab.ssh("c1", f"sudo ls -1 {directory}", check=False).stdout.split()
+    return sorted(name for name in listed if SNAPSHOT.match(name))
 
 
 def as_root(cluster, script: str):
@@ -284,3 +306,86 @@ def test_after_going_back_the_kubeconfig_the_restore_issued_is_refused(story):
 def test_after_going_back_a_new_kubeconfig_revision_runs_only_the_kubeconfig_step_and_works(story):
     assert story.went_back["revision up"] == {"ran": ["kubeconfig"], "error": None}
     assert story.went_back["new kubeconfig works"] is True
+
+
+@pytest.fixture(scope="module")
+def offsite(story):
+    """After the story: retention 2 and an off-host copy, set as a person would; then one scheduled run."""
+    cluster = story.cluster
+    cluster.lab.ssh("c1", "sudo mkdir -p /srv/offsite")
+    before = snapshots(cluster)
+    changed = set_and_up(cluster, "etcd.backup.retention", "2", "etcd.backup.copyCommand", 'cp "$1" /srv/offsite/')
+    run = scheduled_run(cluster)
+    return cluster, before, changed, run
+
+
+def test_backup_settings_change_only_the_backup_step_and_the_timer_stays_enabled(offsite):
+    cluster, _, changed, _ = offsite
+    assert changed == {"ran": ["c1-etcd-backup"], "error": None}, changed
+    timer = cluster.lab.ssh("c1", "sudo cat /etc/systemd/system/kubeadm-cluster-etcd-backup.timer").stdout
+    assert "OnCalendar=*-*-* 00/6:00:00" in timer
+    enabled = "/var/lib/kclab-node/units/kubeadm-cluster-etcd-backup.timer.enabled"  # the systemctl stand-in's record
+    assert cluster.lab.ssh("c1", f"sudo test -e {enabled}", check=False).returncode == 0
+
+
+def test_a_scheduled_run_takes_a_snapshot_the_real_etcdutl_verifies_and_copies_it_off_host(offsite):
+    cluster, before, _, run = offsite
+    assert run.returncode == 0, run.stderr
+    recorded = backup_status(cluster)
+    name = recorded["path"].rsplit("/", 1)[1]
+    assert recorded["result"] == "ok" and name not in before, recorded
+    local = cluster.lab.work / "snapshot-copy.db"
+    local.write_bytes((cluster.lab.hosts["c1"].root / recorded["path"].lstrip("/")).read_bytes())
+    verified = json.loads(subprocess.run([str(etcd_tool("etcdutl")), "snapshot", "status", str(local), "-w", "json"],
+                                         capture_output=True, text=True, check=True).stdout)
+    assert verified["revision"] == recorded["revision"] and verified["totalKey"] >= 1
+    assert recorded["size"] == local.stat().st_size
+    # etcdctl and etcdutl came from the running etcd's image (etcd's own Dockerfile carries both).
+    tools = cluster.lab.ssh("c1", "sudo ls /usr/local/lib/kubeadm-cluster/etcd").stdout.split()
+    assert sorted(tools) == ["etcdctl", "etcdutl"]
+    assert snapshots(cluster, "/srv/offsite") == [name]
+    assert snapshots(cluster) == [before[-1], name]  # retention 2: this member's newest two
+
+
+def test_retention_keeps_the_newest_two_and_the_off_host_copies_are_the_targets_to_prune(offsite):
+    cluster = offsite[0]
+    copied = snapshots(cluster, "/srv/offsite")
+    for _ in range(2):
+        backup(cluster)
+    taken = snapshots(cluster, "/srv/offsite")
+    assert len(taken) == len(copied) + 2 and taken[:len(copied)] == copied
+    assert snapshots(cluster) == taken[-2:]
+    assert backup_status(cluster)["path"] == f"{BACKUPS}/{taken[-1]}"
+
+
+def test_a_failed_offsite_copy_is_reported_and_the_snapshot_kept(offsite):
+    cluster = offsite[0]
+    kept = snapshots(cluster)
+    changed = set_and_up(cluster, "etcd.backup.copyCommand", 'cp "$1" /srv/unreachable/')
+    assert changed == {"ran": ["c1-etcd-backup"], "error": None}, changed
+    # The stack output says where the status is and the newest snapshot as of this setup run.
+    (output,) = cluster.stack.outputs()["etcdBackup"]
+    assert output["statusFile"] == f"{BACKUPS}/status.json"
+    assert output["lastSnapshot"].replace("-", "").replace(":", "") == SNAPSHOT.match(kept[-1]).group(1)
+    run = scheduled_run(cluster)
+    assert run.returncode != 0
+    assert f"Job for {BACKUP} failed" in run.stderr
+    recorded = backup_status(cluster)
+    assert recorded["result"] == "copy-failed", recorded
+    name = recorded["path"].rsplit("/", 1)[1]
+    assert name not in kept and snapshots(cluster) == [kept[-1], name]  # kept locally, the oldest pruned
+    journal = cluster.lab.ssh("c1", f"sudo cat /var/lib/kclab-node/units/{BACKUP.removesuffix('.service')}.journal")
+    assert f"etcd snapshot {recorded['path']} is kept on c1, but its off-host copy (etcd.backup.copyCommand) " \
+           "failed" in journal.stdout
+
+
+def test_bad_schedule_retention_and_percentage_are_refused_by_the_cli_naming_each_key(offsite):
+    """Last: it leaves the stack's config invalid."""
+    cluster = offsite[0]
+    for key, value in (("etcd.backup.schedule", "every 6 hours"), ("etcd.backup.retention", "0"),
+                       ("upgrade.maxUnavailableWorkers", "150%")):
+        cluster.stack.cli("config", "set", "--path", key, value, *cluster.stack._stack_args())
+    result = cluster.preview(None)
+    assert result.returncode != 0
+    for key in ("etcd.backup.schedule", "etcd.backup.retention", "upgrade.maxUnavailableWorkers"):
+        assert key in result.output, result.output

@@ -1,13 +1,19 @@
 """The lab's real upgrades (issue 12): `real-upgrade.yaml` comes up at 1.36.3, then one `pulumi up` with
 kubernetesVersion 1.36.4 (a patch) and another with 1.37.2 (one minor: etcd 3.6.8 → 3.7.0 and pkgs.k8s.io's
 repository move too) run the program's upgrade chain (components/upgrade.py) with the real `kubeadm upgrade apply`
-on c1 and the real `kubeadm upgrade node` on w1; the kubelet is the one stand-in (standins/kubelet.py, its version
-that of its package). Everything asserted comes from the real API server, the real etcd or the engine."""
+on c1 and the real `kubeadm upgrade node` on the workers; the kubelet is the one stand-in (standins/kubelet.py, its
+version that of its package). Everything asserted comes from the real API server, the real etcd or the engine.
+
+The five workers at upgrade.maxUnavailableWorkers "30%" (rounded up: 2) upgrade in three batches, 2, 2 and 1, each
+batch's workers at the same time and no batch before the previous one is uncordoned, all after the control plane
+(issue 13). What each worker went through, from its drain starting to its uncordon ending, comes from the sequence
+numbers the engine gives its ResourcePre and ResOutputs events (`pulumi up --json`)."""
 
 from __future__ import annotations
 
 import pytest
 
+from pulumi_cli import Result
 from scenario import lab_cluster
 
 pytestmark = pytest.mark.lab
@@ -20,6 +26,8 @@ ETCD_IMAGE = {TARGET: "3.6.8-0", NEXT_MINOR: "3.7.0-0"}
 UPGRADED = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # Written before the minor upgrade; the etcd upgrade must keep it.
 KEPT = "kept-across-upgrades"
+WORKERS = ["w1", "w2", "w3", "w4", "w5"]
+NODES = ["c1", *WORKERS]
 
 
 def mirror_pods(cluster) -> dict[str, dict]:
@@ -32,6 +40,30 @@ def mirror_pods(cluster) -> dict[str, dict]:
 
 def condition(obj: dict, kind: str) -> str | None:
     return next((c["status"] for c in obj["status"].get("conditions", []) if c["type"] == kind), None)
+
+
+def worker_spans(result: Result) -> dict[str, tuple[int, int]]:
+    """Each worker's upgrade, as engine event sequence numbers: its drain's start to its uncordon's end."""
+    return {w: (result.step(f"{w}-upgrade-drain").started, result.step(f"{w}-upgrade-uncordon").ended)
+            for w in WORKERS}
+
+
+def batches_of(spans: dict[str, tuple[int, int]]) -> list[list[str]]:
+    """Workers grouped as the engine ran them: a worker whose drain started after every worker of the
+    current group had ended starts a new group."""
+    groups: list[list[str]] = []
+    group_end = -1
+    for worker in sorted(spans, key=lambda w: spans[w][0]):
+        start, end = spans[worker]
+        if start > group_end:
+            groups.append([])
+        groups[-1].append(worker)
+        group_end = max(group_end, end)
+    return [sorted(group) for group in groups]
+
+
+def every_node(value) -> dict[str, object]:
+    return {name: value for name in NODES}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +92,8 @@ def minor(upgraded):
 def test_the_upgrade_runs_through_the_real_kubeadm(upgraded):
     cluster, target, result, _ = upgraded
     assert result.error is None, result.error
-    assert {"c1-upgrade", "w1-upgrade-drain", "w1-upgrade", "w1-upgrade-uncordon"} <= set(result.ran("update"))
+    assert {"c1-upgrade", *(f"{w}-upgrade{step}" for w in WORKERS for step in ("-drain", "", "-uncordon"))} <= set(
+        result.ran("update"))
     assert cluster.problems(target) == []
     # The API server's own /version, and kubeadm's record of the cluster's version (upload-config of upgrade apply).
     assert cluster.kubectl("version")["serverVersion"]["gitVersion"] == f"v{TARGET}"
@@ -92,21 +125,40 @@ def test_every_upgraded_static_pod_runs_the_new_image_under_a_new_config_hash(up
             == before["etcd"]["metadata"]["annotations"]["kubernetes.io/config.hash"])
 
 
-def test_both_kubelets_report_the_new_version_ready_and_schedulable(upgraded):
+def test_every_kubelet_reports_the_new_version_ready_and_schedulable(upgraded):
     cluster, _, _, _ = upgraded
     nodes = {n["metadata"]["name"]: n for n in cluster.kubectl("get nodes")["items"]}
-    assert {name: n["status"]["nodeInfo"]["kubeletVersion"] for name, n in nodes.items()} == {
-        "c1": f"v{TARGET}", "w1": f"v{TARGET}"}
-    assert {name: condition(n, "Ready") for name, n in nodes.items()} == {"c1": "True", "w1": "True"}
-    assert {name: bool(n["spec"].get("unschedulable")) for name, n in nodes.items()} == {"c1": False, "w1": False}
+    assert {name: n["status"]["nodeInfo"]["kubeletVersion"] for name, n in nodes.items()} == every_node(f"v{TARGET}")
+    assert {name: condition(n, "Ready") for name, n in nodes.items()} == every_node("True")
+    assert {name: bool(n["spec"].get("unschedulable")) for name, n in nodes.items()} == every_node(False)
     assert not any("kubeadm-cluster.io/drained-for-upgrade" in (n["metadata"].get("annotations") or {})
                    for n in nodes.values())
+
+
+def test_five_workers_at_thirty_percent_upgrade_in_batches_of_two_two_and_one(upgraded):
+    spans = worker_spans(upgraded[2])
+    assert batches_of(spans) == [WORKERS[0:2], WORKERS[2:4], WORKERS[4:]], spans
+
+
+def test_the_workers_of_a_batch_upgrade_at_the_same_time(upgraded):
+    spans = worker_spans(upgraded[2])
+    for batch in (WORKERS[0:2], WORKERS[2:4]):
+        # Every worker of the batch started its drain before any of them was uncordoned.
+        assert max(spans[w][0] for w in batch) < min(spans[w][1] for w in batch), {w: spans[w] for w in batch}
+
+
+def test_the_control_plane_upgrades_before_any_worker_is_drained(upgraded):
+    result = upgraded[2]
+    control_plane = result.step("c1-upgrade")
+    assert control_plane.action == "update" and not control_plane.failed
+    assert result.step("upgrade-preflight").ended < control_plane.started
+    assert control_plane.ended < min(result.step(f"{w}-upgrade-drain").started for w in WORKERS)
 
 
 def test_the_minor_upgrade_runs_through_the_real_kubeadm(minor):
     cluster, target, result, _ = minor
     assert result.error is None, result.error
-    assert {"upgrade-preflight", "c1-upgrade", "w1-upgrade-drain", "w1-upgrade", "w1-upgrade-uncordon"} <= set(
+    assert {"upgrade-preflight", "c1-upgrade", "w5-upgrade-drain", "w5-upgrade", "w5-upgrade-uncordon"} <= set(
         result.ran("update"))
     assert cluster.problems(target) == []
     assert cluster.kubectl("version")["serverVersion"]["gitVersion"] == f"v{NEXT_MINOR}"
@@ -130,15 +182,15 @@ def test_the_minor_upgrade_moves_etcd_and_keeps_its_data(minor):
 def test_the_minor_upgrade_moves_every_node_to_the_new_minors_package_repository(minor):
     """pkgs.k8s.io has one repository per minor: the upgrade must point apt at v1.37 before installing."""
     cluster, _, _, _ = minor
-    for host in ("c1", "w1"):
+    for host in NODES:
         sources = cluster.lab.ssh(host, "cat /etc/apt/sources.list.d/kubernetes.list").stdout
         assert "/v1.37/" in sources and "/v1.36/" not in sources, (host, sources)
         assert cluster.lab.ssh(host, "kubeadm version -o short").stdout.strip() == f"v{NEXT_MINOR}", host
         assert cluster.lab.ssh(host, "dpkg-query -W -f='${Version}' cri-tools").stdout == "1.37.0-1.1", host
     nodes = {n["metadata"]["name"]: n for n in cluster.kubectl("get nodes")["items"]}
-    assert {name: n["status"]["nodeInfo"]["kubeletVersion"] for name, n in nodes.items()} == {
-        "c1": f"v{NEXT_MINOR}", "w1": f"v{NEXT_MINOR}"}
-    assert {name: condition(n, "Ready") for name, n in nodes.items()} == {"c1": "True", "w1": "True"}
+    assert {name: n["status"]["nodeInfo"]["kubeletVersion"] for name, n in nodes.items()} == every_node(
+        f"v{NEXT_MINOR}")
+    assert {name: condition(n, "Ready") for name, n in nodes.items()} == every_node("True")
 
 
 def test_a_second_up_changes_nothing(minor):
