@@ -14,35 +14,6 @@ def sh(cluster, node: str, command: str) -> str:
     return cluster.lab.ssh(node, f"sudo sh -c '{command}'").stdout
 
 
-def test_external_etcd_renewal_renews_members_one_at_a_time_and_reports_them():
-    with lab_cluster("external-etcd.yaml") as cluster:
-        config, _ = without_addons(cluster.config())  # the lab has no API server for the add-ons
-        assert cluster.up(config).error is None
-        before = sh(cluster, "cp2", "cat /etc/kubernetes/pki/apiserver-etcd-client.crt")
-        members_before = {m: sh(cluster, m, "cat /etc/kubernetes/pki/etcd/server.crt") for m in ("etcd2", "etcd3")}
-        result = cluster.up(dict(config, certificates={"renew": "2026-11-25"}))
-        assert result.error is None, result.error
-        # The first member renews its own with kubeadm (it holds the CA key); the others' are signed
-        # again there (issue 14) and installed by each member in turn.
-        renewals = cluster.lab.journal()["etcdRenewals"]
-        assert [(r["host"], r["certificate"]) for r in renewals] == [
-            ("etcd1", "etcd-server"), ("etcd1", "etcd-peer"), ("etcd1", "etcd-healthcheck-client"),
-            ("etcd1", "apiserver-etcd-client")]
-        for member, old in members_before.items():
-            assert sh(cluster, member, "cat /etc/kubernetes/pki/etcd/server.crt") != old
-            assert "OK" in sh(cluster, member, "cd /etc/kubernetes/pki/etcd && openssl verify -CAfile ca.crt server.crt")
-            assert cluster.lab.ssh(member, "sudo test -e /etc/kubernetes/pki/etcd/ca.key", check=False).returncode != 0
-        members = [result.step(f"etcd{i}-etcd-certs-renew") for i in (1, 2, 3)]
-        assert members[0].ended < members[1].started and members[1].ended < members[2].started
-        assert all(result.step(f"etcd{i}-etcd-member-certs").ended < members[i - 1].started for i in (2, 3))
-        assert [r["host"] for r in cluster.lab.journal()["renewals"]] == ["cp1", "cp2", "cp3"]
-        renewed = sh(cluster, "etcd1", "cat /etc/kubernetes/pki/apiserver-etcd-client.crt")
-        assert renewed != before
-        assert sh(cluster, "cp2", "cat /etc/kubernetes/pki/apiserver-etcd-client.crt") == renewed
-        names = {e["name"] for e in cluster.stack.outputs()["certificateExpiry"]}
-        assert {"etcd-server (etcd1)", "etcd-peer (etcd3)", "apiserver-etcd-client", "etcd-ca"} <= names
-
-
 def test_a_control_plane_join_that_failed_halfway_is_retried_with_its_endpoint_pods():
     with lab_cluster("haproxy-keepalived.yaml") as cluster:
         config, _ = without_addons(cluster.config())  # the lab has no API server for the add-ons

@@ -922,8 +922,6 @@ def kubeadm_certs(argv: list[str]) -> None:
         sans = openssl("x509", "-noout", "-ext", "subjectAltName", "-in", str(target.with_suffix(".crt")))
         names = [n.strip().split(":", 1)[1] for n in sans.splitlines()[1].split(",")] if "\n" in sans.strip() else []
         make_cert(PKI / "etcd", "ca", target, subject.strip().removeprefix("subject=").removeprefix("CN="), names)
-        with journal() as j:
-            j.setdefault("etcdRenewals", []).append({"host": HOST, "certificate": args[0], "time": now()})
         print(f"certificate {args[0]} renewed")
     elif argv[:2] == ["renew", "all"]:
         parse_flags(argv[2:], {"config": True, "cert-dir": True, "kubeconfig": True, "v": True})
