@@ -1,4 +1,5 @@
-"""Faults through the real Pulumi CLI: Ctrl-C mid-up, a refused minor skip, a host down mid-up."""
+"""Faults through the real Pulumi CLI on the lab's real Kubernetes (configs/real-faults.yaml): Ctrl-C mid-up, a
+refused minor skip, a host down mid-up. What converged is read from the real API server (cluster.problems)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,9 @@ from scenario import lab_cluster
 pytestmark = pytest.mark.lab
 
 
-# ---------------------------------------------------------------------------------------------
-# Faults on a 1.35 cluster: Ctrl-C mid-up, a refused minor skip, a host down mid-up.
-# ---------------------------------------------------------------------------------------------
-
 @pytest.fixture(scope="module")
 def faults():
-    with lab_cluster("scale.yaml") as cluster:
+    with lab_cluster("real-faults.yaml") as cluster:
         yield cluster
 
 
@@ -25,7 +22,7 @@ def test_ctrl_c_mid_up_then_up_converges(faults):
     interrupted operations, `pulumi refresh --clear-pending-creates` clears them (the CLI's own advice);
     a stale lock goes with `pulumi cancel`; then `pulumi up` again."""
     cluster = faults
-    config = cluster.config(without=("w3", "cp4"), kubernetesVersion="1.35.9")
+    config = cluster.config(without=("w3",))
     sent = []
 
     def on_event(event, process):
@@ -52,18 +49,20 @@ def test_ctrl_c_mid_up_then_up_converges(faults):
 
 def test_skipping_a_minor_is_refused_on_the_machine(faults):
     cluster = faults
-    config = cluster.config(without=("w3", "cp4"), kubernetesVersion="1.35.9")
-    result = cluster.up(dict(config, kubernetesVersion="1.37.1"))
+    config = cluster.config(without=("w3",))
+    # Refused before anything is installed, so the lab needs no 1.38 packages.
+    result = cluster.up(dict(config, kubernetesVersion="1.38.1"))
     assert result.error is not None
-    assert "upgrade-preflight" in result.error and "from 1.35.9 to 1.37.1" in result.error
-    assert cluster.problems(config) == []  # every node still at 1.35.9
-    assert cluster.lab.ssh("cp1", "sudo kubeadm version -o short").stdout.strip() == "v1.35.9"
+    assert "upgrade-preflight" in result.error and "from 1.36.4 to 1.38.1" in result.error
+    assert cluster.problems(config) == []  # every node still at 1.36.4
+    assert cluster.lab.ssh("cp1", "sudo kubeadm version -o short").stdout.strip() == "v1.36.4"
+    assert cluster.kubectl("version")["serverVersion"]["gitVersion"] == "v1.36.4"
     assert [s.name for s in result.commands if s.action != "same" and s.ended is not None] == ["upgrade-preflight"]
 
 
 def test_a_host_down_mid_up_fails_naming_it_and_the_next_up_converges(faults):
     cluster = faults
-    config = cluster.config(without=("cp4",), kubernetesVersion="1.35.9")
+    config = cluster.config()
     stopped = []
 
     def on_event(event, process):
@@ -74,7 +73,7 @@ def test_a_host_down_mid_up_fails_naming_it_and_the_next_up_converges(faults):
     first = cluster.up(config, on_event=on_event)
     assert first.error is not None
     assert "198.18.0.23" in first.error
-    assert "w3" not in cluster.members()
+    assert "w3" not in cluster.real_members()
     cluster.lab.start_host("w3")
     second = cluster.up(config)
     assert second.error is None, second.error
