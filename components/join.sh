@@ -21,6 +21,7 @@ fi
 if [[ -f /etc/kubernetes/kubelet.conf || -f /etc/kubernetes/bootstrap-kubelet.conf ||
   -f /etc/kubernetes/manifests/kube-apiserver.yaml || -f /etc/kubernetes/manifests/etcd.yaml ]]; then
   log "an earlier kubeadm join did not finish; resetting before trying again"
+  wait_until_own_node_is_not_ready "$NODE_NAME"
   remove_own_etcd_member
   mapfile -t keep <<<"$KEEP_ACROSS_RESET"
   reset_keeping "$STATE_DIR" "$CRI_SOCKET" "${keep[@]}"

@@ -72,3 +72,24 @@ remove_own_etcd_member() {
   done
   die "no other etcd member (${peers[*]}) answered: this node's member, left by the unfinished join, is not removed"
 }
+
+# wait_until_own_node_is_not_ready NODE_NAME — before a half-finished join is reset: when its kubelet already
+# registered the Node, kubeadm join refuses to run again while that Node is Ready ("a Node with name ... and status
+# Ready already exists in the cluster": cmd/kubeadm/app/cmd/phases/join/kubelet.go@v1.36.4), and a node's own
+# credentials cannot delete its Node (role system:node: plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go).
+# So the kubelet stops and the node's kubeconfig reads the Node until the node lifecycle controller marks it not
+# ready (node-monitor-grace-period: 50 s by default, pkg/controller/nodelifecycle/config/v1alpha1/defaults.go).
+# Without a registration, or an API server to ask, there is nothing to wait for.
+wait_until_own_node_is_not_ready() {
+  local node=$1 kubeconfig=/etc/kubernetes/kubelet.conf ready i
+  [[ -f $kubeconfig ]] || return 0
+  systemctl stop kubelet
+  for ((i = 0; i < 36; i++)); do
+    ready=$(kubectl --kubeconfig "$kubeconfig" --request-timeout 10s get node "$node" \
+      -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) || return 0
+    [[ $ready == True ]] || return 0
+    ((i > 0)) || log "the unfinished join registered the Node $node: waiting until it is marked not ready (about a minute)"
+    sleep 5
+  done
+  die "the Node $node, registered by the unfinished join, was still Ready 3 minutes after its kubelet stopped"
+}

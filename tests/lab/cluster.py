@@ -16,7 +16,7 @@ from typing import Any
 
 from components.config import parse_spec
 from hosts import CLIENT_NS, Lab
-from pulumi_cli import Result, Stack
+from pulumi_cli import COMMAND, Result, Stack, plaintext
 
 
 def print_line(line: str) -> None:
@@ -121,6 +121,14 @@ class LabCluster:
             "controlPlane": images[node["metadata"]["name"]].rsplit(":", 1)[1].removeprefix("v")
             if node["metadata"]["name"] in images else None,
         } for node in self.kubectl("get nodes")["items"]}
+
+    def step_output(self, name: str, stream: str = "stdout") -> str:
+        """What the command NAME printed on STREAM in its last run, as the engine recorded it in the state."""
+        assert self.stack is not None
+        for resource in self.stack.export(show_secrets=True)["deployment"]["resources"]:
+            if resource["type"] == COMMAND and resource["urn"].endswith(f"::{name}"):
+                return plaintext(resource["outputs"][stream])
+        raise KeyError(name)
 
     def etcdctl(self, host: str, command: str) -> Any:
         """The JSON answer of the real etcdctl of the etcd image (the container's root) to COMMAND, with the

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import base64
 import re
+import subprocess
+import threading
+import time
 from contextlib import contextmanager
+from typing import Callable
 
 from cluster import LabCluster
 from conftest import CONFIGS
@@ -25,6 +29,26 @@ def journal_mark(cluster) -> int:
 def no_init_join_or_reset_since(cluster, mark: int) -> list[dict]:
     return [c for c in calls(cluster, "kubeadm", since=mark)
             if c["argv"][:1] in (["join"], ["reset"]) or (c["argv"][:1] == ["init"] and c["argv"][1:2] != ["phase"])]
+
+
+def once_its_etcd_member_started(cluster: LabCluster, joining: str, action: Callable[[], None]) -> threading.Thread:
+    """ACTION runs (on a thread) once JOINING's etcd member is in the first control plane's member list: kubeadm
+    join adds the member (phase control-plane-join-etcd) before it waits for the kubelet's TLS bootstrap, so the
+    join is half-finished then, with no Node registered. Join the thread after the run."""
+    def watch() -> None:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            try:
+                started = joining in cluster.etcd_member_names("cp1")
+            except (subprocess.CalledProcessError, ValueError):  # cp1's own etcd is not serving yet
+                started = False
+            if started:
+                action()
+                return
+            time.sleep(0.2)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
 
 
 def replaced_or_deleted(result: Result) -> list[str]:

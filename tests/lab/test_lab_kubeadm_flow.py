@@ -1,4 +1,5 @@
-"""Issue 11 in the lab: the kubeadm flow items against the stand-ins (upload-certs, retries, renewals, snapshots)."""
+"""Issue 11 in the lab: the kubeadm flow items behind kube-vip against the stand-ins (the upgrade's snapshot, renewals
+that wait for each node's own API server); the real lab cannot run kube-vip yet (tests/lab/README.md)."""
 
 from __future__ import annotations
 
@@ -12,24 +13,6 @@ pytestmark = pytest.mark.lab
 
 def sh(cluster, node: str, command: str) -> str:
     return cluster.lab.ssh(node, f"sudo sh -c '{command}'").stdout
-
-
-def test_a_control_plane_join_that_failed_halfway_is_retried_with_its_endpoint_pods():
-    with lab_cluster("haproxy-keepalived.yaml") as cluster:
-        config, _ = without_addons(cluster.config())  # the lab has no API server for the add-ons
-        faults = cluster.lab.journal_dir / "faults"
-        faults.mkdir(exist_ok=True)
-        (faults / "cp2-join").touch()  # cp2's kubeadm join fails after the kubelet started
-        first = cluster.up(config)
-        assert first.error is not None
-        second = cluster.up(config)
-        assert second.error is None, second.error
-        assert cluster.problems(config) == []
-        assert sorted(sh(cluster, "cp2", "ls /etc/kubernetes/manifests").split()) == [
-            "etcd.yaml", "haproxy.yaml", "keepalived.yaml", "kube-apiserver.yaml", "kube-controller-manager.yaml",
-            "kube-scheduler.yaml"]
-        resets = [c for c in cluster.lab.journal()["calls"] if c["host"] == "cp2" and c["argv"][:1] == ["reset"]]
-        assert resets and "--cri-socket" in resets[0]["argv"]
 
 
 def test_upgrade_snapshot_outside_etcd_data_and_renewal_waits_for_each_nodes_own_api_server():

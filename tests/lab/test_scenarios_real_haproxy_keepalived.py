@@ -1,7 +1,8 @@
 """The lab's real HA behind haproxy + keepalived (issue 12), `real-ha-haproxy-keepalived.yaml`: three stacked control
 planes and a worker; the program's keepalived and haproxy static pods run Debian's keepalived and haproxy (the lab's
-images, tests/lab/images.py), the control plane the real kubeadm, etcd and API servers. In order on one bring-up:
-the VIP on the first control plane (keepalived's MASTER), the API through the VIP and haproxy, then the holder's
+images, tests/lab/images.py), the control plane the real kubeadm, etcd and API servers. The bring-up takes two runs:
+cp3's kubeadm join dies once its etcd member started, and the next `up` resets cp3 keeping the program's haproxy and
+keepalived manifests and joins it again. Then, in order on that bring-up: the VIP on the first control plane (keepalived's MASTER), the API through the VIP and haproxy, then the holder's
 machine stops and the VIP moves while the API keeps answering. Every fact is read from the real programs: `ip -o
 addr` on the hosts, curl through the VIP, the API server."""
 
@@ -14,7 +15,7 @@ import yaml
 
 import vip
 from hosts import in_ns
-from scenario import lab_cluster
+from scenario import lab_cluster, once_its_etcd_member_started
 
 pytestmark = pytest.mark.lab
 
@@ -23,14 +24,21 @@ CONTROL_PLANES = ("cp1", "cp2", "cp3")
 # keepalived's failover: a BACKUP takes over after master_down_interval = 3 × advert_int (1 s, the default) + skew
 # (keepalived.conf(5)); then it adds the VIP and sends gratuitous ARP. The rest is polling and the TLS handshake.
 FAILOVER_BOUND = 10
+HALFWAY = "cp3"  # the control plane whose first join dies halfway
 
 
 @pytest.fixture(scope="module")
 def ha():
     with lab_cluster("real-ha-haproxy-keepalived.yaml") as cluster:
         config = cluster.config()
+        # A lost session or an OOM kill in the middle of the join: kubeadm ends, the kubelet goes on.
+        watcher = once_its_etcd_member_started(
+            cluster, HALFWAY, lambda: cluster.lab.ssh(HALFWAY, "sudo pkill -KILL -x kubeadm", check=False))
+        cluster.halfway = cluster.up(config)
+        watcher.join()
         result = cluster.up(config)
         assert result.error is None, result.error
+        cluster.retried = result
         yield cluster, config
 
 
@@ -39,10 +47,46 @@ def test_the_cluster_comes_up_with_every_node_in_its_role(ha):
     assert cluster.problems(config) == []
 
 
+def test_a_join_that_died_halfway_fails_that_run_naming_the_node(ha):
+    cluster, _ = ha
+    assert cluster.halfway.error is not None and f"{HALFWAY}-join" in cluster.halfway.error, cluster.halfway.error
+    assert [s.name for s in cluster.halfway.commands if s.failed] == [f"{HALFWAY}-join"]
+
+
+def test_the_next_up_resets_it_keeping_the_endpoint_pods_and_joins_it_with_one_member(ha):
+    """kubeadm reset empties /etc/kubernetes/manifests; join.sh keeps the program's haproxy and keepalived
+    manifests through it, removes the member the dead join added and waits until the Node its kubelet registered
+    is no longer Ready before the reset (kubeadm-retry.sh)."""
+    cluster, _ = ha
+    log = cluster.step_output(f"{HALFWAY}-join", "stderr")
+    assert "an earlier kubeadm join did not finish; resetting before trying again" in log, log
+    # Its kubelet went on and registered the Node, which kubeadm join refuses to take over while it is Ready.
+    assert f"the unfinished join registered the Node {HALFWAY}: waiting until it is marked not ready" in log, log
+    assert sorted(cluster.lab.ssh(HALFWAY, "sudo ls /etc/kubernetes/manifests").stdout.split()) == [
+        "etcd.yaml", "haproxy.yaml", "keepalived.yaml", "kube-apiserver.yaml", "kube-controller-manager.yaml",
+        "kube-scheduler.yaml"]
+    assert cluster.etcd_member_names("cp1") == list(CONTROL_PLANES)
+
+
 def test_the_first_control_plane_holds_the_vip_on_its_real_interface(ha):
     """keepalived's MASTER (priority 101, components/loadbalancer.py keepalived_config) holds the VIP."""
     cluster, _ = ha
     assert vip.holders(cluster, VIP, CONTROL_PLANES) == {"cp1": cluster.lab.nic}
+
+
+def test_keepalived_and_haproxy_are_configured_as_the_program_renders_them(ha):
+    """The first control plane is keepalived's MASTER, the others BACKUP, on the interface the route to the VIP
+    leaves by; the VRRP password substituted and the file readable by root only; haproxy binds the endpoint's port
+    and checks each control plane's API server."""
+    cluster, _ = ha
+    for node, state in (("cp1", "MASTER"), ("cp2", "BACKUP"), ("cp3", "BACKUP")):
+        keepalived = cluster.lab.ssh(node, "sudo cat /etc/keepalived/keepalived.conf").stdout
+        assert f"state {state}" in keepalived and "interface eth0" in keepalived, node
+        assert "@AUTH_PASS@" not in keepalived and "auth_pass " in keepalived, node
+        assert cluster.lab.ssh(node, "sudo stat -c %a /etc/keepalived/keepalived.conf").stdout.strip() == "600"
+    haproxy = cluster.lab.ssh("cp3", "sudo cat /etc/haproxy/haproxy.cfg").stdout
+    assert f"bind *:{PORT}" in haproxy
+    assert all(f"198.18.0.1{i}:6443 check" in haproxy for i in (1, 2, 3)), haproxy
 
 
 def test_haproxy_on_every_control_plane_answers_its_health_check(ha):

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from pulumi_cli import COMMAND, plaintext
 from scenario import lab_cluster
 from tests.etcd_tools import etcd_tool
 from tests.recovery_page import DOCS_ID, DOCS_SNAPSHOT, bash_blocks, docs_section
@@ -141,14 +140,6 @@ def exported_kubeconfig_works(cluster) -> bool:
     return cluster.lab.ssh("c1", script, stdin=kubeconfig, check=False).returncode == 0
 
 
-def step_stdout(cluster, name: str) -> str:
-    """What the command NAME printed, as the engine recorded it in the state."""
-    for resource in cluster.stack.export(show_secrets=True)["deployment"]["resources"]:
-        if resource["type"] == COMMAND and resource["urn"].endswith(f"::{name}"):
-            return plaintext(resource["outputs"]["stdout"])
-    raise KeyError(name)
-
-
 def set_and_up(cluster, *settings: str) -> dict:
     """`pulumi config set --path KEY VALUE` for each KEY VALUE pair, then `pulumi up`: what ran, the error if any."""
     for key, value in zip(settings[::2], settings[1::2]):
@@ -203,7 +194,7 @@ def story():
         story.restore = run_the_page(cluster, FIRST_ID, status["path"])
         story.after_restore = configmaps(cluster)
         story.kubeconfig_after_restore = exported_kubeconfig_works(cluster)
-        story.verified = json.loads(step_stdout(cluster, "etcd-restore-verify").strip().splitlines()[-1])
+        story.verified = json.loads(cluster.step_output("etcd-restore-verify").strip().splitlines()[-1])
         story.second_up = cluster.stack.up(None).ran()
 
         # "Going back" is for a restore after a bad change: `precious` backed up, then deleted and `later`

@@ -8,13 +8,12 @@ admin.conf), kubeadm's own errors, pgrep on the hosts, the engine's events and p
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
 import clock
-from scenario import lab_cluster
+from scenario import lab_cluster, once_its_etcd_member_started
 
 pytestmark = pytest.mark.lab
 
@@ -84,22 +83,11 @@ def test_the_removed_control_plane_is_reset_and_its_processes_end(removed):
     assert cluster.control_plane_processes_left(LEAVING) == ""
 
 
-def stop_the_machine_once_its_member_started(cluster) -> threading.Thread:
-    """LEAVING's machine goes away once its etcd member has started: kubeadm adds the member before it waits for
-    the kubelet's TLS bootstrap, so no Node is registered yet, and kubeadm reset cannot remove the member later."""
-    def watch() -> None:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline:
-            if LEAVING in cluster.etcd_member_names("cp1"):
-                # The kubelet and kubeadm end first, so the program's SSH session ends as it would when the
-                # provider's TCP keepalive gives up (a link that just goes down leaves the lab's ssh waiting).
-                cluster.lab.ssh(LEAVING, "sudo pkill -KILL -x kubelet; sudo pkill -KILL -x kubeadm", check=False)
-                cluster.lab.stop_host(LEAVING)
-                return
-            time.sleep(0.2)
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    return watcher
+def machine_gone(cluster) -> None:
+    """LEAVING's machine goes away. Its kubelet and kubeadm end first, so the program's SSH session ends as it would
+    when the provider's TCP keepalive gives up (a link that just goes down leaves the lab's ssh waiting)."""
+    cluster.lab.ssh(LEAVING, "sudo pkill -KILL -x kubelet; sudo pkill -KILL -x kubeadm", check=False)
+    cluster.lab.stop_host(LEAVING)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +100,8 @@ def late(removed):
     if not clock.ALLOWED:
         yield None
         return
-    watcher = stop_the_machine_once_its_member_started(cluster)
+    # kubeadm reset cannot remove a member without a Node: the retry must.
+    watcher = once_its_etcd_member_started(cluster, LEAVING, lambda: machine_gone(cluster))
     interrupted = cluster.up(config)
     watcher.join()
     # The real API server keeps a token's success for TOKEN_CACHE_SECONDS of its monotonic clock, which the

@@ -78,15 +78,6 @@ def journal():
         tmp.replace(JOURNAL)
 
 
-def lab_fault(step: str) -> None:
-    """A fault a test plants for one run (LAB/faults/HOST-STEP): the step fails after its work on the
-    node, as a join does whose control-plane-join or wait phase fails after the kubelet started."""
-    planted = LAB / "faults" / f"{HOST}-{step}"
-    if planted.exists():
-        planted.unlink()
-        fail(f"error execution phase control-plane-join: a fault planted by the lab test ({planted})")
-
-
 def record_call(tool: str, argv: list[str]) -> None:
     with journal() as j:
         j["calls"].append({"host": HOST, "tool": tool, "argv": argv, "time": now()})
@@ -780,7 +771,6 @@ def kubeadm_join(argv: list[str]) -> None:
         write_control_plane_manifests(image_repository, version, stacked)
     kubeconfig(K8S / "kubelet.conf", f"https://{endpoint}", f"system:node:{name}")
     set_kubelet_running(True)
-    lab_fault("join")
     print("This node has joined the cluster" + (" and a new control plane instance was created" if control_plane else ""))
 
 
