@@ -25,50 +25,6 @@ from scenario import calls, journal_mark, lab_cluster, no_init_join_or_reset_sin
 pytestmark = pytest.mark.lab
 
 
-# ---------------------------------------------------------------------------------------------
-# The other topologies
-# ---------------------------------------------------------------------------------------------
-
-def test_external_etcd_topology():
-    with lab_cluster("external-etcd.yaml") as cluster:
-        config = cluster.config()
-        result = cluster.up(config)
-        assert result.error is None, result.error
-        assert cluster.problems(config) == []
-        journal = cluster.lab.journal()
-        assert sorted(journal["externalEtcd"]) == ["etcd1", "etcd2", "etcd3"]
-        assert journal["cluster"]["stackedEtcd"] is False
-        assert cluster.lab.ssh("cp1", "sudo test -s /etc/kubernetes/pki/apiserver-etcd-client.key").returncode == 0
-        assert cluster.lab.ssh("cp1", "sudo test -e /etc/kubernetes/pki/etcd/ca.key", check=False).returncode != 0
-        # Issue 14: the etcd CA key stays on the first member (kubeadm's HA etcd guide).
-        assert [cluster.lab.ssh(n, "sudo test -e /etc/kubernetes/pki/etcd/ca.key", check=False).returncode == 0
-                for n in ("etcd1", "etcd2", "etcd3")] == [True, False, False]
-        for member in ("etcd2", "etcd3"):  # signed on etcd1 for the member's own address
-            verified = cluster.lab.ssh(member, "cd /etc/kubernetes/pki/etcd && sudo openssl verify -CAfile ca.crt "
-                                       "server.crt peer.crt healthcheck-client.crt && sudo openssl x509 -noout "
-                                       "-ext subjectAltName -in server.crt").stdout
-            assert verified.count(": OK") == 3 and f"198.18.0.3{member[-1]}" in verified
-        assert cluster.preview(config, "--expect-no-changes").returncode == 0
-
-
-def test_haproxy_keepalived_endpoint():
-    with lab_cluster("haproxy-keepalived.yaml") as cluster:
-        config = cluster.config()
-        result = cluster.up(config)
-        assert result.error is None, result.error
-        assert cluster.problems(config) == []
-        for node, state in (("cp1", "MASTER"), ("cp2", "BACKUP")):
-            keepalived = cluster.lab.ssh(node, "sudo cat /etc/keepalived/keepalived.conf").stdout
-            assert f"state {state}" in keepalived and "interface eth0" in keepalived  # found by route to the VIP
-            assert "@AUTH_PASS@" not in keepalived and "auth_pass " in keepalived
-            mode = cluster.lab.ssh(node, "sudo stat -c %a /etc/keepalived/keepalived.conf").stdout.strip()
-            assert mode == "600"
-        haproxy = cluster.lab.ssh("cp3", "sudo cat /etc/haproxy/haproxy.cfg").stdout
-        assert "bind *:8443" in haproxy and "198.18.0.13:6443 check" in haproxy
-        assert cluster.lab.journal()["cluster"]["endpoint"] == "198.18.0.100:8443"
-        assert cluster.preview(config, "--expect-no-changes").returncode == 0
-
-
 def direct_ssh(cluster) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", CLIENT_NS, "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=3",
                            "-o", "StrictHostKeyChecking=no", "-i", str(cluster.lab.key_path), "kube@198.18.0.31",

@@ -57,6 +57,22 @@ def test_both_control_planes_run_api_servers_on_the_external_members_and_no_etcd
     assert cluster.kubectl("get pods -n kube-system -l component=etcd")["items"] == []
 
 
+def test_members_certificates_are_signed_on_the_first_for_their_own_address(external):
+    """kubeadm's HA etcd guide as the program follows it (issue 14): the etcd CA's key stays on etcd1, which signs
+    the other members' certificates for their addresses; the control planes get the API server's client pair only."""
+    cluster, _ = external
+    for member in ("etcd2", "etcd3"):
+        verified = cluster.lab.ssh(member, "cd /etc/kubernetes/pki/etcd && sudo openssl verify -CAfile ca.crt "
+                                   "server.crt peer.crt healthcheck-client.crt && sudo openssl x509 -noout "
+                                   "-ext subjectAltName -in server.crt").stdout
+        assert verified.count(": OK") == 3 and ADDRESSES[member] in verified, (member, verified)
+    for control_plane in ("cp1", "cp2"):
+        assert cluster.lab.ssh(control_plane, "sudo test -s /etc/kubernetes/pki/apiserver-etcd-client.key",
+                               check=False).returncode == 0, control_plane
+        assert cluster.lab.ssh(control_plane, "sudo test -e /etc/kubernetes/pki/etcd/ca.key",
+                               check=False).returncode != 0, control_plane
+
+
 def test_a_second_up_changes_nothing(external):
     cluster, config = external
     assert cluster.preview(config, "--expect-no-changes").returncode == 0

@@ -7,7 +7,10 @@ version that of its package). Everything asserted comes from the real API server
 The five workers at upgrade.maxUnavailableWorkers "30%" (rounded up: 2) upgrade in three batches, 2, 2 and 1, each
 batch's workers at the same time and no batch before the previous one is uncordoned, all after the control plane
 (issue 13). What each worker went through, from its drain starting to its uncordon ending, comes from the sequence
-numbers the engine gives its ResourcePre and ResOutputs events (`pulumi up --json`)."""
+numbers the engine gives its ResourcePre and ResOutputs events (`pulumi up --json`).
+
+The minor upgrade's run also adds a control plane (c2) and a worker (w6): a new node's upgrade step is new too and
+does nothing, so they must join at 1.37.2, and only once the API server they reach runs it (see tests/lab/README.md)."""
 
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ UPGRADED = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 KEPT = "kept-across-upgrades"
 WORKERS = ["w1", "w2", "w3", "w4", "w5"]
 NODES = ["c1", *WORKERS]
+ADDED = ["c2", "w6"]  # joined in the minor upgrade's run
 
 
 def mirror_pods(cluster) -> dict[str, dict]:
@@ -62,18 +66,18 @@ def batches_of(spans: dict[str, tuple[int, int]]) -> list[list[str]]:
     return [sorted(group) for group in groups]
 
 
-def every_node(value) -> dict[str, object]:
-    return {name: value for name in NODES}
+def every_node(value, nodes: list[str] = NODES) -> dict[str, object]:
+    return {name: value for name in nodes}
 
 
 @pytest.fixture(scope="module")
 def upgraded():
     with lab_cluster("real-upgrade.yaml") as cluster:
-        first = cluster.up(cluster.config())
+        first = cluster.up(cluster.config(without=ADDED))
         assert first.error is None, first.error
-        assert cluster.problems(cluster.config()) == []
+        assert cluster.problems(cluster.config(without=ADDED)) == []
         before = mirror_pods(cluster)
-        target = cluster.config(kubernetesVersion=TARGET)
+        target = cluster.config(without=ADDED, kubernetesVersion=TARGET)
         result = cluster.up(target)
         yield cluster, target, result, before
 
@@ -182,15 +186,46 @@ def test_the_minor_upgrade_moves_etcd_and_keeps_its_data(minor):
 def test_the_minor_upgrade_moves_every_node_to_the_new_minors_package_repository(minor):
     """pkgs.k8s.io has one repository per minor: the upgrade must point apt at v1.37 before installing."""
     cluster, _, _, _ = minor
-    for host in NODES:
+    for host in (*NODES, *ADDED):
         sources = cluster.lab.ssh(host, "cat /etc/apt/sources.list.d/kubernetes.list").stdout
         assert "/v1.37/" in sources and "/v1.36/" not in sources, (host, sources)
         assert cluster.lab.ssh(host, "kubeadm version -o short").stdout.strip() == f"v{NEXT_MINOR}", host
         assert cluster.lab.ssh(host, "dpkg-query -W -f='${Version}' cri-tools").stdout == "1.37.0-1.1", host
     nodes = {n["metadata"]["name"]: n for n in cluster.kubectl("get nodes")["items"]}
     assert {name: n["status"]["nodeInfo"]["kubeletVersion"] for name, n in nodes.items()} == every_node(
-        f"v{NEXT_MINOR}")
-    assert {name: condition(n, "Ready") for name, n in nodes.items()} == every_node("True")
+        f"v{NEXT_MINOR}", [*NODES, *ADDED])
+    assert {name: condition(n, "Ready") for name, n in nodes.items()} == every_node("True", [*NODES, *ADDED])
+
+
+def test_the_nodes_added_in_that_run_join_once_the_api_server_they_reach_runs_the_new_minor(minor):
+    """The worker joins after every control plane that was there is upgraded, the new control plane after those
+    before it: the engine's order of the steps."""
+    result = minor[2]
+    upgraded = result.step("c1-upgrade")
+    assert upgraded.action == "update" and not upgraded.failed
+    for node in ADDED:
+        assert result.step(f"{node}-join").started > upgraded.ended, node
+
+
+def test_the_nodes_added_in_that_run_needed_no_upgrade(minor):
+    cluster, _, result, _ = minor
+    for node in ADDED:
+        assert result.step(f"{node}-upgrade").action == "create", node
+        assert cluster.lab.ssh(node, "kubeadm version -o short").stdout.strip() == f"v{NEXT_MINOR}", node
+    assert cluster.lab.ssh("w6", "dpkg-query -W -f='${Version}' cri-tools").stdout == "1.37.0-1.1"
+    assert "cri-tools" in cluster.lab.ssh("w6", "apt-mark showhold").stdout.split()
+
+
+def test_the_new_control_planes_certificates_are_deleted_with_the_tokens_once_the_joins_are_done(minor):
+    """A control plane joins, so the run uploads the certificates (the first upload since init); once its joins are
+    done the real API server holds neither the kubeadm-certs Secret nor a bootstrap token."""
+    cluster, _, result, _ = minor
+    assert result.step("certificate-upload").action == "create"
+    assert {"join-material", "join-cleanup"} <= set(result.ran("replace"))
+    assert result.step("join-cleanup").started > max(result.step(f"{n}-join").ended for n in ADDED)
+    secrets = cluster.kubectl("get secrets -n kube-system")["items"]
+    assert [s["metadata"]["name"] for s in secrets
+            if s["type"] == "bootstrap.kubernetes.io/token" or s["metadata"]["name"] == "kubeadm-certs"] == []
 
 
 def test_a_second_up_changes_nothing(minor):
