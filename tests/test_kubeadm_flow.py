@@ -183,7 +183,8 @@ PLACED = {  # what the endpoint and external-etcd steps put on the first control
 # (cmd/kubeadm/app/cmd/phases/reset/cleanupnode.go@v1.36.4); init/join fail without what the cluster's
 # config names (external etcd files) and record the CA they find (certs.go uses an existing CA).
 KUBEADM_RETRY_STUBS = {
-    "kubectl": "exit 0",
+    "kubectl": "exit 0",  # no Node registered: nothing to wait for
+    "systemctl": "exit 0",
     "kubeadm": """K=/etc/kubernetes
 case "$1" in
   reset) [[ " $* " == *" --cri-socket "* ]] || exit 3
@@ -194,6 +195,10 @@ case "$1" in
     touch $K/manifests/kube-apiserver.yaml $K/kubelet.conf ;;
 esac""",
 }
+
+# A join gets its certificates from the kubeadm-certs Secret again, so it needs none in place.
+JOIN_RETRY_STUBS = {**KUBEADM_RETRY_STUBS, "kubeadm": KUBEADM_RETRY_STUBS["kubeadm"].replace(
+    "for f in", "[[ $1 == init ]] || { mkdir -p $K/pki; touch $K/kubelet.conf; exit 0; }\n    for f in")}
 
 
 def place(files: dict[str, str], root: str = "") -> str:
@@ -248,12 +253,32 @@ def test_a_retried_control_plane_join_keeps_its_endpoint_pods(ha_external, tmp_p
                        "/etc/kubernetes/pki/etcd/ca.crt": "etcd CA", "/etc/kubernetes/pki/apiserver-etcd-client.key": "k"})
     script = inner_script(ha_external.named("cp2-join").plain("create"))
     result = sandboxed(script + listing(pods) + "ls /etc/kubernetes/pki\n", tmp_path,
-                       {**KUBEADM_RETRY_STUBS, "kubeadm": KUBEADM_RETRY_STUBS["kubeadm"].replace(
-                           "for f in", "[[ $1 == init ]] || { mkdir -p $K/pki; touch $K/kubelet.conf; exit 0; }\n    for f in")},
+                       JOIN_RETRY_STUBS,
                        setup=half_done, stdin="kind: JoinConfiguration\n")
     assert result.returncode == 0, result.stderr
     assert state(result.stdout) == pods
     assert "etcd" not in result.stdout.split("\n")[-2:]  # joins get their certificates from the Secret again
+
+
+@needs_root
+def test_a_retried_join_whose_kubelet_registered_the_node_waits_until_the_node_is_not_ready(ha_external, tmp_path):
+    """kubeadm join refuses a name whose Node is Ready (cmd/kubeadm/app/cmd/phases/join/kubelet.go@v1.36.4): the retry
+    stops the kubelet and reads the Node with the node's own kubeconfig until the controller marks it not ready,
+    before the reset. Here the Node is Ready twice, then Unknown."""
+    half_done = place({"/etc/kubernetes/kubelet.conf": "kubelet", "/etc/kubernetes/pki/etcd/ca.crt": "etcd CA",
+                       "/etc/kubernetes/pki/apiserver-etcd-client.key": "k"})
+    ready = ('n=$(grep -c "^kubectl .*get node" "$STUB_DIR/calls"); '
+             '[[ $n -le 2 ]] && printf True || printf Unknown')
+    script = inner_script(ha_external.named("cp2-join").plain("create"))
+    result = sandboxed(script, tmp_path, {**JOIN_RETRY_STUBS, "kubectl": ready, "sleep": "exit 0"},
+                       setup=half_done, stdin="kind: JoinConfiguration\n")
+    assert result.returncode == 0, result.stderr
+    assert "the unfinished join registered the Node cp2: waiting until it is marked not ready" in result.stderr
+    made = calls(tmp_path)
+    waits = [c for c in made if c.startswith("kubectl --kubeconfig /etc/kubernetes/kubelet.conf")]
+    assert len(waits) == 3 and all(" get node cp2 " in c for c in waits), made
+    assert made.index("systemctl stop kubelet") < made.index(waits[0])
+    assert made.index(waits[-1]) < next(i for i, c in enumerate(made) if c.startswith("kubeadm reset"))
 
 
 def test_what_a_retry_keeps_follows_the_topology(ha_external, stacked):
