@@ -80,16 +80,19 @@ remove_own_etcd_member() {
 # So the kubelet stops and the node's kubeconfig reads the Node until the node lifecycle controller marks it not
 # ready (node-monitor-grace-period: 50 s by default, pkg/controller/nodelifecycle/config/v1alpha1/defaults.go).
 # Without a registration, or an API server to ask, there is nothing to wait for.
+# own_node_is_not_ready NODE_NAME — true unless the node's kubeconfig reads the Node as Ready.
+own_node_is_not_ready() {
+  local ready
+  ready=$(kubectl --kubeconfig /etc/kubernetes/kubelet.conf --request-timeout 10s get node "$1" \
+    -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) || return 0
+  [[ $ready != True ]]
+}
+
 wait_until_own_node_is_not_ready() {
-  local node=$1 kubeconfig=/etc/kubernetes/kubelet.conf ready i
-  [[ -f $kubeconfig ]] || return 0
+  [[ -f /etc/kubernetes/kubelet.conf ]] || return 0
   systemctl stop kubelet
-  for ((i = 0; i < 36; i++)); do
-    ready=$(kubectl --kubeconfig "$kubeconfig" --request-timeout 10s get node "$node" \
-      -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) || return 0
-    [[ $ready == True ]] || return 0
-    ((i > 0)) || log "the unfinished join registered the Node $node: waiting until it is marked not ready (about a minute)"
-    sleep 5
-  done
-  die "the Node $node, registered by the unfinished join, was still Ready 3 minutes after its kubelet stopped"
+  own_node_is_not_ready "$1" && return 0
+  log "the unfinished join registered the Node $1: waiting until it is marked not ready (about a minute)"
+  retry 36 5 own_node_is_not_ready "$1" \
+    || die "the Node $1, registered by the unfinished join, was still Ready 3 minutes after its kubelet stopped"
 }
