@@ -1,6 +1,6 @@
 """Private machines for the etcd restore tests (tests/test_etcd_restore_real.py, with doubles of the
-control plane; tests/test_etcd_restore_apiserver.py, with the real one): the stack's control planes and
-etcd members, each a "machine" of its own, and the program's rendered restore steps run on them.
+control plane; the lab restores three members under the real one, tests/lab/test_scenarios_real_stacked.py):
+the stack's control planes and etcd members, each a "machine" of its own, and the program's rendered restore steps run on them.
 
 A machine is a network namespace (198.18.77.0/24 on a bridge), a UTS namespace with the node's name as
 hostname, a PID namespace whose PID 1 is the kubelet double (tests/static_pod_kubelet.py: static pods

@@ -165,8 +165,9 @@ def test_a_new_restore_id_updates_the_restore_steps_and_reissues_the_exported_cr
 
 def test_the_exported_credentials_are_reissued_after_every_api_server_is_back():
     """The snapshot holds the ServiceAccounts of its time: a credential issued after it is gone, one revoked
-    after it is back (tests/test_etcd_restore_apiserver.py shows both on the real API server). The kubeconfig
-    step runs again once the restore's API servers answer: it recreates the current ones and deletes the others."""
+    after it is back. The kubeconfig
+    step runs again once the restore's API servers answer: it recreates the current ones and deletes the others (tests/lab/test_scenarios_real_stacked.py:
+    on the real API servers, the one issued after the snapshot refused, the one the snapshot brought back revoked)."""
     run = run_program(restore_config())
     assert all(run.depends_on("kubeconfig", f"{n}-etcd-restore-apiserver")
                for n in MEMBERS)

@@ -10,8 +10,8 @@ and peer certificates per member, the healthcheck client pair (cmd/kubeadm/app/p
 What cannot run here has doubles: the kubelet (see tests/static_pod_kubelet.py), the API server, controller
 manager and scheduler (processes of those names, copies of sleep) and kubectl (`get --raw=/readyz` answers
 while a kube-apiserver process runs, as the API server's /readyz does once it serves: k8s.io/apiserver
-pkg/server/healthz@v0.36.4). tests/test_etcd_restore_apiserver.py runs the same chain under the real
-kube-apiserver, controller manager and scheduler, with kubeadm's own certificates and manifests.
+pkg/server/healthz@v0.36.4). The lab runs the same chain through the engine under the real kubeadm,
+kube-apiserver, controller manager and scheduler (tests/lab/test_scenarios_real_stacked.py).
 """
 
 from __future__ import annotations

@@ -122,6 +122,16 @@ class LabCluster:
             if node["metadata"]["name"] in images else None,
         } for node in self.kubectl("get nodes")["items"]}
 
+    def kubeconfig_works(self, kubeconfig: str, host: str) -> bool:
+        """Whether the real kube-apiserver accepts KUBECONFIG (a `kubeconfig` stack output of now or of then),
+        used by the real kubectl on HOST."""
+        script = 'f=$(mktemp); trap \'rm -f "$f"\' EXIT; cat >"$f"; kubectl --kubeconfig "$f" get --raw /api >/dev/null'
+        return self.lab.ssh(host, script, stdin=kubeconfig, check=False).returncode == 0
+
+    def exported_kubeconfig(self) -> str:
+        assert self.stack is not None
+        return self.stack.outputs(show_secrets=True)["kubeconfig"]
+
     def step_output(self, name: str, stream: str = "stdout") -> str:
         """What the command NAME printed on STREAM in its last run, as the engine recorded it in the state."""
         assert self.stack is not None

@@ -135,9 +135,7 @@ def run_the_page(cluster, restore_id: str, snapshot: str) -> Restore:
 
 def exported_kubeconfig_works(cluster) -> bool:
     """The `kubeconfig` stack output, used by the real kubectl on c1."""
-    kubeconfig = cluster.stack.outputs(show_secrets=True)["kubeconfig"]
-    script = 'f=$(mktemp); trap \'rm -f "$f"\' EXIT; cat >"$f"; kubectl --kubeconfig "$f" get --raw /api >/dev/null'
-    return cluster.lab.ssh("c1", script, stdin=kubeconfig, check=False).returncode == 0
+    return cluster.kubeconfig_works(cluster.exported_kubeconfig(), "c1")
 
 
 def set_and_up(cluster, *settings: str) -> dict:

@@ -3,17 +3,23 @@
 control plane removed (its member gone from the real member list, its machine reset) and added back. Adding it back
 first fails when its machine goes away once its etcd member started, then, with the machine back and the clock 2 h 5
 min later (clock.py), on the material minted for that attempt, and succeeds once joinMaterialEpoch makes the program
-mint new material. Every fact asserted is read from the real programs: etcdctl's member list, the API server (kubectl with
+mint new material. Then disaster recovery of the three members through the engine (docs/recovery.md): every data
+directory destroyed, `etcd.restore` set, `pulumi up`; then a restore after a bad change undone with the page's
+"Going back". Every fact asserted is read from the real programs: etcdctl's member list, the API server (kubectl with
 admin.conf), kubeadm's own errors, pgrep on the hosts, the engine's events and preview."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from dataclasses import dataclass
 
 import pytest
 
 import clock
 from scenario import lab_cluster, once_its_etcd_member_started
+from tests.recovery_page import DOCS_ID, bash_blocks, docs_section
 
 pytestmark = pytest.mark.lab
 
@@ -169,3 +175,246 @@ def test_the_removed_control_plane_joins_again_with_a_new_member(rejoined):
 def test_a_second_up_changes_nothing(rejoined):
     cluster, config, _ = rejoined
     assert cluster.preview(config, "--expect-no-changes").returncode == 0
+
+
+# --- Disaster recovery of the three members through the engine (docs/recovery.md, issue 13) ------------------------
+# After the bring-up and the removal above, on the same cluster: ConfigMap `before`, a scheduled backup on cp1, the
+# credentials rotated (a new kubeconfig.revision) and ConfigMap `after`; then every member's data directory destroyed
+# and its etcd killed (the kubelet starts it again on an empty directory), and the restore set as the page's "Running
+# it" says. Every fact below is the real programs' answer: the three API servers, etcdctl, the engine's events.
+
+RESTORE_ID, SECOND_ID = "2026-11-26-stacked", "2026-11-26-stacked-2"
+BUMP = 1_000_000_000  # etcd-restore-snapshot.sh's --bump-revision
+LEASES = ("kube-controller-manager", "kube-scheduler")
+
+
+def kubectl_on(cluster, host: str, args: str, check: bool = True):
+    """The real kubectl with admin.conf against HOST's own API server."""
+    return cluster.lab.ssh(host, f"sudo kubectl --kubeconfig /etc/kubernetes/admin.conf --server "
+                                 f"https://{cluster.lab.hosts[host].addresses[0]}:6443 {args}", check=check)
+
+
+def lease_holder(cluster, lease: str) -> str:
+    done = kubectl_on(cluster, "cp1", f"-n kube-system get lease {lease} -o jsonpath={{.spec.holderIdentity}}",
+                      check=False)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def wait_until(what: str, check, seconds: float = 300):
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(2)
+    return result
+
+
+@dataclass
+class Restored:
+    cluster: object
+    config: dict
+    ran: list[str]
+    error: str | None
+    before_rv: int                # ConfigMap `before`'s resourceVersion: in the snapshot
+    after_rv: int                 # ConfigMap `after`'s: newer than the snapshot
+    leaders: dict[str, str]       # lease -> holder before the restore
+    verified: dict                # what the verify step printed
+    credentials: dict[str, bool]  # which `kubeconfig` outputs the API server accepts after the restore
+    second_up: list[str]
+
+
+@pytest.fixture(scope="module")
+def restored(rejoined):
+    cluster, config, _ = rejoined
+    started = time.monotonic()
+    kubectl_on(cluster, "cp1", "create configmap before --from-literal=state=in-the-snapshot")
+    before_rv = int(kubectl_on(cluster, "cp1", "get configmap before -o jsonpath={.metadata.resourceVersion}").stdout)
+    leaders = {lease: wait_until(f"a {lease} leader", lambda: lease_holder(cluster, lease)) for lease in LEASES}
+    in_the_snapshot = cluster.exported_kubeconfig()
+    # What the backup timer elapsing does (systemd.timer(5) Unit=): the service starts.
+    cluster.lab.ssh("cp1", "sudo systemctl start kubeadm-cluster-etcd-backup.service")
+    status = json.loads(cluster.lab.ssh("cp1", "sudo cat /var/lib/etcd-backups/status.json").stdout)
+    assert status["result"] == "ok", status
+    rotated = cluster.up({**config, "kubeconfig": {"revision": "after-the-snapshot"}})
+    assert rotated.error is None and rotated.ran() == ["kubeconfig"], (rotated.ran(), rotated.error)
+    after_the_snapshot = cluster.exported_kubeconfig()
+    kubectl_on(cluster, "cp1", "create configmap after --from-literal=state=after-the-snapshot")
+    after_rv = int(kubectl_on(cluster, "cp1", "get configmap after -o jsonpath={.metadata.resourceVersion}").stdout)
+
+    for host in CONTROL_PLANES:  # the disaster
+        cluster.lab.ssh(host, "sudo sh -c 'rm -rf /var/lib/etcd/member; kill -9 $(pgrep -x etcd)'")
+    config = {**config, "kubeconfig": {"revision": "after-the-snapshot"},
+              "etcd": {"restore": {"id": RESTORE_ID, "snapshot": status["path"]}}}
+    result = cluster.up(config)
+    cluster.times["restore"] = result.seconds
+    for host in CONTROL_PLANES:
+        wait_until(f"{host}'s API server's readiness", lambda: kubectl_on(cluster, host, "get --raw=/readyz",
+                                                                           check=False).returncode == 0)
+    credentials = {"in the snapshot": cluster.kubeconfig_works(in_the_snapshot, "cp1"),
+                   "issued after the snapshot": cluster.kubeconfig_works(after_the_snapshot, "cp1"),
+                   "issued by the restore": cluster.kubeconfig_works(cluster.exported_kubeconfig(), "cp1")}
+    verified = json.loads(cluster.step_output("etcd-restore-verify").strip().splitlines()[-1])
+    second_up = cluster.up(config).ran()
+    print(f"\nthree-member restore: {time.monotonic() - started:.0f} s")
+    return Restored(cluster, config, result.ran(), result.error, before_rv, after_rv, leaders, verified, credentials,
+                    second_up)
+
+
+def test_the_restore_runs_its_chain_in_the_engines_order_then_the_kubeconfig_step(restored):
+    """components/restore.py: every check and the snapshot, then every stop, the first member, each other member
+    added, rejoined and promoted one at a time, the verification, every API server; then the credentials again."""
+    assert restored.error is None, restored.error
+    groups = [{f"{cp}-etcd-restore-check" for cp in CONTROL_PLANES} | {"etcd-restore-snapshot"},
+              {f"{cp}-etcd-restore-stop" for cp in CONTROL_PLANES}, {"etcd-restore-first"},
+              *({f"{cp}-etcd-restore-{step}"} for cp in CONTROL_PLANES[1:] for step in ("add", "rejoin", "promote")),
+              {"etcd-restore-verify"}, {f"{cp}-etcd-restore-apiserver" for cp in CONTROL_PLANES}, {"kubeconfig"}]
+    ran = list(restored.ran)
+    for group in groups:
+        assert set(ran[:len(group)]) == group, (ran, group)
+        ran = ran[len(group):]
+    assert ran == []
+
+
+def test_every_api_server_has_the_snapshots_objects_and_not_the_later_ones(restored):
+    for host in CONTROL_PLANES:
+        names = kubectl_on(restored.cluster, host, "get configmaps -n default -o name").stdout.split()
+        assert "configmap/before" in names and "configmap/after" not in names, (host, names)
+
+
+def test_the_verify_step_reports_the_three_members_under_a_new_cluster_id(restored):
+    assert restored.verified["restore"] == RESTORE_ID and restored.verified["members"] == CONTROL_PLANES
+    assert restored.verified["clusterId"] != restored.verified["previousClusterId"]
+    for host in CONTROL_PLANES:
+        assert restored.cluster.etcd_member_names(host) == CONTROL_PLANES
+
+
+def test_resource_versions_continue_above_every_one_seen_before(restored):
+    """--bump-revision: a client's resourceVersion from before the restore never names a later state."""
+    listed = json.loads(kubectl_on(restored.cluster, "cp1", "get --raw /api/v1/namespaces/default/configmaps").stdout)
+    assert int(listed["metadata"]["resourceVersion"]) > restored.after_rv + BUMP - 1_000
+
+
+@pytest.mark.parametrize("seen", ["before_rv", "after_rv"])
+def test_a_watch_from_before_the_restore_is_told_to_list_again(restored, seen):
+    """An informer watching from a resourceVersion it saw before the restore gets 410 Gone ("too old resource
+    version", watch_cache.go getAllEventsSinceLocked, k8s.io/apiserver@v0.36.4) and lists again, rather than waiting
+    for, or being sent, a history that is not the one it saw."""
+    events = kubectl_on(restored.cluster, "cp2", "get --raw '/api/v1/namespaces/default/configmaps?watch=1&"
+                                                 f"resourceVersion={getattr(restored, seen)}&timeoutSeconds=5'"
+                        ).stdout.splitlines()
+    assert events, "the watch ended without an error: the client keeps a history that is not the one it saw"
+    event = json.loads(events[0])
+    assert event["type"] == "ERROR" and event["object"]["code"] == 410, event
+
+
+@pytest.mark.parametrize("lease", LEASES)
+def test_the_controller_manager_and_scheduler_run_again_as_new_processes(restored, lease):
+    """docs/recovery.md step 6: they start again after the API server, nothing cached from before; the lease from
+    the snapshot names the holder of then, a new process takes it (a new identity per start: hostname_UUID,
+    cmd/kube-controller-manager/app/controllermanager.go@v1.36.4)."""
+    old = restored.leaders[lease]
+    new = wait_until(f"a new {lease} leader", lambda: (lambda h: h if h and h != old else "")(
+        lease_holder(restored.cluster, lease)), 180)
+    assert re.fullmatch(r"cp[123]_[0-9a-f-]{36}", new), new
+
+
+# The exported credentials are ServiceAccount tokens checked against their Secret and ServiceAccount in etcd
+# (pkg/serviceaccount/legacy.go@v1.36.4, --service-account-lookup): the snapshot holds those of its time, and the
+# restore's `kubeconfig` step (kubeconfig.py, replaced on a new etcd.restore.id) revokes them.
+
+def test_the_credentials_the_snapshot_brought_back_are_revoked_by_the_restore(restored):
+    assert restored.credentials["in the snapshot"] is False
+
+
+def test_credentials_issued_after_the_snapshot_are_refused(restored):
+    assert restored.credentials["issued after the snapshot"] is False
+
+
+def test_the_kubeconfig_output_after_the_restore_works(restored):
+    assert restored.credentials["issued by the restore"] is True
+
+
+def test_a_second_up_after_the_restore_runs_nothing(restored):
+    assert restored.second_up == []
+
+
+# --- "Going back" on the three members ----------------------------------------------------------------------------
+# It undoes a restore after a bad change (not after a disaster): ConfigMap `precious` written and backed up, then the
+# bad change (`precious` deleted, `later` written, the credentials rotated), a second restore from that snapshot through
+# the engine, and the page's three blocks run as root on the nodes each names, every node done before the next block.
+
+
+def configmaps_on(cluster, host: str) -> set[str]:
+    return {n.removeprefix("configmap/") for n in kubectl_on(cluster, host, "get configmaps -n default -o name").stdout.split()}
+
+
+def every_api_server_ready(cluster) -> None:
+    for host in CONTROL_PLANES:
+        wait_until(f"{host}'s API server's readiness", lambda: kubectl_on(cluster, host, "get --raw=/readyz",
+                                                                           check=False).returncode == 0)
+
+
+@dataclass
+class WentBack:
+    undone_error: str | None
+    after_second_restore: dict[str, set[str]]  # host -> the ConfigMaps its API server lists
+    after_going_back: dict[str, set[str]]
+    restores_kubeconfig_works: bool            # the `kubeconfig` output the second restore issued, after going back
+    revision_up: list[str]                     # what a new kubeconfig.revision's `up` ran then
+    new_kubeconfig_works: bool
+
+
+@pytest.fixture(scope="module")
+def went_back(restored):
+    cluster, config = restored.cluster, restored.config
+    started = time.monotonic()
+    kubectl_on(cluster, "cp1", "create configmap precious")
+    time.sleep(1.1)  # snapshot names have one-second resolution
+    cluster.lab.ssh("cp1", "sudo systemctl start kubeadm-cluster-etcd-backup.service")
+    snapshot = json.loads(cluster.lab.ssh("cp1", "sudo cat /var/lib/etcd-backups/status.json").stdout)["path"]
+    kubectl_on(cluster, "cp1", "delete configmap precious")
+    kubectl_on(cluster, "cp1", "create configmap later")
+    config = {**config, "kubeconfig": {"revision": "rotated"}}  # credentials the snapshot lacks
+    rotated = cluster.up(config)
+    assert rotated.error is None and rotated.ran() == ["kubeconfig"], (rotated.ran(), rotated.error)
+    undone = cluster.up({**config, "etcd": {"restore": {"id": SECOND_ID, "snapshot": snapshot}}})
+    every_api_server_ready(cluster)
+    after_second_restore = {host: configmaps_on(cluster, host) for host in CONTROL_PLANES}
+    restores_kubeconfig = cluster.exported_kubeconfig()
+
+    for name, block in zip(("stop", "swap", "start"), bash_blocks(docs_section("Going back")), strict=True):
+        for host in CONTROL_PLANES:  # each is a control plane and an etcd member
+            done = cluster.lab.ssh(host, "sudo bash -euo pipefail", stdin=block.replace(DOCS_ID, SECOND_ID), check=False)
+            assert done.returncode == 0, f"Going back, {name} on {host}:\n{done.stdout}{done.stderr}"
+    every_api_server_ready(cluster)
+    after_going_back = {host: configmaps_on(cluster, host) for host in CONTROL_PLANES}
+    works = cluster.kubeconfig_works(restores_kubeconfig, "cp1")
+    # The page's last instruction: change kubeconfig.revision and run `pulumi up`.
+    assert "change `kubeconfig.revision` and run `pulumi up`" in " ".join(docs_section("Going back").split())
+    revision_up = cluster.up({**config, "etcd": {"restore": {"id": SECOND_ID, "snapshot": snapshot}},
+                              "kubeconfig": {"revision": "after-going-back"}})
+    assert revision_up.error is None, revision_up.error
+    print(f"\nsecond restore and going back: {time.monotonic() - started:.0f} s")
+    return WentBack(undone.error, after_second_restore, after_going_back, works, revision_up.ran(),
+                    cluster.kubeconfig_works(cluster.exported_kubeconfig(), "cp1"))
+
+
+def test_a_second_restore_from_a_newer_snapshot_undoes_a_bad_change_on_every_api_server(went_back):
+    assert went_back.undone_error is None, went_back.undone_error
+    for host, names in went_back.after_second_restore.items():
+        assert {"before", "precious"} <= names and "later" not in names, (host, names)
+
+
+def test_going_back_as_the_page_says_brings_back_the_state_before_that_restore_on_every_api_server(went_back):
+    for host, names in went_back.after_going_back.items():
+        assert {"before", "later"} <= names and "precious" not in names, (host, names)
+
+
+def test_after_going_back_the_kubeconfig_the_restore_issued_is_refused(went_back):
+    """The credentials were rotated after the snapshot, so the restore issued new ones (step 7); the data of before
+    the restore never held them: why the page ends "Going back" with a new kubeconfig.revision."""
+    assert went_back.restores_kubeconfig_works is False
+
+
+def test_after_going_back_a_new_kubeconfig_revision_runs_only_the_kubeconfig_step_and_works(went_back):
+    assert went_back.revision_up == ["kubeconfig"]
+    assert went_back.new_kubeconfig_works is True
