@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -478,7 +479,10 @@ class Lab:
     def ssh(self, name: str, command: str, check: bool = True, stdin: str = "") -> subprocess.CompletedProcess:
         host = self.hosts[name]
         known = self.work / "known_hosts"
-        known.write_text("".join(f"{a} {h.host_key}\n" for h in self.hosts.values() for a in h.addresses))
+        # Written whole, then renamed: sessions of several threads never read a half-written file.
+        draft = known.with_name(f"known_hosts.{threading.get_ident()}")
+        draft.write_text("".join(f"{a} {h.host_key}\n" for h in self.hosts.values() for a in h.addresses))
+        draft.replace(known)
         options = ["-i", str(self.key_path), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
                    "-o", f"UserKnownHostsFile={known}", "-o", "ConnectTimeout=5"]
         if self._bastion() and name != BASTION:

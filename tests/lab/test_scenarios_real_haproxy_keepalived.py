@@ -27,6 +27,14 @@ FAILOVER_BOUND = 10
 HALFWAY = "cp3"  # the control plane whose first join dies halfway
 
 
+def wait_for_node(cluster, name: str, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while cluster.lab.ssh("cp1", f"sudo kubectl --kubeconfig /etc/kubernetes/admin.conf get node {name}",
+                          check=False).returncode != 0:
+        assert time.monotonic() < deadline, f"{name}'s kubelet registered no Node within {seconds} s of the dead join"
+        time.sleep(2)
+
+
 @pytest.fixture(scope="module")
 def ha():
     with lab_cluster("real-ha-haproxy-keepalived.yaml") as cluster:
@@ -36,6 +44,8 @@ def ha():
             cluster, HALFWAY, lambda: cluster.lab.ssh(HALFWAY, "sudo pkill -KILL -x kubeadm", check=False))
         cluster.halfway = cluster.up(config)
         watcher.join()
+        # The scenario is the kubelet's TLS bootstrap finishing after kubeadm died: the Node exists before the retry.
+        wait_for_node(cluster, HALFWAY)
         result = cluster.up(config)
         assert result.error is None, result.error
         cluster.retried = result
