@@ -8,13 +8,22 @@ import subprocess
 import threading
 import time
 from contextlib import contextmanager
-from typing import Callable
+from typing import Any, Callable
 
 from cluster import LabCluster
 from conftest import CONFIGS
 from hosts import BASTION
 from pulumi_cli import COMMAND, Result, plaintext
 
+
+
+def wait_until(what: str, check: Callable[[], Any], seconds: float = 300) -> Any:
+    """CHECK's first truthy result, asked every 2 s; fails naming WHAT after SECONDS."""
+    deadline = time.monotonic() + seconds
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        time.sleep(2)
+    return result
 
 
 def calls(cluster, tool: str, first_arg: str | None = None, since: int = 0) -> list[dict]:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from scenario import lab_cluster
+from scenario import lab_cluster, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -72,13 +72,6 @@ def admin(cluster, script: str, stdin: str = "") -> str:
 
 def pods(cluster, app: str) -> list[dict]:
     return json.loads(admin(cluster, f"get pods -n default -l app={app} -o json"))["items"]
-
-
-def wait_for(what: str, check, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(2)
 
 
 def host_leftovers(cluster, host: str) -> dict[str, str]:
@@ -168,7 +161,7 @@ def removal(day2):
         return len(current) == 3 and all(
             p["spec"].get("nodeName") == "w1" and p["status"].get("phase") == "Running" for p in current)
 
-    wait_for("the workloads Running on w1", running_on_w1)
+    wait_until("the workloads Running on w1", running_on_w1, 180)
     before = {p["metadata"]["name"] for p in pods(cluster, "web") + pods(cluster, "guarded")}
     guarded = pods(cluster, "guarded")[0]["metadata"]["name"]
     leaving = {**config, "certificates": {"renew": RENEWAL}}
@@ -193,7 +186,7 @@ def test_the_drain_evicted_the_unguarded_pods_and_their_replacements_wait_unsche
         return len(current) == 2 and not {p["metadata"]["name"] for p in current} & before and all(
             not p["spec"].get("nodeName") and p["status"]["phase"] == "Pending" for p in current)
 
-    wait_for("the web pods replaced and Pending", replaced, timeout=60)
+    wait_until("the web pods replaced and Pending", replaced, 60)
     scheduled = [next(c for c in p["status"]["conditions"] if c["type"] == "PodScheduled") for p in pods(cluster, "web")]
     assert {(c["status"], c["reason"]) for c in scheduled} == {("False", "Unschedulable")}
 

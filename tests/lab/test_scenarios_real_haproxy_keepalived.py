@@ -15,7 +15,7 @@ import yaml
 
 import vip
 from hosts import in_ns
-from scenario import lab_cluster, once_its_etcd_member_started
+from scenario import lab_cluster, once_its_etcd_member_started, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -25,14 +25,6 @@ CONTROL_PLANES = ("cp1", "cp2", "cp3")
 # (keepalived.conf(5)); then it adds the VIP and sends gratuitous ARP. The rest is polling and the TLS handshake.
 FAILOVER_BOUND = 10
 HALFWAY = "cp3"  # the control plane whose first join dies halfway
-
-
-def wait_for_node(cluster, name: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while cluster.lab.ssh("cp1", f"sudo kubectl --kubeconfig /etc/kubernetes/admin.conf get node {name}",
-                          check=False).returncode != 0:
-        assert time.monotonic() < deadline, f"{name}'s kubelet registered no Node within {seconds} s of the dead join"
-        time.sleep(2)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +37,9 @@ def ha():
         cluster.halfway = cluster.up(config)
         watcher.join()
         # The scenario is the kubelet's TLS bootstrap finishing after kubeadm died: the Node exists before the retry.
-        wait_for_node(cluster, HALFWAY)
+        wait_until(f"{HALFWAY}'s kubelet registering its Node after the dead join", lambda: cluster.lab.ssh(
+            "cp1", f"sudo kubectl --kubeconfig /etc/kubernetes/admin.conf get node {HALFWAY}", check=False
+        ).returncode == 0, 120)
         result = cluster.up(config)
         assert result.error is None, result.error
         cluster.retried = result
@@ -129,14 +123,6 @@ CHECK_FAILS_WITHIN = 30 + 3 * 3 + 15  # fall × interval, a check's timeout, the
 HAPROXY = "/etc/kubernetes/manifests/haproxy.yaml"
 
 
-def wait_until(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while not (value := check()):
-        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
-        time.sleep(2)
-    return value
-
-
 def the_holder(cluster) -> str | None:
     found = vip.holders(cluster, VIP, CONTROL_PLANES)
     return next(iter(found)) if len(found) == 1 else None
@@ -146,8 +132,8 @@ def restart_keepalived(cluster, host: str) -> None:
     """keepalived reads its config at start: end it, and wait for the kubelet to start it again."""
     old = cluster.lab.ssh(host, "pgrep -o -x keepalived").stdout.split()
     cluster.lab.ssh(host, "sudo pkill -x keepalived")
-    wait_until(lambda: (new := cluster.lab.ssh(host, "pgrep -o -x keepalived", check=False).stdout.split())
-               and new != old, 60, f"keepalived restarted on {host}")
+    wait_until(f"keepalived restarted on {host}", lambda: (new := cluster.lab.ssh(
+        host, "pgrep -o -x keepalived", check=False).stdout.split()) and new != old, 60)
 
 
 def haproxy_stopped_on_cp1(cluster, seconds: float) -> str | None:
@@ -161,7 +147,7 @@ def haproxy_stopped_on_cp1(cluster, seconds: float) -> str | None:
         return holder
     finally:
         cluster.lab.ssh("cp1", f"sudo mv /etc/kubernetes/haproxy.yaml.away {HAPROXY}")
-        wait_until(lambda: the_holder(cluster) == "cp1", 90, "the VIP back on cp1")
+        wait_until("the VIP back on cp1", lambda: the_holder(cluster) == "cp1", 90)
 
 
 def test_fidelity_item_7_a_backup_takes_over_from_a_master_whose_check_fails(ha):

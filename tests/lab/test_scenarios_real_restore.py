@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from scenario import lab_cluster
+from scenario import lab_cluster, wait_until
 from tests.etcd_tools import etcd_tool
 from tests.recovery_page import DOCS_ID, DOCS_SNAPSHOT, bash_blocks, docs_section
 
@@ -44,13 +44,6 @@ RESTORE_STEPS = ("c1-etcd-restore-check", "etcd-restore-snapshot", "c1-etcd-rest
 
 def admin(cluster, args: str, check: bool = True):
     return cluster.lab.ssh("c1", f"sudo kubectl --kubeconfig /etc/kubernetes/admin.conf {args}", check=check)
-
-
-def wait_for(what: str, check, timeout: float = 300) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(2)
 
 
 def api_ready(cluster) -> bool:
@@ -129,7 +122,7 @@ def run_the_page(cluster, restore_id: str, snapshot: str) -> Restore:
         else:
             assert done.returncode == 0, done.stderr
     assert preview is not None and up is not None, "the page names no pulumi preview or pulumi up"
-    wait_for("the API server's readiness after the restore", lambda: api_ready(cluster))
+    wait_until("the API server's readiness after the restore", lambda: api_ready(cluster))
     return Restore(preview, up.ran(), up.error)
 
 
@@ -209,7 +202,7 @@ def story():
         for name, block in (("stop", stop), ("swap", swap), ("start", start)):
             done = as_root(cluster, block.replace(DOCS_ID, SECOND_ID))
             assert done.returncode == 0, f"Going back, {name}:\n{done.stdout}{done.stderr}"
-        wait_for("the API server's readiness after going back", lambda: api_ready(cluster))
+        wait_until("the API server's readiness after going back", lambda: api_ready(cluster))
         story.went_back["configmaps"] = configmaps(cluster)
         story.went_back["restore's kubeconfig works"] = exported_kubeconfig_works(cluster)
         # The page's last instruction: change kubeconfig.revision and run `pulumi up`.

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pytest
 
 import clock
-from scenario import lab_cluster, once_its_etcd_member_started, rerun_every_script
+from scenario import lab_cluster, once_its_etcd_member_started, rerun_every_script, wait_until
 from tests.recovery_page import DOCS_ID, bash_blocks, docs_section
 
 pytestmark = pytest.mark.lab
@@ -223,12 +223,23 @@ def lease_holder(cluster, lease: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
-def wait_until(what: str, check, seconds: float = 300):
-    deadline = time.monotonic() + seconds
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(2)
-    return result
+def every_api_server_ready(cluster) -> None:
+    for host in CONTROL_PLANES:
+        wait_until(f"{host}'s API server's readiness", lambda: kubectl_on(cluster, host, "get --raw=/readyz",
+                                                                           check=False).returncode == 0)
+
+
+def configmaps_on(cluster, host: str) -> set[str]:
+    return {n.removeprefix("configmap/") for n in kubectl_on(cluster, host, "get configmaps -n default -o name").stdout.split()}
+
+
+def scheduled_backup(cluster) -> dict:
+    """What the backup timer elapsing does (systemd.timer(5) Unit=): the service starts, on cp1; its status file."""
+    time.sleep(1.1)  # snapshot names have one-second resolution
+    cluster.lab.ssh("cp1", "sudo systemctl start kubeadm-cluster-etcd-backup.service")
+    status = json.loads(cluster.lab.ssh("cp1", "sudo cat /var/lib/etcd-backups/status.json").stdout)
+    assert status["result"] == "ok", status
+    return status
 
 
 @dataclass
@@ -253,10 +264,7 @@ def restored(rejoined):
     before_rv = int(kubectl_on(cluster, "cp1", "get configmap before -o jsonpath={.metadata.resourceVersion}").stdout)
     leaders = {lease: wait_until(f"a {lease} leader", lambda: lease_holder(cluster, lease)) for lease in LEASES}
     in_the_snapshot = cluster.exported_kubeconfig()
-    # What the backup timer elapsing does (systemd.timer(5) Unit=): the service starts.
-    cluster.lab.ssh("cp1", "sudo systemctl start kubeadm-cluster-etcd-backup.service")
-    status = json.loads(cluster.lab.ssh("cp1", "sudo cat /var/lib/etcd-backups/status.json").stdout)
-    assert status["result"] == "ok", status
+    status = scheduled_backup(cluster)
     rotated = cluster.up({**config, "kubeconfig": {"revision": "after-the-snapshot"}})
     assert rotated.error is None and rotated.ran() == ["kubeconfig"], (rotated.ran(), rotated.error)
     after_the_snapshot = cluster.exported_kubeconfig()
@@ -269,9 +277,7 @@ def restored(rejoined):
               "etcd": {"restore": {"id": RESTORE_ID, "snapshot": status["path"]}}}
     result = cluster.up(config)
     cluster.times["restore"] = result.seconds
-    for host in CONTROL_PLANES:
-        wait_until(f"{host}'s API server's readiness", lambda: kubectl_on(cluster, host, "get --raw=/readyz",
-                                                                           check=False).returncode == 0)
+    every_api_server_ready(cluster)
     credentials = {"in the snapshot": cluster.kubeconfig_works(in_the_snapshot, "cp1"),
                    "issued after the snapshot": cluster.kubeconfig_works(after_the_snapshot, "cp1"),
                    "issued by the restore": cluster.kubeconfig_works(cluster.exported_kubeconfig(), "cp1")}
@@ -299,8 +305,8 @@ def test_the_restore_runs_its_chain_in_the_engines_order_then_the_kubeconfig_ste
 
 def test_every_api_server_has_the_snapshots_objects_and_not_the_later_ones(restored):
     for host in CONTROL_PLANES:
-        names = kubectl_on(restored.cluster, host, "get configmaps -n default -o name").stdout.split()
-        assert "configmap/before" in names and "configmap/after" not in names, (host, names)
+        names = configmaps_on(restored.cluster, host)
+        assert "before" in names and "after" not in names, (host, names)
 
 
 def test_the_verify_step_reports_the_three_members_under_a_new_cluster_id(restored):
@@ -366,16 +372,6 @@ def test_a_second_up_after_the_restore_runs_nothing(restored):
 # the engine, and the page's three blocks run as root on the nodes each names, every node done before the next block.
 
 
-def configmaps_on(cluster, host: str) -> set[str]:
-    return {n.removeprefix("configmap/") for n in kubectl_on(cluster, host, "get configmaps -n default -o name").stdout.split()}
-
-
-def every_api_server_ready(cluster) -> None:
-    for host in CONTROL_PLANES:
-        wait_until(f"{host}'s API server's readiness", lambda: kubectl_on(cluster, host, "get --raw=/readyz",
-                                                                           check=False).returncode == 0)
-
-
 @dataclass
 class WentBack:
     undone_error: str | None
@@ -391,9 +387,7 @@ def went_back(restored):
     cluster, config = restored.cluster, restored.config
     started = time.monotonic()
     kubectl_on(cluster, "cp1", "create configmap precious")
-    time.sleep(1.1)  # snapshot names have one-second resolution
-    cluster.lab.ssh("cp1", "sudo systemctl start kubeadm-cluster-etcd-backup.service")
-    snapshot = json.loads(cluster.lab.ssh("cp1", "sudo cat /var/lib/etcd-backups/status.json").stdout)["path"]
+    snapshot = scheduled_backup(cluster)["path"]
     kubectl_on(cluster, "cp1", "delete configmap precious")
     kubectl_on(cluster, "cp1", "create configmap later")
     config = {**config, "kubeconfig": {"revision": "rotated"}}  # credentials the snapshot lacks
