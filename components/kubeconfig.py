@@ -82,6 +82,13 @@ def manifest(spec: ClusterSpec) -> str:
     return yaml_documents(*documents)
 
 
+def grants(spec: ClusterSpec) -> str:
+    """"ID NAMESPACE" per line: where each credential's role is bound (the credentials' namespace for a
+    cluster-wide binding), which kubeconfig.sh waits for the API server to authorize."""
+    return "\n".join(f"{c.id} {namespace}" for c in credentials(spec)
+                     for namespace in c.namespaces or (CREDENTIALS_NAMESPACE,))
+
+
 def kubeconfig_for(spec: ClusterSpec, credential: Credential, ca: str, token: str) -> str:
     """A kubeconfig for `credential` at https://<controlPlane.endpoint>; scoped ones default to their first namespace."""
     context = {"cluster": spec.cluster_name, "user": credential.id}
@@ -117,6 +124,7 @@ class Kubeconfig(pulumi.ComponentResource):
         self.command = node_command(
             "kubeconfig", ctx, node,
             create=node_script("kubeconfig.sh", {"MANIFEST": manifest(spec), "CREDENTIAL_IDS": "\n".join(ids),
+                                                 "GRANTS": grants(spec),
                                                  "NAMESPACE": CREDENTIALS_NAMESPACE, "LABEL": CREDENTIAL_LABEL,
                                                  "CA_CERT": "/etc/kubernetes/pki/ca.crt"}, node),
             secret_stdout=True,

@@ -4,7 +4,8 @@
 # credential the config no longer names (an earlier revision or renewal, a changed or dropped scoped
 # entry) is deleted, which invalidates its token. Prints, as its very last action, one JSON document:
 # {"ca": base64 CA certificate, "tokens": {ID: base64 token}}.
-# Parameters: MANIFEST (the objects) CREDENTIAL_IDS (one per line) NAMESPACE LABEL CA_CERT
+# Parameters: MANIFEST (the objects) CREDENTIAL_IDS (one per line) GRANTS ("ID NAMESPACE" per line: where
+# each credential's role is bound; cluster-wide ones name NAMESPACE) NAMESPACE LABEL CA_CERT
 set -euo pipefail
 
 wait_for_apiserver
@@ -23,6 +24,18 @@ for id in "${ids[@]}"; do
   [[ $token =~ ^[A-Za-z0-9+/=]+$ ]] || die "the token Secret of credential $id does not hold base64 data"
   tokens[$id]=$token
 done
+
+# Printed only once the API server authorizes them. Both come after `apply` returns: the RBAC authorizer
+# sees bindings through an informer (pkg/kubeapiserver/authorizer/config.go), and view, edit and admin are
+# aggregated ClusterRoles whose rules kube-controller-manager's clusterrole-aggregation controller fills in
+# (plugin/pkg/auth/authorizer/rbac/bootstrappolicy/policy.go), @v1.36.4. Each of those roles, and
+# cluster-admin, reads ConfigMaps where it is bound (viewRules).
+authorized() { admin_kubectl auth can-i --quiet get configmaps -n "$2" --as "system:serviceaccount:$NAMESPACE:$1" </dev/null; }
+while read -r id bound_in; do
+  retry 30 2 authorized "$id" "$bound_in" \
+    || die "the API server did not authorize credential $id in namespace $bound_in within a minute"
+done < <(grep -v '^$' <<<"$GRANTS")
+log "the API server authorizes every credential"
 
 # Only once the new credentials work: the others go. The API server rejects a token whose Secret or
 # ServiceAccount is gone (pkg/serviceaccount/legacy.go@v1.36.4 legacyValidator.Validate, with

@@ -1615,7 +1615,9 @@ def kubectl(argv: list[str]) -> None:
              # drain's, kubectl pkg/cmd/drain/drain.go@kubernetes-1.36.3
              "grace-period": True, "skip-wait-for-delete-timeout": True,
              # apply's and delete's (kubectl pkg/cmd/apply/apply.go, pkg/cmd/delete/delete.go@kubernetes-1.36.4)
-             "f": True, "filename": True, "l": True, "selector": True, "A": False, "all-namespaces": False}
+             "f": True, "filename": True, "l": True, "selector": True, "A": False, "all-namespaces": False,
+             # auth can-i's and the global --as (kubectl pkg/cmd/auth/cani.go@v0.36.4, config_flags.go)
+             "quiet": False, "q": False, "as": True}
     flags, args = parse_flags(argv, known, (1, 40))
     config = flags.get("kubeconfig") or os.environ.get("KUBECONFIG") or str(Path.home() / ".kube" / "config")
     if not Path(config).exists():
@@ -1638,6 +1640,19 @@ def kubectl(argv: list[str]) -> None:
                 fail(f"The connection to the server {server.removeprefix('https://')} was refused - "
                      "did you specify the right host or port?")
             print("ok")
+        elif verb == "auth" and args[1:2] == ["can-i"]:
+            # kubeconfig.sh asks whether an exported credential is authorized where it is bound: here as soon as
+            # a binding names its ServiceAccount (the real authorizer's lag and the aggregated roles' rules are the
+            # real API server's, test_kubeconfig_revocation_real.py). With --quiet, only the exit status answers.
+            _, _, account_namespace, account = flags["as"].split(":")
+            namespace = flags.get("n", flags.get("namespace", "default"))
+            subject = {"kind": "ServiceAccount", "name": account, "namespace": account_namespace}
+            allowed = any(subject in doc.get("subjects", []) for key, doc in j.get("objects", {}).items()
+                          if key.startswith(("ClusterRoleBinding//", f"RoleBinding/{namespace}/")))
+            if not (flags.get("quiet") or flags.get("q")):
+                print("yes" if allowed else "no")
+            if not allowed:
+                sys.exit(1)
         elif verb == "get" and args[1:2] in (["node"], ["nodes"]):
             names = args[2:] or sorted(j["nodes"])
             for name in names:
