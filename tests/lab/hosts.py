@@ -59,6 +59,14 @@ def run(*argv: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedPr
     return subprocess.run(list(argv), check=check, capture_output=True, text=True, **kwargs)
 
 
+def running(pid: int) -> bool:
+    """Whether PID is a process that has not exited (a zombie has: it only waits to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def in_ns(ns: str, *argv: str, **kwargs: Any) -> subprocess.CompletedProcess:
     return run("ip", "netns", "exec", ns, *argv, **kwargs)
 
@@ -415,6 +423,13 @@ class Lab:
         in_ns(SWITCH_NS, "ip", "link", "add", "br0", "type", "bridge")
         in_ns(SWITCH_NS, "ip", "link", "set", "br0", "up")
         self._link(0, CLIENT_NS, [CLIENT_ADDRESS])
+        # Where the program runs, TCP keepalive as the real pulumi-command sets it on each connection: its ssh.Dial
+        # (command@v1.2.1 provider/pkg/provider/remote/connection.go; x/crypto@v0.48.0 ssh/client.go Dial →
+        # net.DialTimeout) keeps Go's defaults, idle 15 s, then 9 probes 15 s apart (go1.25 net/dial.go,
+        # tcpsock.go KeepAliveConfig). The lab's stand-in dials with OpenSSH, whose TCPKeepAlive takes the
+        # system's timers (per namespace): so a session to a machine gone silent ends after 150 s, as upstream's.
+        in_ns(CLIENT_NS, "sysctl", "-q", "-w", "net.ipv4.tcp_keepalive_time=15", "net.ipv4.tcp_keepalive_intvl=15",
+              "net.ipv4.tcp_keepalive_probes=9")
         bastion = self._bastion()
         if bastion:
             # SSH from the client (where the program runs) reaches the bastion only; the package
@@ -472,8 +487,17 @@ class Lab:
         """The machine goes away: its processes end and its link goes down (its disk stays)."""
         host = self.hosts[name]
         if host.process and host.process.poll() is None:
+            # unshare --fork's child is the machine's PID 1. It exits only after the kernel has killed and reaped
+            # every other process of its PID namespace (kernel/pid_namespace.c zap_pid_ns_processes), so once it
+            # is gone their TCP connections are closed, while the link is up: their FIN or RST reach the peers.
+            init = Path(f"/proc/{host.process.pid}/task/{host.process.pid}/children").read_text().split()[:1]
             os.killpg(host.process.pid, signal.SIGKILL)
             host.process.wait()
+            deadline = time.monotonic() + 30
+            while init and running(int(init[0])):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"lab host {name}: its processes did not end within 30 s of SIGKILL")
+                time.sleep(0.05)
         in_ns(host.namespace, "ip", "link", "set", self.nic, "down")
 
     def ssh(self, name: str, command: str, check: bool = True, stdin: str = "") -> subprocess.CompletedProcess:

@@ -113,8 +113,8 @@ def test_the_removed_control_plane_is_reset_and_its_processes_end(removed):
 
 
 def machine_gone(cluster) -> None:
-    """LEAVING's machine goes away. Its kubelet and kubeadm end first, so the program's SSH session ends as it would
-    when the provider's TCP keepalive gives up (a link that just goes down leaves the lab's ssh waiting)."""
+    """LEAVING's machine goes away: its kubelet and kubeadm end first, then every process (their connections closed
+    before the link goes down, Lab.stop_host). A session left open would end with the TCP keepalive, after 150 s."""
     cluster.lab.ssh(LEAVING, "sudo pkill -KILL -x kubelet; sudo pkill -KILL -x kubeadm", check=False)
     cluster.lab.stop_host(LEAVING)
 
