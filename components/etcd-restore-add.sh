@@ -10,7 +10,11 @@ set -euo pipefail
 # which a member promoted just before may not be yet.
 added() {
   # `member list` lines: ID, status, name, peer URLs, client URLs, is learner (etcdctl/ctlv3/command/printer.go@v3.6.8).
-  if etcdctl_at "$CLIENT_URL" member list | grep -qF ", $MEMBER_PEER_URL, "; then
+  # Read whole before searching: etcdctl writes a line at a time (printer_simple.go MemberList), so a grep -q that
+  # stops at the first match would end it with SIGPIPE, and pipefail would call the member absent.
+  local members
+  members=$(etcdctl_at "$CLIENT_URL" member list) || return 1
+  if grep -qF ", $MEMBER_PEER_URL, " <<<"$members"; then
     log "$MEMBER ($MEMBER_PEER_URL) is a member"
     return 0
   fi

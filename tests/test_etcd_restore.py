@@ -210,6 +210,36 @@ def test_a_control_plane_pod_is_found_by_the_name_the_kernel_keeps(tmp_path):
         process.wait()
 
 
+def test_a_member_already_listed_is_not_added_again_however_etcdctl_writes_the_list(tmp_path):
+    """etcdctl prints `member list` a line at a time (etcdctl/ctlv3/command/printer_simple.go@v3.6.8 MemberList,
+    fmt.Println per row). Here the member is on the first line and the rest follows a moment later: a search that
+    stops at the first match must not make the list fail (SIGPIPE under pipefail) and the member be added twice."""
+    import re
+    import subprocess
+
+    from components.scripts import COMPONENTS_DIR
+
+    peer = "https://10.0.0.14:2380"
+    (tmp_path / "etcdctl").write_text(f"""#!/usr/bin/env bash
+echo "$*" >>{tmp_path}/calls
+case " $* " in
+  *" member list "*) echo "8e9e05c52164694d, started, cp4, {peer}, https://10.0.0.14:2379, true"; sleep 0.3
+                     echo "91bc3c398fb3c146, started, cp1, https://10.0.0.11:2380, https://10.0.0.11:2379, false" ;;
+  *" member add "*) echo "Error: etcdserver: Peer URLs already exists" >&2; exit 1 ;;
+esac
+""")
+    (tmp_path / "etcdctl").chmod(0o755)
+    lib = "".join((COMPONENTS_DIR / f).read_text() for f in ("common.sh", "etcd-restore-lib.sh"))
+    added = re.search(r"^added\(\) \{\n.*?^\}\n", (COMPONENTS_DIR / "etcd-restore-add.sh").read_text(),
+                      re.M | re.S).group(0)
+    result = subprocess.run(["bash", "-c", f"RESTORE_ID=r1 TOOLS_DIR={tmp_path} CLIENT_URL=https://10.0.0.11:2379 "
+                                           f"MEMBER=cp4 MEMBER_PEER_URL={peer}\n{lib}\n{added}\nadded"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"cp4 ({peer}) is a member" in result.stderr
+    assert [call.split(" ", 4)[4] for call in (tmp_path / "calls").read_text().splitlines()] == ["member list"]
+
+
 def test_without_a_restore_adding_a_member_changes_no_restore_step():
     config = base_config()
     config["nodes"] = [*config["nodes"][:3], {"name": "cp4", "address": "10.0.0.14", "roles": ["control-plane"]},
