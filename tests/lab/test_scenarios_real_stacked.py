@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -19,7 +20,8 @@ from dataclasses import dataclass
 import pytest
 
 import clock
-from scenario import lab_cluster, once_its_etcd_member_started, rerun_every_script, wait_until
+from scenario import (add_user_everywhere, lab_cluster, once_its_etcd_member_started, replaced_or_deleted,
+                      rerun_every_script, wait_until)
 from tests.recovery_page import DOCS_ID, bash_blocks, docs_section
 
 pytestmark = pytest.mark.lab
@@ -89,13 +91,89 @@ def test_every_script_run_again_changes_nothing_the_real_programs_run(stacked):
     assert cluster.preview(config, "--expect-no-changes").returncode == 0
 
 
+def test_a_control_plane_cordoned_by_hand_stays_cordoned_when_every_script_runs_again(stacked):
+    """The upgrade steps uncordon only what they drained; here they run again with nothing to upgrade."""
+    cluster, _ = stacked
+    admin = "sudo kubectl --kubeconfig /etc/kubernetes/admin.conf"
+    cluster.lab.ssh("cp1", f"{admin} cordon cp2")
+    try:
+        rerun_every_script(cluster)
+        assert cluster.kubectl("get node cp2")["spec"].get("unschedulable") is True
+    finally:
+        cluster.lab.ssh("cp1", f"{admin} uncordon cp2")
+
+
+def test_refresh_then_preview_expects_no_changes(stacked):
+    cluster, config = stacked
+    refreshed = cluster.stack.refresh()
+    assert refreshed.error is None, refreshed.error
+    preview = cluster.preview(config, "--expect-no-changes")
+    # On failure, what the engine would change, as a person would look for it.
+    assert preview.returncode == 0, cluster.preview(config, "--diff").output[-20000:]
+
+
+def test_removing_the_first_control_plane_is_refused_before_anything_changes(stacked):
+    cluster, config = stacked
+    before = what_runs(cluster)
+    without_first = cluster.config(without=("cp1",))
+    preview = cluster.preview(without_first)
+    refusals = [d["message"] for d in (preview.preview or {}).get("diagnostics", []) if d.get("severity") == "error"]
+    assert preview.returncode != 0 and any("cannot run kubeadm init" in m for m in refusals), preview.output
+    result = cluster.up(without_first, "--skip-preview")  # the update itself refuses too, not only its preview
+    assert result.error is not None and "cannot run kubeadm init" in result.error
+    assert result.ran() == []
+    assert what_runs(cluster) == before
+    assert cluster.preview(config, "--expect-no-changes").returncode == 0
+
+
+def test_rotating_the_ssh_key_replaces_nothing_and_restarts_nothing(stacked):
+    cluster, config = stacked
+    lab = cluster.lab
+    before = what_runs(cluster)
+    new_key = lab.work / "rotated-id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(new_key)], check=True)
+    public = new_key.with_suffix(".pub").read_text().strip()
+    for name in lab.hosts:
+        lab.ssh(name, f"echo '{public}' >> ~/.ssh/authorized_keys")
+    old_public = lab.key_path.with_suffix(".pub").read_text().strip()
+    rotated = dict(config, sshPrivateKey=new_key.read_text())
+    result = cluster.up(rotated)
+    assert result.error is None, result.error
+    assert replaced_or_deleted(result) == []
+    assert what_runs(cluster) == before
+    # The old key is gone from the machines: the stack now works with the new one only.
+    for name in lab.hosts:
+        lab.ssh(name, f"grep -vF '{old_public.split()[1]}' ~/.ssh/authorized_keys > ~/.ssh/k && "
+                      "mv ~/.ssh/k ~/.ssh/authorized_keys")
+    lab.key_path.write_text(new_key.read_text())
+    lab.key_path.with_suffix(".pub").write_text(public + "\n")
+    assert cluster.preview(cluster.config(), "--expect-no-changes").returncode == 0
+
+
+def test_changing_the_ssh_user_and_back_replaces_nothing_and_restarts_nothing(stacked):
+    cluster, _ = stacked
+    before = what_runs(cluster)
+    add_user_everywhere(cluster, "ops")
+    changed = cluster.config()
+    changed["ssh"] = {**changed["ssh"], "user": "ops"}
+    result = cluster.up(changed)
+    assert result.error is None, result.error
+    assert replaced_or_deleted(result) == []
+    # And back: the scenarios after this one run as the lab's own user.
+    back = cluster.up(cluster.config())
+    assert back.error is None, back.error
+    assert replaced_or_deleted(back) == []
+    assert what_runs(cluster) == before
+
+
 @pytest.fixture(scope="module")
 def removed(stacked):
-    cluster, config = stacked
+    """Then the scenarios go on with the lab's config as it is now (the SSH key rotated above is the hosts' only one)."""
+    cluster, _ = stacked
     result = cluster.up(cluster.config(without=(LEAVING,)))
     assert result.error is None, result.error
     cluster.times[f"remove {LEAVING}"] = result.seconds
-    return cluster, config
+    return cluster, cluster.config()
 
 
 def test_removing_a_control_plane_removes_its_etcd_member_and_node(removed):
