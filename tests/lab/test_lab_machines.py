@@ -37,6 +37,7 @@ def session_ended_after(lab: Lab, cut) -> float:
         session = pool.submit(lab.ssh, NODE, f"exec {COMMAND}", check=False)
         try:
             while lab.ssh(NODE, f"pgrep -fx '{COMMAND}'", check=False).returncode != 0:
+                assert not session.done(), f"the session ended before its command ran: {session.result().stderr}"
                 time.sleep(0.2)
             cut()
             started = time.monotonic()
