@@ -5,11 +5,14 @@
 The build runs in a wrapper module that requires MODULE@VERSION (`go install module@version` also asks
 the proxy for the module's version list, which it refuses for some modules, e.g. kube-vip; and it
 refuses modules whose go.mod has replace or exclude directives, e.g. containerd). The binary is moved
-into place in one rename, so a cached binary is always complete.
+into place in one rename, so a cached binary is always complete; a build holds a lock beside it, so a process
+asking for a tool another is building (.ci/run's lab prebuild beside tier 1: tests/lab/prebuild.py) waits for
+that build instead of repeating it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -43,6 +46,16 @@ def go_tool(name: str, module: str, version: str, package: str, stamp: str, tags
     if shutil.which("go") is None:
         pytest.fail(f"no 'go' on PATH: the reference {name} is built from the Go module proxy")
     binary.parent.mkdir(parents=True, exist_ok=True)
+    with open(binary.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this process dies
+        if not binary.exists():
+            _build(binary, module, version, package, stamp, tags, replace, stamps, env)
+    return binary
+
+
+def _build(binary: Path, module: str, version: str, package: str, stamp: str, tags: str,
+           replace: dict[str, str] | None, stamps: dict[str, str] | None, env: dict[str, str] | None) -> None:
+    name = binary.name
     with tempfile.TemporaryDirectory(dir=binary.parent) as work:
         (Path(work) / "go.mod").write_text(f"module kubeadm-cluster.invalid/{name}-build\n\ngo 1.26\n\n"
                                            f"require {module} {version}\n"
@@ -60,4 +73,3 @@ def go_tool(name: str, module: str, version: str, package: str, stamp: str, tags
             pytest.fail(f"building {name} {version} failed:\n{result.stderr[-3000:]}")
         BUILDS.append(f"{name} {version} in {time.monotonic() - started:.0f} s")
         os.replace(Path(work) / name, binary)
-    return binary
