@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from hosts import CLIENT_NS, Lab, in_ns
+from scenario import wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -34,13 +35,10 @@ def client_connections(address: str) -> list[str]:
     return in_ns(CLIENT_NS, "ss", "-Htno", "state", "established", "dst", address).stdout.splitlines()
 
 
-def wait_until_idle(address: str) -> None:
-    """Until the one connection to ADDRESS has nothing unacknowledged: its keepalive timer is the one armed."""
-    deadline = time.monotonic() + IDLE_WITHIN
-    while not ((connections := client_connections(address)) and len(connections) == 1
-               and "timer:(keepalive," in connections[0]):
-        assert time.monotonic() < deadline, f"the session's connection never went idle: {connections}"
-        time.sleep(0.2)
+def idle(address: str) -> bool:
+    """Whether the one connection to ADDRESS has nothing unacknowledged: its keepalive timer is the one armed."""
+    connections = client_connections(address)
+    return len(connections) == 1 and "timer:(keepalive," in connections[0]
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +60,8 @@ def session_ended_after(lab: Lab, cut) -> float:
             while lab.ssh(NODE, f"pgrep -fx '{COMMAND}'", check=False).returncode != 0:
                 assert not session.done(), f"the session ended before its command ran: {session.result().stderr}"
                 time.sleep(0.2)
-            wait_until_idle(address)
+            wait_until(f"the session's connection to {address} idle (its keepalive timer armed)",
+                       lambda: idle(address), IDLE_WITHIN)
             cut()
             started = time.monotonic()
             try:
