@@ -25,8 +25,8 @@ ALLOWED = os.environ.get("KCLAB_MOVE_CLOCK") == "1"
 
 def require_permission() -> None:
     if not ALLOWED:
-        pytest.skip("steps this machine's clock forward for about a minute: set KCLAB_MOVE_CLOCK=1 to allow it "
-                    "(.ci/run does)")
+        pytest.skip("steps this machine's clock forward (2 h, a day) for some minutes: set KCLAB_MOVE_CLOCK=1 to "
+                    "allow it (.ci/run does)")
 
 
 @contextlib.contextmanager

@@ -1,8 +1,9 @@
 """Day-2 operations on the lab's real Kubernetes (issue 12), `real-control-plane.yaml`, in order on one bring-up:
 certificates.renew renews what the real processes serve and restarts them; removing the worker drains it through the
 real API server's eviction API (a PodDisruptionBudget that blocks is named in the program's log), deletes its Node and
-resets the machine. Every fact asserted is read from the real programs: the API server (kubectl with admin.conf),
-openssl s_client against the real listeners, the hosts' files."""
+resets the machine; `pulumi destroy`, then a fresh up of the control plane alone on the same hosts; the worker added
+back 25 h later (the machine's clock moved, clock.py), on new join material. Every fact asserted is read from the real
+programs: the API server (kubectl with admin.conf), openssl s_client against the real listeners, the hosts' files."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import time
 
 import pytest
 
-from scenario import lab_cluster, wait_until
+import clock
+from scenario import lab_cluster, served_certificate, wait_until
 
 pytestmark = pytest.mark.lab
 
@@ -95,16 +97,6 @@ RENEWAL = "2026-11-26"
 CONTROL_PLANE_PROCESSES = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 
 
-def served_certificate(cluster, port: int) -> str:
-    """Serial and notBefore of the certificate the real process serves on c1's PORT (openssl s_client)."""
-    client = ("-cert /etc/kubernetes/pki/etcd/healthcheck-client.crt -key /etc/kubernetes/pki/etcd/healthcheck-client.key"
-              if port == 2379 else "")
-    address = "127.0.0.1" if port == 2379 else "198.18.0.11"
-    script = (f"sudo openssl s_client -connect {address}:{port} {client} </dev/null 2>/dev/null"
-              " | openssl x509 -noout -serial -startdate")
-    return cluster.lab.ssh("c1", script).stdout.strip()
-
-
 def processes(cluster) -> dict[str, str]:
     return {name: cluster.lab.ssh("c1", f"pgrep -x {name[:15]}").stdout.split()[0] for name in CONTROL_PLANE_PROCESSES}
 
@@ -112,7 +104,7 @@ def processes(cluster) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def renewal(day2):
     cluster, config = day2
-    before = {"apiserver": served_certificate(cluster, 6443), "etcd": served_certificate(cluster, 2379),
+    before = {"apiserver": served_certificate(cluster, "c1", 6443), "etcd": served_certificate(cluster, "c1", 2379),
               "processes": processes(cluster), "expiry": cluster.stack.outputs()["certificateExpiry"]}
     time.sleep(1)  # notBefore has a resolution of one second
     result = cluster.up({**config, "certificates": {"renew": RENEWAL}})
@@ -123,12 +115,12 @@ def renewal(day2):
 
 def test_the_api_server_serves_its_renewed_certificate(renewal):
     cluster, before, _ = renewal
-    assert served_certificate(cluster, 6443) != before["apiserver"]
+    assert served_certificate(cluster, "c1", 6443) != before["apiserver"]
 
 
 def test_etcd_serves_its_renewed_certificate(renewal):
     cluster, before, _ = renewal
-    assert served_certificate(cluster, 2379) != before["etcd"]
+    assert served_certificate(cluster, "c1", 2379) != before["etcd"]
 
 
 def test_the_static_pods_run_as_new_processes(renewal):
@@ -229,14 +221,94 @@ def test_destroy_stops_the_control_plane_processes(destroyed):
     assert cluster.control_plane_processes_left("c1") == ""
 
 
-def test_a_fresh_up_on_the_same_hosts_makes_a_new_cluster(destroyed, day2):
+@pytest.fixture(scope="module")
+def fresh(destroyed, day2):
+    """The fresh up brings up the control plane alone: the worker comes a day later (4. below)."""
     cluster, old_ca = destroyed
     _, config = day2
-    result = cluster.up(config)
+    alone = {**config, "nodes": [n for n in config["nodes"] if n["name"] == "c1"]}
+    result = cluster.up(alone)
     assert result.error is None, result.error
     cluster.times["fresh up"] = result.seconds
-    assert cluster.problems(config) == []
+    return cluster, alone, old_ca
+
+
+def test_a_fresh_up_on_the_same_hosts_makes_a_new_cluster(fresh):
+    cluster, alone, old_ca = fresh
+    assert cluster.problems(alone) == []
     assert cluster_ca(cluster) != old_ca
-    assert sorted(n["metadata"]["name"] for n in cluster.kubectl("get nodes")["items"]) == ["c1", "w1"]
+    assert sorted(n["metadata"]["name"] for n in cluster.kubectl("get nodes")["items"]) == ["c1"]
     # Nothing of the old cluster: its workloads were in the old etcd.
     assert json.loads(admin(cluster, "get deployments -n default -o json"))["items"] == []
+
+
+# --- 4. A worker added 25 h after the bring-up ---------------------------------------------------------------------
+# Past the lifetime of every bootstrap token the bring-up minted (components/join_material.py TOKEN_TTL) by a day of
+# the real controllers' and API server's time: the program mints new material for the new worker only, and the real
+# API server accepts it. The clock stays moved until the module ends (clock.py): what is minted in the moved time is
+# not valid before it.
+
+LATER_BY = 25 * 3600
+
+
+def test_the_preview_diff_shows_the_new_workers_whole_script(fresh, day2):
+    cluster, _, _ = fresh
+    _, config = day2
+    digest = cluster.preview(config).preview
+    prepare = next(s for s in digest["steps"] if s["urn"].endswith("::w1-prepare"))
+    assert prepare["op"] == "create"
+    script = prepare["newState"]["inputs"]["create"]
+    diff = cluster.preview(config, "--diff", "--show-full-output")
+    assert diff.returncode == 0, diff.output
+    # The CLI prints a created string input Go-quoted (%q), cut to its first 3 lines unless --show-full-output
+    # (pkg/backend/display/object_diff.go@v3.274.1 truncatePropertyString; cmd/pulumi/operations/preview.go).
+    body = [json.dumps(line, ensure_ascii=False)[1:-1] for line in script.splitlines() if len(line.strip()) > 20]
+    assert len(body) > 20 and [line for line in body if line not in diff.output] == []
+    assert "w1-join" in diff.output and "w1-register" in diff.output
+
+
+@pytest.fixture(scope="module")
+def a_day_later(fresh, day2):
+    cluster, _, _ = fresh
+    _, config = day2
+    if not clock.ALLOWED:
+        yield None
+        return
+    before = {"c1": cluster.kubectl("get node c1")["metadata"]["uid"], "ca": cluster_ca(cluster)}
+    with clock.moved_forward(LATER_BY):
+        result = cluster.up(config)
+        cluster.times["w1 added 25 h later"] = result.seconds
+        yield cluster, config, result, before
+
+
+def later(a_day_later):
+    if a_day_later is None:
+        clock.require_permission()
+    return a_day_later
+
+
+def test_a_worker_added_a_day_later_joins_with_new_material(a_day_later):
+    cluster, config, result, before = later(a_day_later)
+    assert result.error is None, result.error
+    assert cluster.problems(config) == []
+    created = {s.name for s in result.commands if s.action == "create"}
+    assert {"w1-prepare", "w1-join", "w1-register"} <= created and {n.split("-")[0] for n in created} == {"w1"}
+    remint = {"join-material", "join-cleanup"}
+    assert {s.name for s in result.commands if s.action in ("replace", "delete")} == remint
+    others = {s.name: s.action for s in result.commands
+              if s.action != "same" and s.name not in created and s.name not in remint}
+    assert set(others.values()) <= {"update"}, others
+    assert {s.host for s in result.commands if s.action in ("create", "replace") and s.host} <= {
+        "198.18.0.11", "198.18.0.21"}
+
+
+def test_the_control_plane_was_not_initialised_again(a_day_later):
+    cluster, _, _, before = later(a_day_later)
+    assert {"c1": cluster.kubectl("get node c1")["metadata"]["uid"], "ca": cluster_ca(cluster)} == before
+
+
+def test_no_bootstrap_token_and_no_uploaded_certificates_are_left_at_the_api_server(a_day_later):
+    cluster, _, _, _ = later(a_day_later)
+    tokens = cluster.kubectl("get secrets -n kube-system --field-selector type=bootstrap.kubernetes.io/token")
+    assert [t["metadata"]["name"] for t in tokens["items"]] == []
+    assert "kubeadm-certs" not in {s["metadata"]["name"] for s in cluster.kubectl("get secrets -n kube-system")["items"]}

@@ -13,15 +13,21 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import pytest
 
 import clock
+import vip
+from components.config import API_SERVER_PORT
+from hosts import CLIENT_NS, in_ns
+from pulumi_cli import Result
 from scenario import (add_user_everywhere, lab_cluster, once_its_etcd_member_started, replaced_or_deleted,
-                      rerun_every_script, wait_until)
+                      rerun_every_script, served_certificate, wait_until)
 from tests.recovery_page import DOCS_ID, bash_blocks, docs_section
 
 pytestmark = pytest.mark.lab
@@ -164,6 +170,93 @@ def test_changing_the_ssh_user_and_back_replaces_nothing_and_restarts_nothing(st
     assert back.error is None, back.error
     assert replaced_or_deleted(back) == []
     assert what_runs(cluster) == before
+
+
+# --- certificates.renew on the three control planes, one at a time --------------------------------------------------
+# certs-renew.sh parks each control plane's static pods for the kubelet's manifest re-read, so its API server and etcd
+# member stop, and waits for both to serve again before the engine runs the next node's: two members keep etcd's
+# quorum and two API servers answer throughout. Before the removal below, whose config no longer sets the renewal.
+
+RENEWAL = "2026-11-27"
+
+
+@dataclass
+class Renewal:
+    before: dict[str, tuple[str, str]]  # host -> what its API server and its etcd member serve (serial, notBefore)
+    after: dict[str, tuple[str, str]]
+    result: Result
+    readiness: list[tuple[float, dict[str, str]]]  # every 0.5 s in the up: (when, host -> its /readyz HTTP code)
+
+
+def served_certificates(cluster) -> dict[str, tuple[str, str]]:
+    return {host: (served_certificate(cluster, host, API_SERVER_PORT), served_certificate(cluster, host, 2379))
+            for host in CONTROL_PLANES}
+
+
+def readiness_while(cluster, action: Callable[[], Result]) -> tuple[Result, list[tuple[float, dict[str, str]]]]:
+    """ACTION's result, and each control plane's /readyz code as the client gets it (curl; "000": no answer at all)
+    every 0.5 s while ACTION ran, with the monotonic time of each poll."""
+    samples: list[tuple[float, dict[str, str]]] = []
+    finished = threading.Event()
+
+    probes = {host: vip.api_check(cluster.lab.hosts[host].addresses[0], API_SERVER_PORT) for host in CONTROL_PLANES}
+
+    def poll() -> None:
+        while not finished.is_set():
+            samples.append((time.monotonic(), {host: in_ns(CLIENT_NS, "sh", "-c", probe, check=False).stdout.strip()
+                                               for host, probe in probes.items()}))
+            finished.wait(0.5)
+
+    poller = threading.Thread(target=poll)
+    poller.start()
+    try:
+        return action(), samples
+    finally:
+        finished.set()
+        poller.join()
+
+
+@pytest.fixture(scope="module")
+def renewal(stacked):
+    """With the lab's config as it is now (the SSH key rotated above is the hosts' only one)."""
+    cluster, _ = stacked
+    config = cluster.config()
+    before = served_certificates(cluster)
+    time.sleep(1)  # notBefore has a resolution of one second
+    result, readiness = readiness_while(cluster, lambda: cluster.up({**config, "certificates": {"renew": RENEWAL}}))
+    assert result.error is None, result.error
+    cluster.times["certificates.renew"] = result.seconds
+    return Renewal(before, served_certificates(cluster), result, readiness)
+
+
+def test_every_api_server_and_etcd_member_serves_a_renewed_certificate(renewal):
+    assert [host for host in CONTROL_PLANES if renewal.after[host][0] == renewal.before[host][0]] == []
+    assert [host for host in CONTROL_PLANES if renewal.after[host][1] == renewal.before[host][1]] == []
+
+
+def test_the_engine_renews_one_control_plane_after_another(renewal):
+    steps = [renewal.result.step(f"{host}-certs-renew") for host in CONTROL_PLANES]
+    assert [step.action for step in steps] == ["update"] * 3
+    assert steps[0].ended < steps[1].started and steps[1].ended < steps[2].started
+
+
+def test_each_api_server_stops_in_turn_and_never_two_at_once(renewal):
+    """An API server that does not answer at all ("000": its process is parked) is down; an answer that is not ready
+    (etcd electing a leader after a member stopped) is not."""
+    down = [{host for host, code in sample.items() if code == "000"} for _, sample in renewal.readiness]
+    assert max(len(hosts) for hosts in down) == 1, [hosts for hosts in down if len(hosts) > 1]
+    first_down = {host: next(i for i, hosts in enumerate(down) if host in hosts) for host in CONTROL_PLANES}
+    assert sorted(CONTROL_PLANES, key=first_down.get) == CONTROL_PLANES
+    ready = [when for when, sample in renewal.readiness if "200" in sample.values()]
+    print(f"\nrenewal of 3 control planes: {len(renewal.readiness)} polls; the longest time no API server was ready: "
+          f"{max(b - a for a, b in zip(ready, ready[1:])):.1f} s")
+
+
+def test_etcd_keeps_its_three_members_and_every_node_is_ready_after_the_renewal(stacked, renewal):
+    cluster, _ = stacked
+    for host in CONTROL_PLANES:
+        assert cluster.etcd_member_names(host) == CONTROL_PLANES
+    assert cluster.problems(cluster.config()) == []
 
 
 @pytest.fixture(scope="module")
