@@ -26,15 +26,16 @@ def wait_until(what: str, check: Callable[[], Any], seconds: float = 300) -> Any
     return result
 
 
-def served_certificate(cluster, host: str, port: int) -> str:
+def served_certificate(cluster, host: str, port: int, check: bool = True) -> str:
     """Serial and notBefore of the certificate the real process serves on HOST's PORT (openssl s_client on HOST):
-    the API server on the host's address, etcd on 127.0.0.1 with kubeadm's healthcheck client pair."""
+    the API server on the host's address, etcd on 127.0.0.1 with kubeadm's healthcheck client pair. Without CHECK,
+    empty when nothing serves there."""
     client = ("-cert /etc/kubernetes/pki/etcd/healthcheck-client.crt -key /etc/kubernetes/pki/etcd/healthcheck-client.key"
               if port == 2379 else "")
     address = "127.0.0.1" if port == 2379 else cluster.lab.hosts[host].addresses[0]
     script = (f"sudo openssl s_client -connect {address}:{port} {client} </dev/null 2>/dev/null"
               " | openssl x509 -noout -serial -startdate")
-    return cluster.lab.ssh(host, script).stdout.strip()
+    return cluster.lab.ssh(host, script, check=check).stdout.strip()
 
 
 def calls(cluster, tool: str, first_arg: str | None = None, since: int = 0) -> list[dict]:
