@@ -247,7 +247,8 @@ def test_each_api_server_stops_in_turn_and_never_two_at_once(renewal):
     (etcd electing a leader after a member stopped) is not."""
     down = [{host for host, code in sample.items() if code == "000"} for _, sample in renewal.readiness]
     assert max(len(hosts) for hosts in down) == 1, [hosts for hosts in down if len(hosts) > 1]
-    first_down = {host: next(i for i, hosts in enumerate(down) if host in hosts) for host in CONTROL_PLANES}
+    first_down = {host: next((i for i, hosts in enumerate(down) if host in hosts), None) for host in CONTROL_PLANES}
+    assert None not in first_down.values(), first_down  # each went down: its static pods were parked
     assert sorted(CONTROL_PLANES, key=first_down.get) == CONTROL_PLANES
     ready = [when for when, sample in renewal.readiness if "200" in sample.values()]
     print(f"\nrenewal of 3 control planes: {len(renewal.readiness)} polls; the longest time no API server was ready: "
