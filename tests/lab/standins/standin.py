@@ -1291,7 +1291,6 @@ def supervise(unit: str) -> None:
             os.killpg(main.pid, signal.SIGTERM)
     signal.signal(signal.SIGTERM, on_term)
     (units_dir / f"{unit}.supervisor").write_text(str(os.getpid()))
-    (units_dir / f"{unit}.supervised").touch()
     while not stopping:
         code = 1
         try:
@@ -1344,20 +1343,19 @@ def start_service(unit: str) -> None:
     units_dir = STATE / "units"
     if service_state(unit) != "inactive":
         return
-    for marker in ("started", "supervised"):
-        (units_dir / f"{unit}.{marker}").unlink(missing_ok=True)
+    (units_dir / f"{unit}.started").unlink(missing_ok=True)
     with (units_dir / f"{unit}.journal").open("a") as journal_file:
-        subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "--supervise", unit], cwd="/",
-                         stdin=subprocess.DEVNULL, stdout=journal_file, stderr=subprocess.STDOUT,
-                         start_new_session=True, env={"PATH": SYSTEMD_PATH})
+        supervisor = subprocess.Popen([sys.executable, os.path.abspath(sys.argv[0]), "--supervise", unit], cwd="/",
+                                      stdin=subprocess.DEVNULL, stdout=journal_file, stderr=subprocess.STDOUT,
+                                      start_new_session=True, env={"PATH": SYSTEMD_PATH})
     deadline = time.monotonic() + seconds(long_running(unit).get("TimeoutStartSec", ["90"])[-1])
-    while not (units_dir / f"{unit}.started").exists() and time.monotonic() < deadline:
+    # The supervisor is this process's child: its exit is read from the kernel, not from its PID file.
+    while not (units_dir / f"{unit}.started").exists() and supervisor.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-        if pid_alive(units_dir / f"{unit}.supervisor") is None and (units_dir / f"{unit}.supervised").exists():
-            break
     if not (units_dir / f"{unit}.started").exists():
         fail(f"Job for {unit}.service failed because the control process exited with error code.\n"
-             f"See \"systemctl status {unit}.service\" and \"journalctl -xeu {unit}.service\" for details.")
+             f"See \"systemctl status {unit}.service\" and \"journalctl -xeu {unit}.service\" for details."
+             f" (the lab's supervisor: {'running' if supervisor.poll() is None else f'exit {supervisor.returncode}'})")
 
 
 def stop_service(unit: str) -> None:
