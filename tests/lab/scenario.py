@@ -7,12 +7,13 @@ import re
 import subprocess
 import threading
 import time
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, Callable
 
 from cluster import LabCluster
 from conftest import CONFIGS
-from hosts import BASTION
+from hosts import BASTION, in_ns
 from pulumi_cli import COMMAND, Result, plaintext
 
 
@@ -52,24 +53,68 @@ def no_init_join_or_reset_since(cluster, mark: int) -> list[dict]:
             if c["argv"][:1] in (["join"], ["reset"]) or (c["argv"][:1] == ["init"] and c["argv"][1:2] != ["phase"])]
 
 
-def once_its_etcd_member_started(cluster: LabCluster, joining: str, action: Callable[[], None]) -> threading.Thread:
-    """ACTION runs (on a thread) once JOINING's etcd member is in the first control plane's member list: kubeadm
-    join adds the member (phase control-plane-join-etcd) before it waits for the kubelet's TLS bootstrap, so the
-    join is half-finished then, with no Node registered. Join the thread after the run."""
+def etcd_member(cluster: LabCluster, name: str) -> dict | None:
+    """NAME's entry in the first control plane's real member list (etcdctl's JSON, where `isLearner` appears only
+    when true, and a member not started yet has no name), or None, also while cp1's own member does not answer."""
+    try:
+        members = cluster.etcdctl("cp1", "member list")["members"]
+    except (subprocess.CalledProcessError, ValueError):
+        return None
+    return next((m for m in members if m.get("name") == name), None)
+
+
+def once_its_etcd_member(cluster: LabCluster, joining: str, action: Callable[[], None], *, voting: bool
+                         ) -> threading.Thread:
+    """ACTION runs (on a thread) once JOINING's etcd member started (its name in the first control plane's member
+    list) or, with VOTING, once kubeadm also promoted it: join adds a stacked member as a learner and promotes it
+    once started (phase control-plane-join-etcd, phases/etcd/local.go@v1.36.4), before it waits for the kubelet's
+    TLS bootstrap, so the join is half-finished then, with no Node registered. Join the thread after the run."""
     def watch() -> None:
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            try:
-                started = joining in cluster.etcd_member_names("cp1")
-            except (subprocess.CalledProcessError, ValueError):  # cp1's own etcd is not serving yet
-                started = False
-            if started:
+            member = etcd_member(cluster, joining)
+            if member is not None and not (voting and member.get("isLearner")):
                 action()
                 return
             time.sleep(0.2)
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     return watcher
+
+
+HOLD_TABLE = "kclab_hold_etcd_clients"
+
+
+def join_killed_while_its_etcd_member_is_a_learner(cluster: LabCluster, joining: str) -> Future:
+    """kubeadm join on JOINING dies after its stacked etcd member started as a learner and before kubeadm promotes
+    it (phases/etcd/local.go@v1.36.4: add the learner, write etcd.yaml, promote once the member started). From the
+    moment etcd.yaml is written, JOINING's traffic to other members' client port (2379) is dropped in its namespace,
+    so kubeadm's promotion cannot reach them; the member's own traffic to its peers (2380) and its API server's
+    (127.0.0.1) flow. Once the member started, kubeadm is killed and the traffic let through again. The future's
+    result: the member as cp1 listed it before the kill."""
+    namespace = cluster.lab.hosts[joining].namespace
+
+    def hold_then_kill() -> dict:
+        cluster.lab.ssh(joining, "sudo timeout 600 sh -c "
+                                 "'until [ -f /etc/kubernetes/manifests/etcd.yaml ]; do sleep 0.05; done'")
+        in_ns(namespace, "nft", "-f", "-", input=f"table inet {HOLD_TABLE} {{\n  chain out {{\n"
+                                                 "    type filter hook output priority 0;\n"
+                                                 "    tcp dport 2379 ip daddr != 127.0.0.0/8 drop\n  }\n}\n")
+        try:
+            member = wait_until(f"{joining}'s etcd member started", lambda: etcd_member(cluster, joining), 120)
+            cluster.lab.ssh(joining, "sudo pkill -KILL -x kubeadm")
+            return member
+        finally:
+            in_ns(namespace, "nft", "delete", "table", "inet", HOLD_TABLE)
+    killed: Future = Future()
+
+    def run() -> None:
+        try:
+            killed.set_result(hold_then_kill())
+        except BaseException as error:  # noqa: BLE001 (the test reads it from the future)
+            killed.set_exception(error)
+    threading.Thread(target=run, daemon=True).start()
+    return killed
 
 
 def replaced_or_deleted(result: Result) -> list[str]:

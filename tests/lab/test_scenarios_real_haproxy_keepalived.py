@@ -1,10 +1,12 @@
 """The lab's real HA behind haproxy + keepalived (issue 12), `real-ha-haproxy-keepalived.yaml`: three stacked control
 planes and a worker; the program's keepalived and haproxy static pods run Debian's keepalived and haproxy (the lab's
-images, tests/lab/images.py), the control plane the real kubeadm, etcd and API servers. The bring-up takes two runs:
-cp3's kubeadm join dies once its etcd member started, and the next `up` resets cp3 keeping the program's haproxy and
-keepalived manifests and joins it again. Then, in order on that bring-up: the VIP on the first control plane (keepalived's MASTER), the API through the VIP and haproxy, then the holder's
-machine stops and the VIP moves while the API keeps answering. Every fact is read from the real programs: `ip -o
-addr` on the hosts, curl through the VIP, the API server."""
+images, tests/lab/images.py), the control plane the real kubeadm, etcd and API servers. The bring-up takes three runs:
+cp2's kubeadm join dies while its etcd member is a learner, the next `up` removes that learner and joins cp2, and
+cp3's join dies once its member votes; the third `up` resets cp3 keeping the program's haproxy and keepalived
+manifests and joins it again. Then, in order on that bring-up: the VIP on the first control plane (keepalived's
+MASTER), the API through the VIP and haproxy, then the holder's machine stops and the VIP moves while the API keeps
+answering. Every fact is read from the real programs: `ip -o addr` on the hosts, curl through the VIP, the API
+server, etcd's member list."""
 
 from __future__ import annotations
 
@@ -15,7 +17,8 @@ import yaml
 
 import vip
 from hosts import in_ns
-from scenario import lab_cluster, once_its_etcd_member_started, wait_until
+from scenario import (etcd_member, join_killed_while_its_etcd_member_is_a_learner, lab_cluster, once_its_etcd_member,
+                      wait_until)
 
 pytestmark = pytest.mark.lab
 
@@ -24,17 +27,26 @@ CONTROL_PLANES = ("cp1", "cp2", "cp3")
 # keepalived's failover: a BACKUP takes over after master_down_interval = 3 × advert_int (1 s, the default) + skew
 # (keepalived.conf(5)); then it adds the VIP and sends gratuitous ARP. The rest is polling and the TLS handshake.
 FAILOVER_BOUND = 10
-HALFWAY = "cp3"  # the control plane whose first join dies halfway
+AS_LEARNER = "cp2"  # the control plane whose first join dies while its etcd member is a learner
+HALFWAY = "cp3"  # the control plane whose first join dies once its etcd member votes
 
 
 @pytest.fixture(scope="module")
 def ha():
     with lab_cluster("real-ha-haproxy-keepalived.yaml") as cluster:
         config = cluster.config()
-        # A lost session or an OOM kill in the middle of the join: kubeadm ends, the kubelet goes on.
-        watcher = once_its_etcd_member_started(
-            cluster, HALFWAY, lambda: cluster.lab.ssh(HALFWAY, "sudo pkill -KILL -x kubeadm", check=False))
+        # A lost session or an OOM kill in the middle of a join: kubeadm ends, the kubelet goes on. First cp2's,
+        # before kubeadm promoted its etcd member: that run ends there (the control planes join one at a time).
+        killer = join_killed_while_its_etcd_member_is_a_learner(cluster, AS_LEARNER)
+        cluster.as_learner = cluster.up(config)
+        cluster.learner = killer.result(timeout=60)
+        # Then cp3's, once its member votes: its own API server serves, so its kubelet's TLS bootstrap (to that API
+        # server: phases/join/kubelet.go@v1.36.4) finishes without kubeadm.
+        watcher = once_its_etcd_member(
+            cluster, HALFWAY, lambda: cluster.lab.ssh(HALFWAY, "sudo pkill -KILL -x kubeadm", check=False), voting=True)
         cluster.halfway = cluster.up(config)
+        failed = [s.name for s in cluster.halfway.commands if s.failed]
+        assert failed == [f"{HALFWAY}-join"], f"the run meant to stop at {HALFWAY}'s join: {cluster.halfway.error}"
         watcher.join()
         # The scenario is the kubelet's TLS bootstrap finishing after kubeadm died: the Node exists before the retry.
         wait_until(f"{HALFWAY}'s kubelet registering its Node after the dead join", lambda: cluster.lab.ssh(
@@ -51,10 +63,29 @@ def test_the_cluster_comes_up_with_every_node_in_its_role(ha):
     assert cluster.problems(config) == []
 
 
+def test_a_join_that_died_while_its_etcd_member_was_a_learner_fails_that_run_naming_the_node(ha):
+    cluster, _ = ha
+    assert cluster.learner.get("isLearner") is True, cluster.learner
+    error = cluster.as_learner.error
+    assert error is not None and f"{AS_LEARNER}-join" in error, error
+    assert [s.name for s in cluster.as_learner.commands if s.failed] == [f"{AS_LEARNER}-join"]
+
+
+def test_the_next_up_removes_that_learner_and_joins_the_node_as_a_voting_member(ha):
+    """kubeadm reset empties the learner's data but cannot remove it (no Node to read the member from: phases/reset/
+    removeetcdmember.go@v1.36.4), and the next join would start it again on the emptied directory: join.sh removes
+    it first, through cp1's member (kubeadm-retry.sh remove_own_etcd_member)."""
+    cluster, _ = ha
+    log = cluster.step_output(f"{AS_LEARNER}-join", "stderr")
+    assert "an earlier kubeadm join did not finish; resetting before trying again" in log, log
+    assert f"removed this node's etcd member {int(cluster.learner['ID'])}, left by the unfinished join" in log, log
+    member = etcd_member(cluster, AS_LEARNER)
+    assert member is not None and not member.get("isLearner") and member["ID"] != cluster.learner["ID"], member
+
+
 def test_a_join_that_died_halfway_fails_that_run_naming_the_node(ha):
     cluster, _ = ha
     assert cluster.halfway.error is not None and f"{HALFWAY}-join" in cluster.halfway.error, cluster.halfway.error
-    assert [s.name for s in cluster.halfway.commands if s.failed] == [f"{HALFWAY}-join"]
 
 
 def test_the_next_up_resets_it_keeping_the_endpoint_pods_and_joins_it_with_one_member(ha):

@@ -26,7 +26,7 @@ import vip
 from components.config import API_SERVER_PORT
 from hosts import CLIENT_NS, in_ns
 from pulumi_cli import Result
-from scenario import (add_user_everywhere, lab_cluster, once_its_etcd_member_started, replaced_or_deleted,
+from scenario import (add_user_everywhere, lab_cluster, once_its_etcd_member, replaced_or_deleted,
                       rerun_every_script, served_certificate, wait_until)
 from tests.recovery_page import DOCS_ID, bash_blocks, docs_section
 
@@ -304,7 +304,7 @@ def late(removed):
         yield None
         return
     # kubeadm reset cannot remove a member without a Node: the retry must.
-    watcher = once_its_etcd_member_started(cluster, LEAVING, lambda: machine_gone(cluster))
+    watcher = once_its_etcd_member(cluster, LEAVING, lambda: machine_gone(cluster), voting=False)
     interrupted = cluster.up(config)
     watcher.join()
     # The real API server keeps a token's success for TOKEN_CACHE_SECONDS of its monotonic clock, which the
