@@ -142,33 +142,6 @@ def test_remove_a_control_plane_leaves_etcd(ha):
     assert cluster.problems(shrunk) == []
 
 
-def test_one_minor_upgrade_rolls_in_kubeadm_order(ha):
-    cluster, config = ha
-    target = cluster.config(without=("w2", "cp3"), kubernetesVersion="1.37.1")
-    drained_before = len(cluster.lab.journal().get("drains", []))  # journal times follow the lab's moved clock
-    result = cluster.up(target)
-    assert result.error is None, result.error
-    assert cluster.problems(target) == []
-    journal = cluster.lab.journal()
-    assert journal["snapshots"][0]["version"] == "1.36.4"
-    upgrades = [(u["host"], u["command"]) for u in journal["upgrades"]]
-    assert upgrades[0] == ("cp1", "apply")
-    assert upgrades[1:2] == [("cp2", "node")]
-    assert [h for h, _ in upgrades[2:]] == ["w1"]
-    drains = [d["node"] for d in journal["drains"][drained_before:]]
-    assert drains.index("cp1") < drains.index("cp2") < drains.index("w1")
-    assert not any(m["unschedulable"] for m in cluster.members().values())
-    assert not any(m.get("annotations", {}).get("kubeadm-cluster.io/drained-for-upgrade")
-                   for m in cluster.members().values())
-    # Nothing is replaced: the exported kubeconfig is a token, which outlives the certificates the upgrade renews.
-    assert [s.name for s in result.commands if s.action in ("replace", "delete")] == []
-    assert not [name for name in result.ran() if name.endswith(("-prepare", "-join", "-init"))]
-    # The engine ran the first control plane's upgrade to its end before any other node's.
-    first = result.step("cp1-upgrade")
-    assert all(first.ended < s.started for s in result.commands
-               if s.name.endswith("-upgrade") and s.name != "cp1-upgrade" and s.action != "same")
-
-
 def test_destroy_resets_every_node(ha):
     cluster, config = ha
     result = cluster.destroy()

@@ -1,15 +1,16 @@
-"""The lab's real upgrades (issue 12): `real-upgrade.yaml` comes up at 1.36.3, then one `pulumi up` with
-kubernetesVersion 1.36.4 (a patch) and another with 1.37.2 (one minor: etcd 3.6.8 → 3.7.0 and pkgs.k8s.io's
-repository move too) run the program's upgrade chain (components/upgrade.py) with the real `kubeadm upgrade apply`
-on c1 and the real `kubeadm upgrade node` on the workers; the kubelet is the one stand-in (standins/kubelet.py, its
-version that of its package). Everything asserted comes from the real API server, the real etcd or the engine.
+"""The lab's real upgrades (issue 12): `real-upgrade.yaml` comes up at 1.36.3 (two stacked control planes, five
+workers), then one `pulumi up` with kubernetesVersion 1.36.4 (a patch) and another with 1.37.2 (one minor: etcd
+3.6.8 → 3.7.0 and pkgs.k8s.io's repository move too) run the program's upgrade chain (components/upgrade.py) with
+the real `kubeadm upgrade apply` on c1, then the real `kubeadm upgrade node` on c2 and on the workers; the kubelet
+is the one stand-in (standins/kubelet.py, its version that of its package). Everything asserted comes from the real
+API server, the real etcd or the engine.
 
 The five workers at upgrade.maxUnavailableWorkers "30%" (rounded up: 2) upgrade in three batches, 2, 2 and 1, each
-batch's workers at the same time and no batch before the previous one is uncordoned, all after the control plane
+batch's workers at the same time and no batch before the previous one is uncordoned, all after the control planes
 (issue 13). What each worker went through, from its drain starting to its uncordon ending, comes from the sequence
 numbers the engine gives its ResourcePre and ResOutputs events (`pulumi up --json`).
 
-The minor upgrade's run also adds a control plane (c2) and a worker (w6): a new node's upgrade step is new too and
+The minor upgrade's run also adds a control plane (c3) and a worker (w6): a new node's upgrade step is new too and
 does nothing, so they must join at 1.37.2, and only once the API server they reach runs it (see tests/lab/README.md)."""
 
 from __future__ import annotations
@@ -29,17 +30,27 @@ ETCD_IMAGE = {TARGET: "3.6.8-0", NEXT_MINOR: "3.7.0-0"}
 UPGRADED = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
 # Written before the minor upgrade; the etcd upgrade must keep it.
 KEPT = "kept-across-upgrades"
+CONTROL_PLANES = ["c1", "c2"]  # c1 runs `kubeadm upgrade apply`, c2 `kubeadm upgrade node`
 WORKERS = ["w1", "w2", "w3", "w4", "w5"]
-NODES = ["c1", *WORKERS]
-ADDED = ["c2", "w6"]  # joined in the minor upgrade's run
+NODES = [*CONTROL_PLANES, *WORKERS]
+ADDED = ["c3", "w6"]  # joined in the minor upgrade's run
 
 
-def mirror_pods(cluster) -> dict[str, dict]:
-    """The control plane's mirror pods on c1 by component: what `kubeadm upgrade` reads and waits on
+def mirror_pods(cluster) -> dict[str, dict[str, dict]]:
+    """Each control plane's mirror pods by component: what `kubeadm upgrade` reads and waits on
     (cmd/kubeadm/app/util/apiclient/wait.go@v1.36.4 getStaticPodSingleHash: kubernetes.io/config.hash)."""
-    return {pod["metadata"]["labels"]["component"]: pod
-            for pod in cluster.kubectl("get pods -n kube-system -l tier=control-plane")["items"]
-            if pod["spec"]["nodeName"] == "c1"}
+    pods: dict[str, dict[str, dict]] = {}
+    for pod in cluster.kubectl("get pods -n kube-system -l tier=control-plane")["items"]:
+        pods.setdefault(pod["spec"]["nodeName"], {})[pod["metadata"]["labels"]["component"]] = pod
+    return pods
+
+
+def image(pod: dict) -> str:
+    return pod["spec"]["containers"][0]["image"]
+
+
+def config_hash(pod: dict) -> str:
+    return pod["metadata"]["annotations"]["kubernetes.io/config.hash"]
 
 
 def condition(obj: dict, kind: str) -> str | None:
@@ -96,8 +107,10 @@ def minor(upgraded):
 def test_the_upgrade_runs_through_the_real_kubeadm(upgraded):
     cluster, target, result, _ = upgraded
     assert result.error is None, result.error
-    assert {"c1-upgrade", *(f"{w}-upgrade{step}" for w in WORKERS for step in ("-drain", "", "-uncordon"))} <= set(
-        result.ran("update"))
+    workers = {f"{w}-upgrade{step}" for w in WORKERS for step in ("-drain", "", "-uncordon")}
+    assert {"c1-upgrade", "c2-upgrade", *workers} <= set(result.ran("update"))
+    # An upgrade replaces nothing: no init, join or reset runs again.
+    assert [s.name for s in result.commands if s.action in ("replace", "delete")] == []
     assert cluster.problems(target) == []
     # The API server's own /version, and kubeadm's record of the cluster's version (upload-config of upgrade apply).
     assert cluster.kubectl("version")["serverVersion"]["gitVersion"] == f"v{TARGET}"
@@ -116,17 +129,29 @@ def test_the_etcd_snapshot_before_the_upgrade_is_taken_in_the_etcd_pod(upgraded)
 def test_every_upgraded_static_pod_runs_the_new_image_under_a_new_config_hash(upgraded):
     cluster, _, _, before = upgraded
     after = mirror_pods(cluster)
-    for component in UPGRADED:
-        old, new = before[component], after[component]
-        assert old["spec"]["containers"][0]["image"].endswith(f":v{SOURCE}"), component
-        assert new["spec"]["containers"][0]["image"].endswith(f":v{TARGET}"), component
-        assert (new["metadata"]["annotations"]["kubernetes.io/config.hash"]
-                != old["metadata"]["annotations"]["kubernetes.io/config.hash"]), component
-        assert new["status"]["phase"] == "Running" and condition(new, "Ready") == "True", component
-    # No etcd change between v1.36.3 and v1.36.4: kubeadm leaves its static pod alone.
-    assert after["etcd"]["spec"]["containers"][0]["image"] == before["etcd"]["spec"]["containers"][0]["image"]
-    assert (after["etcd"]["metadata"]["annotations"]["kubernetes.io/config.hash"]
-            == before["etcd"]["metadata"]["annotations"]["kubernetes.io/config.hash"])
+    for node in CONTROL_PLANES:
+        for component in UPGRADED:
+            old, new = before[node][component], after[node][component]
+            assert image(old).endswith(f":v{SOURCE}") and image(new).endswith(f":v{TARGET}"), (node, component)
+            assert config_hash(new) != config_hash(old), (node, component)
+            assert new["status"]["phase"] == "Running" and condition(new, "Ready") == "True", (node, component)
+        # No etcd change between v1.36.3 and v1.36.4: the same image on both.
+        assert image(after[node]["etcd"]) == image(before[node]["etcd"]), node
+    # kubeadm leaves the first member's static pod alone. The second's it writes again, as for a member that was
+    # never joined (CreateLocalEtcdStaticPodManifestFile with no members: `--initial-cluster` itself only, which a
+    # member with data ignores), so its manifest differs from the join's and etcd restarts there
+    # (phases/upgrade/staticpods.go@v1.36.4 performEtcdStaticPodUpgrade, upgradeComponent).
+    assert config_hash(after["c1"]["etcd"]) == config_hash(before["c1"]["etcd"])
+
+
+def test_the_second_control_plane_is_upgraded_by_the_real_kubeadm_upgrade_node(upgraded):
+    cluster = upgraded[0]
+    log = cluster.step_output("c2-upgrade", "stderr")
+    assert "kubeadm upgrade node" in log and "kubeadm upgrade apply" not in log, log
+    # cmd/kubeadm/app/cmd/phases/upgrade/node/controlplane.go@v1.36.4
+    assert "The control plane instance for this node was successfully upgraded!" in log, log
+    # Drained before its kubelet's upgrade, uncordoned after (upgrade-lib.sh: only a node it drained).
+    assert "node/c2 uncordoned" in log, log
 
 
 def test_every_kubelet_reports_the_new_version_ready_and_schedulable(upgraded):
@@ -151,34 +176,39 @@ def test_the_workers_of_a_batch_upgrade_at_the_same_time(upgraded):
         assert max(spans[w][0] for w in batch) < min(spans[w][1] for w in batch), {w: spans[w] for w in batch}
 
 
-def test_the_control_plane_upgrades_before_any_worker_is_drained(upgraded):
+def test_the_control_planes_upgrade_one_at_a_time_before_any_worker_is_drained(upgraded):
     result = upgraded[2]
-    control_plane = result.step("c1-upgrade")
-    assert control_plane.action == "update" and not control_plane.failed
-    assert result.step("upgrade-preflight").ended < control_plane.started
-    assert control_plane.ended < min(result.step(f"{w}-upgrade-drain").started for w in WORKERS)
+    first, second = result.step("c1-upgrade"), result.step("c2-upgrade")
+    assert first.action == second.action == "update" and not (first.failed or second.failed)
+    assert result.step("upgrade-preflight").ended < first.started
+    assert first.ended < second.started
+    assert second.ended < min(result.step(f"{w}-upgrade-drain").started for w in WORKERS)
 
 
 def test_the_minor_upgrade_runs_through_the_real_kubeadm(minor):
     cluster, target, result, _ = minor
     assert result.error is None, result.error
-    assert {"upgrade-preflight", "c1-upgrade", "w5-upgrade-drain", "w5-upgrade", "w5-upgrade-uncordon"} <= set(
-        result.ran("update"))
+    assert {"upgrade-preflight", "c1-upgrade", "c2-upgrade", "w5-upgrade-drain", "w5-upgrade",
+            "w5-upgrade-uncordon"} <= set(result.ran("update"))
     assert cluster.problems(target) == []
     assert cluster.kubectl("version")["serverVersion"]["gitVersion"] == f"v{NEXT_MINOR}"
     listing = cluster.lab.ssh("c1", "sudo ls /var/lib/etcd-snapshots").stdout.split()
     assert f"before-v{NEXT_MINOR}.db" in listing
 
 
-def test_the_minor_upgrade_moves_etcd_and_keeps_its_data(minor):
+def test_the_minor_upgrade_moves_etcd_on_both_control_planes_and_keeps_its_data(minor):
+    """c1's member by `upgrade apply`, c2's by `upgrade node`; then c3 joins at the new version: three members."""
     cluster, _, _, before = minor
     after = mirror_pods(cluster)
-    assert before["etcd"]["spec"]["containers"][0]["image"].endswith(f":{ETCD_IMAGE[TARGET]}")
-    assert after["etcd"]["spec"]["containers"][0]["image"].endswith(f":{ETCD_IMAGE[NEXT_MINOR]}")
-    # The running etcd's own answer.
-    assert cluster.etcdctl("c1", "endpoint status")[0]["Status"]["version"] == ETCD_IMAGE[NEXT_MINOR].split("-")[0]
-    for component in UPGRADED:
-        assert after[component]["spec"]["containers"][0]["image"].endswith(f":v{NEXT_MINOR}"), component
+    for node in CONTROL_PLANES:
+        assert image(before[node]["etcd"]).endswith(f":{ETCD_IMAGE[TARGET]}"), node
+        assert image(after[node]["etcd"]).endswith(f":{ETCD_IMAGE[NEXT_MINOR]}"), node
+        # The running member's own answer.
+        status = cluster.etcdctl(node, "endpoint status")[0]["Status"]
+        assert status["version"] == ETCD_IMAGE[NEXT_MINOR].split("-")[0], node
+        for component in UPGRADED:
+            assert image(after[node][component]).endswith(f":v{NEXT_MINOR}"), (node, component)
+    assert cluster.etcd_member_names("c1") == ["c1", "c2", "c3"]
     kept = cluster.kubectl(f"get configmap {KEPT}")
     assert kept["data"] == {"written-at": f"v{TARGET}"}
 
@@ -198,10 +228,10 @@ def test_the_minor_upgrade_moves_every_node_to_the_new_minors_package_repository
 
 
 def test_the_nodes_added_in_that_run_join_once_the_api_server_they_reach_runs_the_new_minor(minor):
-    """The worker joins after every control plane that was there is upgraded, the new control plane after those
-    before it: the engine's order of the steps."""
+    """The new control plane and the worker join after every control plane that was there is upgraded: the
+    engine's order of the steps."""
     result = minor[2]
-    upgraded = result.step("c1-upgrade")
+    upgraded = result.step("c2-upgrade")
     assert upgraded.action == "update" and not upgraded.failed
     for node in ADDED:
         assert result.step(f"{node}-join").started > upgraded.ended, node
@@ -217,11 +247,11 @@ def test_the_nodes_added_in_that_run_needed_no_upgrade(minor):
 
 
 def test_the_new_control_planes_certificates_are_deleted_with_the_tokens_once_the_joins_are_done(minor):
-    """A control plane joins, so the run uploads the certificates (the first upload since init); once its joins are
-    done the real API server holds neither the kubeadm-certs Secret nor a bootstrap token."""
+    """A control plane joins, so the run uploads the certificates again (the bring-up's upload, for c2, was deleted
+    once its joins were done); once this run's joins are done the real API server holds neither the kubeadm-certs
+    Secret nor a bootstrap token."""
     cluster, _, result, _ = minor
-    assert result.step("certificate-upload").action == "create"
-    assert {"join-material", "join-cleanup"} <= set(result.ran("replace"))
+    assert {"certificate-upload", "join-material", "join-cleanup"} <= set(result.ran("replace"))
     assert result.step("join-cleanup").started > max(result.step(f"{n}-join").ended for n in ADDED)
     secrets = cluster.kubectl("get secrets -n kube-system")["items"]
     assert [s["metadata"]["name"] for s in secrets

@@ -919,8 +919,6 @@ def kubeadm_certs(argv: list[str]) -> None:
             fail("error: [renew] no control-plane certificates on this node")
         STATE.mkdir(parents=True, exist_ok=True)
         (STATE / "certs-renewed").write_text(str(now()))
-        with journal() as j:
-            j.setdefault("renewals", []).append({"host": HOST, "time": now()})
         print("Done renewing certificates. You must restart the kube-apiserver, kube-controller-manager, "
               "kube-scheduler and etcd, so that they can use the new certificates.")
     else:
@@ -1009,7 +1007,6 @@ def kubeadm_upgrade(argv: list[str]) -> None:
             j["cluster"]["version"] = target
             node = next(n for n, v in j["nodes"].items() if v["host"] == HOST)
             j["nodes"][node]["controlPlane"] = target
-            j.setdefault("upgrades", []).append({"host": HOST, "command": "apply", "version": target, "time": now()})
             image_repository, stacked = j["cluster"]["imageRepository"], j["cluster"]["stackedEtcd"]
         write_control_plane_manifests(image_repository, target, stacked)
         print(f'[upgrade/successful] SUCCESS! Your cluster was upgraded to "v{target}". Enjoy!')
@@ -1024,7 +1021,6 @@ def kubeadm_upgrade(argv: list[str]) -> None:
             node = next(n for n, v in j["nodes"].items() if v["host"] == HOST)
             if j["nodes"][node]["role"] == "control-plane":
                 j["nodes"][node]["controlPlane"] = version
-            j.setdefault("upgrades", []).append({"host": HOST, "command": "node", "version": version, "time": now()})
             image_repository, stacked = j["cluster"]["imageRepository"], j["cluster"]["stackedEtcd"]
         if (MANIFESTS / "kube-apiserver.yaml").exists():
             write_control_plane_manifests(image_repository, version, stacked)
@@ -1717,8 +1713,7 @@ def kubectl(argv: list[str]) -> None:
                 if verb == "drain" and not (flags.get("ignore-daemonsets") and flags.get("force")):
                     fail("error: cannot delete DaemonSet-managed Pods (use --ignore-daemonsets)")
                 node["unschedulable"] = True
-                j.setdefault("drains", []).append({"node": name, "time": now()})
-                print(f"node/{name} cordoned" + ("\nnode/{name} drained" if verb == "drain" else ""))
+                print(f"node/{name} cordoned" + (f"\nnode/{name} drained" if verb == "drain" else ""))
             elif verb == "uncordon":
                 node["unschedulable"] = False
                 print(f"node/{name} uncordoned")
@@ -1799,7 +1794,6 @@ def etcdctl(j: dict[str, Any], argv: list[str]) -> None:
             fail("Error: etcdserver: member not found")
         print(f"Member {args[2]} removed from cluster")
     elif args[:2] == ["snapshot", "save"]:
-        j.setdefault("snapshots", []).append({"path": args[2], "version": j["cluster"]["version"], "time": now()})
         # etcdctl runs in the etcd pod, which sees of the machine only its hostPaths, the data directory
         # and the etcd certificates (cmd/kubeadm/app/phases/etcd/local.go@v1.36.4): a snapshot saved
         # anywhere else stays in the container.
