@@ -151,9 +151,13 @@ class LabCluster:
             f"--key=/etc/kubernetes/pki/etcd/healthcheck-client.key {command} -w json")
         return json.loads(self.lab.ssh(host, script).stdout)
 
+    def etcd_members(self, host: str) -> list[dict]:
+        """The real member list as HOST's member gives it (etcdctl's JSON: `isLearner` appears only when true, and a
+        member not started yet has no name)."""
+        return self.etcdctl(host, "member list")["members"]
+
     def etcd_member_names(self, host: str) -> list[str]:
-        """The real member list's names, as HOST's member gives it (etcdctl)."""
-        return sorted(m.get("name", "") for m in self.etcdctl(host, "member list")["members"])
+        return sorted(m.get("name", "") for m in self.etcd_members(host))
 
     def control_plane_processes_left(self, host: str, seconds: float = 30) -> str:
         """The control plane's processes still running on HOST (`pgrep -l`; names as the kernel's 15-character

@@ -54,10 +54,10 @@ def no_init_join_or_reset_since(cluster, mark: int) -> list[dict]:
 
 
 def etcd_member(cluster: LabCluster, name: str) -> dict | None:
-    """NAME's entry in the first control plane's real member list (etcdctl's JSON, where `isLearner` appears only
-    when true, and a member not started yet has no name), or None, also while cp1's own member does not answer."""
+    """NAME's entry in the first control plane's real member list, or None, also while cp1's own member does not
+    answer."""
     try:
-        members = cluster.etcdctl("cp1", "member list")["members"]
+        members = cluster.etcd_members("cp1")
     except (subprocess.CalledProcessError, ValueError):
         return None
     return next((m for m in members if m.get("name") == name), None)

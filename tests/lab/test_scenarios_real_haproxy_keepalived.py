@@ -78,7 +78,7 @@ def test_the_next_up_resets_it_and_joins_it_leaving_no_learner(ha):
     cluster, _ = ha
     log = cluster.step_output(f"{AS_LEARNER}-join", "stderr")
     assert "an earlier kubeadm join did not finish; resetting before trying again" in log, log
-    members = cluster.etcdctl("cp1", "member list")["members"]
+    members = cluster.etcd_members("cp1")
     assert sorted(m["name"] for m in members) == list(CONTROL_PLANES), members
     assert [m["name"] for m in members if m.get("isLearner")] == [], members
 

@@ -1713,6 +1713,7 @@ def kubectl(argv: list[str]) -> None:
                 if verb == "drain" and not (flags.get("ignore-daemonsets") and flags.get("force")):
                     fail("error: cannot delete DaemonSet-managed Pods (use --ignore-daemonsets)")
                 node["unschedulable"] = True
+                # The lines kubectl's printer writes (staging/src/k8s.io/kubectl/pkg/cmd/drain/drain.go@v1.36.4).
                 print(f"node/{name} cordoned" + (f"\nnode/{name} drained" if verb == "drain" else ""))
             elif verb == "uncordon":
                 node["unschedulable"] = False
