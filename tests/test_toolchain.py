@@ -52,6 +52,22 @@ def test_missing_go_is_one_clear_line(tmp_path):
     assert cache_entries(tmp_path) == []
 
 
+@pytest.mark.parametrize("callers, used", [(None, "400"), ("off", "off")])
+def test_go_runs_at_gogc_400_unless_the_caller_set_gogc(tmp_path, monkeypatch, callers, used):
+    monkeypatch.delenv("GOGC", raising=False)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "go").write_text('#!/bin/sh\necho "GOGC=${GOGC-unset}" >> "$GO_DOUBLE_CALLS"\nexit 1\n')
+    (bin_dir / "go").chmod(0o700)
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GO_DOUBLE_CALLS": str(tmp_path / "calls")}
+    if callers:
+        env["GOGC"] = callers
+    r = run(tmp_path, env)
+    assert r.returncode != 0  # the double answers nothing
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert calls and set(calls) == {f"GOGC={used}"}
+
+
 def test_unserved_cli_version_names_the_nearest_served_one(tmp_path):
     # v3.273.0 is not served by the Go module proxy (checked against the real proxy); v3.274.0 is.
     r = run(tmp_path, versions=VERSIONS.replace(f"PULUMI_CLI={CLI}", "PULUMI_CLI=v3.273.0"))
