@@ -5,23 +5,9 @@ both: `vip_nodename` from spec.nodeName, and `kubernetes` → 127.0.0.1 to reach
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
 from pathlib import Path
-
-import pytest
-
-STANDIN = Path(__file__).resolve().parent / "lab" / "standins" / "kubelet.py"
-
-
-@pytest.fixture
-def kubelet(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("kubelet_standin_under_test", STANDIN)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    monkeypatch.setattr(module, "STATE", tmp_path)
-    return module
 
 
 POD = {"metadata": {"name": "kube-vip", "namespace": "kube-system"},
@@ -31,25 +17,25 @@ CONTAINER = {"name": "kube-vip", "command": ["/kube-vip"], "args": ["manager"], 
     {"name": "address", "value": "198.18.0.100"}]}
 
 
-def container_spec(kubelet, tmp_path, pod) -> dict:
+def container_spec(kubelet_standin, tmp_path, pod) -> dict:
     (tmp_path / "image").mkdir(exist_ok=True)
-    _, argv, _ = kubelet.container_process(pod, CONTAINER, tmp_path / "image", "unix:///dev/null")
+    _, argv, _ = kubelet_standin.container_process(pod, CONTAINER, tmp_path / "image", "unix:///dev/null")
     return json.loads(argv[-1])
 
 
-def test_env_from_field_ref_spec_node_name_is_the_node(kubelet, tmp_path):
-    env = container_spec(kubelet, tmp_path, POD)["env"]
+def test_env_from_field_ref_spec_node_name_is_the_node(kubelet_standin, tmp_path):
+    env = container_spec(kubelet_standin, tmp_path, POD)["env"]
     assert (env["vip_nodename"], env["address"]) == (socket.gethostname(), "198.18.0.100")
 
 
-def test_a_host_network_pods_hosts_file_is_the_nodes_plus_its_host_aliases(kubelet, tmp_path):
-    mounts = {target: source for source, target, _ in container_spec(kubelet, tmp_path, POD)["mounts"]}
+def test_a_host_network_pods_hosts_file_is_the_nodes_plus_its_host_aliases(kubelet_standin, tmp_path):
+    mounts = {target: source for source, target, _ in container_spec(kubelet_standin, tmp_path, POD)["mounts"]}
     hosts = Path(mounts["/etc/hosts"]).read_text()
     assert hosts.startswith("# Kubernetes-managed hosts file (host network).\n" + Path("/etc/hosts").read_text())
     assert hosts.endswith("\n# Entries added by HostAliases.\n127.0.0.1\tkubernetes\n")
 
 
-def test_a_pod_without_host_aliases_gets_the_nodes_hosts_file(kubelet, tmp_path):
+def test_a_pod_without_host_aliases_gets_the_nodes_hosts_file(kubelet_standin, tmp_path):
     pod = {**POD, "spec": {"hostNetwork": True}}
-    mounts = {target: source for source, target, _ in container_spec(kubelet, tmp_path, pod)["mounts"]}
+    mounts = {target: source for source, target, _ in container_spec(kubelet_standin, tmp_path, pod)["mounts"]}
     assert mounts["/etc/hosts"] == "/etc/hosts"

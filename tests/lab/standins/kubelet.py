@@ -30,8 +30,10 @@ It talks to the API server over HTTPS with Python's standard library and the cli
 from __future__ import annotations
 
 import base64
+import calendar
 import contextlib
 import datetime
+import functools
 import hashlib
 import http.client
 import http.server
@@ -126,23 +128,29 @@ class ApiError(Exception):
 
 
 class Client:
-    """A client of a kubeconfig's current context: a client certificate (file or data) or a token."""
+    """A client of a kubeconfig's current context: a client certificate (file or data) or a token, trusting the
+    kubeconfig's CA only (client-go rest.TLSClientConfig: CAData/CAFile become the transport's only roots), over
+    one kept-alive connection as client-go's transport keeps its connections."""
 
     def __init__(self, kubeconfig: Path, cert_file: Path | None = None):
-        config = yaml.safe_load(kubeconfig.read_text())
+        # Every file it was made from, with its bytes: client_for makes a new client when one changes.
+        self.sources: dict[Path, bytes] = {kubeconfig: kubeconfig.read_bytes()}
+        config = yaml.safe_load(self.sources[kubeconfig])
         context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
         cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
         user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
         url = urllib.parse.urlsplit(cluster["server"])
         self.host, self.port = url.hostname, url.port or 443
         self.token = user.get("token")
-        self.context = ssl.create_default_context()
+        # Not ssl.create_default_context(): without cafile/cadata it loads the system's roots, which the kubelet does
+        # not trust for the API server, at 36 ms of CPU each time.
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         if "certificate-authority-data" in cluster:
             self.context.load_verify_locations(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
         else:
-            self.context.load_verify_locations(cafile=cluster["certificate-authority"])
+            self.context.load_verify_locations(cafile=self.read(Path(cluster["certificate-authority"])))
         if cert_file is not None:
-            self.context.load_cert_chain(cert_file)
+            self.context.load_cert_chain(self.read(cert_file))
         elif "client-certificate-data" in user:
             with tempfile.TemporaryDirectory() as scratch:
                 pem = Path(scratch) / "client.pem"
@@ -150,23 +158,62 @@ class Client:
                                 + base64.b64decode(user["client-key-data"]))
                 self.context.load_cert_chain(pem)
         elif "client-certificate" in user:
-            self.context.load_cert_chain(user["client-certificate"], user["client-key"])
+            self.context.load_cert_chain(self.read(Path(user["client-certificate"])), self.read(Path(user["client-key"])))
+        self.connection: http.client.HTTPSConnection | None = None
+        self.lock = threading.Lock()
+
+    def read(self, path: Path) -> Path:
+        self.sources[path] = path.read_bytes()
+        return path
+
+    def unchanged(self) -> bool:
+        try:
+            return all(path.read_bytes() == data for path, data in self.sources.items())
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        with self.lock:
+            if self.connection is not None:
+                self.connection.close()
+                self.connection = None
+
+    def exchange(self, method: str, path: str, body: str | None, headers: dict[str, str]) -> tuple[int, str]:
+        if self.connection is None:
+            self.connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=15)
+        try:
+            self.connection.request(method, path, body, headers)
+            response = self.connection.getresponse()
+            text = response.read().decode()
+        except BaseException:
+            self.connection.close()
+            self.connection = None
+            raise
+        if response.will_close:
+            self.connection.close()
+            self.connection = None
+        return response.status, text
 
     def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
-        connection = http.client.HTTPSConnection(self.host, self.port, context=self.context, timeout=15)
         headers = {"Accept": "application/json", "User-Agent": f"kubelet/v{VERSION} (linux/amd64) kubernetes/lab"}
         if body is not None:
             headers["Content-Type"] = content_type
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            connection.request(method, path, None if body is None else json.dumps(body), headers)
-            response = connection.getresponse()
-            text = response.read().decode()
-        finally:
-            connection.close()
-        if response.status >= 300:
-            raise ApiError(response.status, text)
+        payload = None if body is None else json.dumps(body)
+        with self.lock:
+            reused = self.connection is not None
+            try:
+                status, text = self.exchange(method, path, payload, headers)
+            except (ConnectionResetError, BrokenPipeError):  # http.client.RemoteDisconnected among them
+                # The server had closed the kept-alive connection (its idle timeout, a restarted API server): a GET
+                # once more on a new one, as Go's http.Transport retries a replayable request on a reused connection
+                # (net/http transport.go persistConn.shouldRetryRequest); anything else fails, the loops try again.
+                if not reused or method != "GET":
+                    raise
+                status, text = self.exchange(method, path, payload, headers)
+        if status >= 300:
+            raise ApiError(status, text)
         return json.loads(text) if text else None
 
     def get(self, path: str) -> Any | None:
@@ -178,6 +225,24 @@ class Client:
             raise
 
 
+CLIENTS: dict[tuple[Path, Path | None], Client] = {}
+CLIENTS_LOCK = threading.Lock()
+
+
+def client_for(kubeconfig: Path, cert_file: Path | None = None) -> Client:
+    """The client of KUBECONFIG (with CERT_FILE), made again only when a file it was made from has changed (a
+    rotated certificate, kubeadm's kubelet-finalize), when the kubelet's transport closes its connections too
+    (client-go transport/cert_rotation.go@v0.36.4): the loops ask every second, and a new TLS context and handshake
+    each time were most of the lab's CPU."""
+    with CLIENTS_LOCK:
+        client = CLIENTS.get((kubeconfig, cert_file))
+        if client is None or not client.unchanged():
+            if client is not None:
+                client.close()
+            client = CLIENTS[(kubeconfig, cert_file)] = Client(kubeconfig, cert_file)
+        return client
+
+
 # ---------------------------------------------------------------------------------------------
 # certificates (k8s.io/client-go@v0.36.4 util/certificate, pkg/kubelet/certificate)
 # ---------------------------------------------------------------------------------------------
@@ -186,21 +251,40 @@ def openssl(*args: str, stdin: bytes | None = None) -> bytes:
     return subprocess.run(["openssl", *args], input=stdin, capture_output=True, check=True).stdout
 
 
-def cert_valid(pem: bytes) -> bool:
-    """isClientConfigStillValid (pkg/kubelet/certificate/bootstrap/bootstrap.go@v1.36.4): not expired."""
+@functools.lru_cache(maxsize=32)
+def not_after(pem: bytes) -> float | None:
+    """The certificate's NotAfter in seconds since the epoch, None if openssl reads no certificate. Read once per
+    certificate: an openssl process costs 30 ms of CPU, and the loops check every second."""
     try:
-        return subprocess.run(["openssl", "x509", "-noout", "-checkend", "0"], input=pem,
-                              capture_output=True).returncode == 0
+        done = subprocess.run(["openssl", "x509", "-noout", "-enddate"], input=pem, capture_output=True)
     except OSError:
-        return False
+        return None
+    if done.returncode != 0:
+        return None
+    end = done.stdout.decode().strip().removeprefix("notAfter=")
+    return calendar.timegm(time.strptime(end, "%b %d %H:%M:%S %Y %Z"))
+
+
+def cert_valid(pem: bytes) -> bool:
+    """isClientConfigStillValid (pkg/kubelet/certificate/bootstrap/bootstrap.go@v1.36.4): not after its NotAfter,
+    by the clock of this moment."""
+    end = not_after(pem)
+    return end is not None and time.time() <= end
+
+
+@functools.lru_cache(maxsize=16)
+def kubeconfig_user(data: bytes) -> dict[str, Any]:
+    """The user of a kubeconfig's current context, parsed once per content (the loops read kubelet.conf every
+    second). Not to be changed: it is shared."""
+    config = yaml.safe_load(data)
+    context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
+    return next(u["user"] for u in config["users"] if u["name"] == context["user"])
 
 
 def kubeconfig_cert(path: Path) -> bytes | None:
     """The client certificate (PEM) a kubeconfig names, or None if it has none that can be read."""
     try:
-        config = yaml.safe_load(path.read_text())
-        context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
-        user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+        user = kubeconfig_user(path.read_bytes())
         if "client-certificate-data" in user:
             return base64.b64decode(user["client-certificate-data"])
         return Path(user["client-certificate"]).read_bytes()
@@ -493,6 +577,9 @@ class StaticPods:
         # manifest file -> {"pod", "hash", "containers": {name: {pid, start, restarts, started_at, next, backoff}}}
         self.pods: dict[str, dict[str, Any]] = json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
         self.probed: dict[tuple[str, str], bool] = {}
+        # manifest file -> (its text, the pod, its config hash): parsed again only when the text changes (YAML in
+        # Python takes 10 ms for kube-apiserver's manifest, and the files are read every second).
+        self.parsed: dict[str, tuple[str, dict[str, Any], str]] = {}
 
     def save(self) -> None:
         tmp = self.state_file.with_suffix(".tmp")
@@ -505,12 +592,17 @@ class StaticPods:
             if path.name.startswith(".") or not path.is_file():
                 continue
             try:
-                pod = yaml.safe_load(path.read_text())
+                text = path.read_text()
+                parsed = self.parsed.get(str(path))
+                if parsed is None or parsed[0] != text:
+                    pod = yaml.safe_load(text)
+                    if not isinstance(pod, dict) or pod.get("kind") != "Pod":
+                        continue
+                    parsed = self.parsed[str(path)] = (text, pod, config_hash(pod, self.node, path))
             except (OSError, yaml.YAMLError) as error:
                 log(f"static pod {path}: {error}")
                 continue
-            if isinstance(pod, dict) and pod.get("kind") == "Pod":
-                found[str(path)] = (pod, config_hash(pod, self.node, path))
+            found[str(path)] = parsed[1:]
         return found
 
     def sync(self) -> None:
@@ -665,20 +757,17 @@ class Kubelet:
         current = kubeconfig_cert(self.kubeconfig)
         if current is not None and cert_valid(current):
             if rotate and not self.client_store.valid():
-                config = yaml.safe_load(self.kubeconfig.read_text())
-                context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
-                user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+                user = kubeconfig_user(self.kubeconfig.read_bytes())
                 if "client-certificate-data" in user:
                     self.client_store.update(base64.b64decode(user["client-certificate-data"]),
                                              base64.b64decode(user["client-key-data"]))
                     self.rotation_due = True
-            return Client(self.kubeconfig, self.client_store.current if rotate and self.client_store.valid() else None)
+            return client_for(self.kubeconfig, self.client_store.current if rotate and self.client_store.valid() else None)
         if self.bootstrap is None or not self.bootstrap.exists():
             raise RuntimeError(f"unable to load bootstrap kubeconfig: {self.bootstrap} does not exist")
         self.write_kubeconfig()
-        bootstrap = Client(self.bootstrap)
-        self.rotate_client(bootstrap)
-        return Client(self.kubeconfig)
+        self.rotate_client(client_for(self.bootstrap))
+        return client_for(self.kubeconfig)
 
     def rotate_client(self, client: Client) -> None:
         """requestNodeCertificate (bootstrap.go@v1.36.4): a kubernetes.io/kube-apiserver-client-kubelet CSR with
@@ -1000,10 +1089,10 @@ class Kubelet:
         while True:
             try:
                 if serving and self.node_uid is not None:
-                    self.serving_certificate(Client(self.kubeconfig, self.client_store.current
-                                                    if self.client_store.valid() else None))
+                    self.serving_certificate(client_for(self.kubeconfig, self.client_store.current
+                                                        if self.client_store.valid() else None))
                 elif not serving and self.rotation_due:
-                    self.rotate_client(Client(self.kubeconfig, self.client_store.current))
+                    self.rotate_client(client_for(self.kubeconfig, self.client_store.current))
                     self.rotation_due = False
             except (OSError, ApiError, RuntimeError, subprocess.CalledProcessError, KeyError, ValueError) as error:
                 log(f"certificate manager: {error!r}")
