@@ -121,8 +121,8 @@ def test_a_get_goes_again_on_a_new_connection_when_the_server_closed_the_kept_al
 
 
 def test_a_post_on_a_connection_the_server_closed_fails_and_is_not_sent_twice(kubelet_standin, pki, server, tmp_path):
-    """A request that is not replayable is not sent again (net/http transport.go persistConn.shouldRetryRequest):
-    the kubelet's loops try again a second later, on a new connection."""
+    """A request that is not replayable is not sent again (net/http/transport.go@go1.26.8
+    persistConn.shouldRetryRequest): the kubelet's loops try again a second later, on a new connection."""
     client = kubelet_standin.Client(kubeconfig(tmp_path / "kubelet.conf", pki, server.server_port))
     server.drop_next = True
     client.request("GET", "/api/v1/pods")

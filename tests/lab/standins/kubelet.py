@@ -129,16 +129,13 @@ class ApiError(Exception):
 
 class Client:
     """A client of a kubeconfig's current context: a client certificate (file or data) or a token, trusting the
-    kubeconfig's CA only (client-go rest.TLSClientConfig: CAData/CAFile become the transport's only roots), over
-    one kept-alive connection as client-go's transport keeps its connections."""
+    kubeconfig's CA only (client-go transport/transport.go@v0.36.4 rootCertPool: the CA data become the only roots),
+    over one kept-alive connection as client-go's transport keeps its connections."""
 
     def __init__(self, kubeconfig: Path, cert_file: Path | None = None):
         # Every file it was made from, with its bytes: client_for makes a new client when one changes.
         self.sources: dict[Path, bytes] = {kubeconfig: kubeconfig.read_bytes()}
-        config = yaml.safe_load(self.sources[kubeconfig])
-        context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
-        cluster = next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"])
-        user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+        cluster, user = kubeconfig_context(self.sources[kubeconfig])
         url = urllib.parse.urlsplit(cluster["server"])
         self.host, self.port = url.hostname, url.port or 443
         self.token = user.get("token")
@@ -208,7 +205,8 @@ class Client:
             except (ConnectionResetError, BrokenPipeError):  # http.client.RemoteDisconnected among them
                 # The server had closed the kept-alive connection (its idle timeout, a restarted API server): a GET
                 # once more on a new one, as Go's http.Transport retries a replayable request on a reused connection
-                # (net/http transport.go persistConn.shouldRetryRequest); anything else fails, the loops try again.
+                # (net/http/transport.go@go1.26.8 persistConn.shouldRetryRequest); anything else fails, the loops
+                # try again.
                 if not reused or method != "GET":
                     raise
                 status, text = self.exchange(method, path, payload, headers)
@@ -273,18 +271,19 @@ def cert_valid(pem: bytes) -> bool:
 
 
 @functools.lru_cache(maxsize=16)
-def kubeconfig_user(data: bytes) -> dict[str, Any]:
-    """The user of a kubeconfig's current context, parsed once per content (the loops read kubelet.conf every
-    second). Not to be changed: it is shared."""
+def kubeconfig_context(data: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cluster and the user of a kubeconfig's current context, parsed once per content (the loops read
+    kubelet.conf every second). Shared: copied before a change."""
     config = yaml.safe_load(data)
     context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
-    return next(u["user"] for u in config["users"] if u["name"] == context["user"])
+    return (next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"]),
+            next(u["user"] for u in config["users"] if u["name"] == context["user"]))
 
 
 def kubeconfig_cert(path: Path) -> bytes | None:
     """The client certificate (PEM) a kubeconfig names, or None if it has none that can be read."""
     try:
-        user = kubeconfig_user(path.read_bytes())
+        _, user = kubeconfig_context(path.read_bytes())
         if "client-certificate-data" in user:
             return base64.b64decode(user["client-certificate-data"])
         return Path(user["client-certificate"]).read_bytes()
@@ -757,7 +756,7 @@ class Kubelet:
         current = kubeconfig_cert(self.kubeconfig)
         if current is not None and cert_valid(current):
             if rotate and not self.client_store.valid():
-                user = kubeconfig_user(self.kubeconfig.read_bytes())
+                _, user = kubeconfig_context(self.kubeconfig.read_bytes())
                 if "client-certificate-data" in user:
                     self.client_store.update(base64.b64decode(user["client-certificate-data"]),
                                              base64.b64decode(user["client-key-data"]))
@@ -787,9 +786,7 @@ class Kubelet:
     def write_kubeconfig(self) -> None:
         """writeKubeconfigFromBootstrapping (bootstrap.go@v1.36.4): the bootstrap server and CA, the store's
         current pair as client certificate and key."""
-        config = yaml.safe_load(self.bootstrap.read_text())
-        context = next(c["context"] for c in config["contexts"] if c["name"] == config["current-context"])
-        cluster = dict(next(c["cluster"] for c in config["clusters"] if c["name"] == context["cluster"]))
+        cluster = dict(kubeconfig_context(self.bootstrap.read_bytes())[0])
         if "certificate-authority" in cluster:
             cluster["certificate-authority-data"] = base64.b64encode(
                 Path(cluster.pop("certificate-authority")).read_bytes()).decode()
