@@ -15,6 +15,7 @@ lab, whatever addresses a config uses.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -33,12 +34,14 @@ import yaml
 
 LAB_DIR = Path(__file__).resolve().parent
 CACHE = LAB_DIR / ".cache"
-WORK = LAB_DIR / ".work"
 ROOTFS = CACHE / "rootfs-bookworm"
 STANDIN = LAB_DIR / "standins" / "standin.py"
 KUBELET_STANDIN = LAB_DIR / "standins" / "kubelet.py"
 UNITS = LAB_DIR / "standins" / "units"
-PREFIX = "kclab"
+# One lab stream per pytest-xdist worker (.ci/run runs two side by side): each has its own namespaces, work directory
+# and registry blobs. Addresses belong to a stream's own namespaces, so both use the configs' addresses.
+PREFIX = f"kclab{os.environ.get('PYTEST_XDIST_WORKER', '').removeprefix('gw')}"
+WORK = LAB_DIR / f".work-{PREFIX}"
 SWITCH_NS = f"{PREFIX}-sw"
 CLIENT_NS = f"{PREFIX}-client"
 CLIENT_ADDRESS = "198.19.255.2"
@@ -89,9 +92,17 @@ def ensure_rootfs() -> Path:
     """A Debian bookworm debootstrap, made once and cached; offline (no apt sources) and with a sudo user."""
     if (ROOTFS / ".complete").exists():
         return ROOTFS
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / "rootfs.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another stream's build is waited for, not repeated (or broken)
+        if not (ROOTFS / ".complete").exists():
+            _debootstrap()
+    return ROOTFS
+
+
+def _debootstrap() -> None:
     building = CACHE / "rootfs-building"
     shutil.rmtree(building, ignore_errors=True)
-    CACHE.mkdir(parents=True, exist_ok=True)
     run("debootstrap", "--variant=minbase", f"--include={PACKAGES}", "bookworm", str(building),
         "http://deb.debian.org/debian")
     (building / "etc/apt/sources.list").unlink(missing_ok=True)
@@ -113,7 +124,6 @@ def ensure_rootfs() -> Path:
     (building / ".complete").touch()
     shutil.rmtree(ROOTFS, ignore_errors=True)
     building.rename(ROOTFS)
-    return ROOTFS
 
 
 def _deb(out_dir: Path, name: str, version: str, files: dict[str, str | Path], depends: str = "") -> None:
@@ -569,21 +579,25 @@ class Lab:
         if self.registry:
             self.registry.stop()
             self.registry = None
-        # Processes of an earlier run (another process's lab) are found by namespace.
-        namespaces = [ns.split()[0] for ns in run("ip", "netns", "list").stdout.splitlines()
-                      if ns.startswith(f"{PREFIX}-")]
-        for ns in namespaces:
-            for pid in run("ip", "netns", "pids", ns, check=False).stdout.split():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(pid), signal.SIGKILL)
-        time.sleep(0.2)
-        for mount in reversed(run("findmnt", "-rn", "-o", "TARGET").stdout.splitlines()):
-            if mount.startswith(str(self.work)):
-                run("umount", "-l", mount, check=False)
-        for ns in namespaces:
-            run("ip", "netns", "del", ns, check=False)
-        shutil.rmtree(self.work, ignore_errors=True)
+        remove_stream(PREFIX, self.work)
         self.hosts.clear()
+
+
+def remove_stream(prefix: str, work: Path) -> None:
+    """The namespaces of the lab stream PREFIX with every process in them (also an earlier run's, another
+    process's lab), the mounts under WORK, and WORK."""
+    namespaces = [ns.split()[0] for ns in run("ip", "netns", "list").stdout.splitlines() if ns.startswith(f"{prefix}-")]
+    for ns in namespaces:
+        for pid in run("ip", "netns", "pids", ns, check=False).stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    time.sleep(0.2)
+    for mount in reversed(run("findmnt", "-rn", "-o", "TARGET").stdout.splitlines()):
+        if mount.startswith(f"{work}/"):
+            run("umount", "-l", mount, check=False)
+    for ns in namespaces:
+        run("ip", "netns", "del", ns, check=False)
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
@@ -594,7 +608,9 @@ def main(argv: list[str]) -> int:
         print(path)
         return 0
     if argv[:1] == ["down"]:
-        Lab({"nodes": []}).down()
+        # Every stream's lab (a pytest-xdist worker's PREFIX is kclabN), found by its work directory.
+        for work in LAB_DIR.glob(".work-kclab*"):
+            remove_stream(work.name.removeprefix(".work-"), work)
         return 0
     print(__doc__, file=sys.stderr)
     return 2

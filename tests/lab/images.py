@@ -68,6 +68,8 @@ from tests.upstream_tools import go_tool
 
 LAB_DIR = Path(__file__).resolve().parent
 IMAGE_CACHE = LAB_DIR / ".cache" / "images"
+# Kept across labs, so that a blob is pushed once. The registries of two lab streams share it: crane writes a blob to a
+# temporary file beside it and renames it into place (pkg/registry/blobs_disk.go@v0.22.1 Put).
 BLOB_CACHE = LAB_DIR / ".cache" / "registry-blobs"
 CRANE_MODULE = "github.com/google/go-containerregistry"
 CRANE_VERSION = "v0.22.1"
@@ -337,7 +339,11 @@ def build_image(image: str) -> Path:
             _crane(crane, "pull", "--format", "oci", ref, str(Path(work) / "layout"))
         finally:
             registry.close()
-        (Path(work) / "layout").rename(layout)
+        try:
+            (Path(work) / "layout").rename(layout)
+        except OSError:  # another lab stream built it meanwhile: the same content, by the cache key
+            if not layout.exists():
+                raise
     return layout
 
 

@@ -97,7 +97,7 @@ RUN = Path(__file__).resolve().parent / "run"
 
 def lab_namespaces() -> list[str]:
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return [line.split()[0] for line in listed.splitlines() if line.startswith(PREFIX)]
+    return [line.split()[0] for line in listed.splitlines() if line.startswith(f"{PREFIX}-")]
 
 
 def test_run_previews_add_ons_brings_up_without_them_and_keeps_the_state(tmp_path):

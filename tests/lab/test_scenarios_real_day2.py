@@ -15,7 +15,7 @@ import pytest
 import clock
 from scenario import lab_cluster, served_certificate, wait_until
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.moves_clock]
 
 # The kubelet stand-in reports pods bound to its node Running without running them (standins/kubelet.py), so the
 # image is only a name here.

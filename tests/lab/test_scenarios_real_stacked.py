@@ -30,7 +30,7 @@ from scenario import (add_user_everywhere, lab_cluster, once_its_etcd_member, re
                       rerun_every_script, served_certificate, wait_until)
 from tests.recovery_page import DOCS_ID, bash_blocks, docs_section
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.moves_clock]
 
 CONTROL_PLANES = ["cp1", "cp2", "cp3"]
 LEAVING = "cp3"  # not the first: the program refuses to remove the control plane that ran kubeadm init
