@@ -14,7 +14,7 @@ sys.path.insert(0, str(HERE))
 from hosts import lab_available  # noqa: E402
 
 
-# The lab's modules, the longest first (measured: the README's Test section): .ci/run's two streams take them in this
+# The lab's modules, the longest first (by .ci/run's --durations, 2026-11): .ci/run's two streams take them in this
 # order, a module each at a time (pytest-xdist --dist loadfile --no-loadscope-reorder), so that neither stream ends
 # long after the other with one long module left. A module not listed runs after these, in collection order.
 LONGEST_FIRST = (
