@@ -19,6 +19,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -608,9 +609,12 @@ def main(argv: list[str]) -> int:
         print(path)
         return 0
     if argv[:1] == ["down"]:
-        # Every stream's lab (a pytest-xdist worker's PREFIX is kclabN), found by its work directory.
-        for work in LAB_DIR.glob(".work-kclab*"):
-            remove_stream(work.name.removeprefix(".work-"), work)
+        # Every stream's lab (a pytest-xdist worker's PREFIX is kclabN), found by its work directory or namespaces.
+        namespaces = run("ip", "netns", "list").stdout.split()
+        prefixes = {work.name.removeprefix(".work-") for work in LAB_DIR.glob(".work-kclab*")}
+        prefixes |= {ns.split("-", 1)[0] for ns in namespaces if re.match(r"kclab\d*-", ns)}
+        for prefix in prefixes:
+            remove_stream(prefix, LAB_DIR / f".work-{prefix}")
         return 0
     print(__doc__, file=sys.stderr)
     return 2
