@@ -39,8 +39,8 @@ ROOTFS = CACHE / "rootfs-bookworm"
 STANDIN = LAB_DIR / "standins" / "standin.py"
 KUBELET_STANDIN = LAB_DIR / "standins" / "kubelet.py"
 UNITS = LAB_DIR / "standins" / "units"
-# One lab stream per pytest-xdist worker (.ci/run runs two side by side): each has its own namespaces, work directory
-# and registry blobs. Addresses belong to a stream's own namespaces, so both use the configs' addresses.
+# One lab stream per pytest-xdist worker (.ci/run runs two side by side): each has its own namespaces and work
+# directory. Addresses belong to a stream's own namespaces, so both use the configs' addresses.
 PREFIX = f"kclab{os.environ.get('PYTEST_XDIST_WORKER', '').removeprefix('gw')}"
 WORK = LAB_DIR / f".work-{PREFIX}"
 SWITCH_NS = f"{PREFIX}-sw"
