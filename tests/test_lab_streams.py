@@ -47,11 +47,13 @@ def test_the_clock_moves_only_with_permission_and_no_other_stream_beside():
     assert beside["ALLOWED"] == "False" and "moves_clock" in beside["WHY_NOT"]
 
 
+def marked_moves_clock(module: Path) -> bool:
+    return re.search(r"^pytestmark = .*pytest\.mark\.moves_clock", module.read_text(), re.M) is not None
+
+
 def test_every_module_that_moves_the_clock_is_marked_and_ci_runs_those_alone_after_the_streams():
     for module in LAB.glob("test_*.py"):
-        text = module.read_text()
-        marked = re.search(r"^pytestmark = .*pytest\.mark\.moves_clock", text, re.M) is not None
-        assert marked == ("clock.moved_forward(" in text), module.name
+        assert marked_moves_clock(module) == ("clock.moved_forward(" in module.read_text()), module.name
     tiers = [line for line in (ROOT / ".ci/run").read_text().replace("\\\n", " ").splitlines()
              if line.strip().startswith("tier ")]
     streams, alone = [t for t in tiers if "moves_clock" in t]
@@ -60,15 +62,13 @@ def test_every_module_that_moves_the_clock_is_marked_and_ci_runs_those_alone_aft
 
 
 def test_every_lab_module_has_its_place_in_the_order_the_streams_take_them():
-    sys.path.insert(0, str(LAB))
     from tests.lab.conftest import LONGEST_FIRST
-    modules = {m.name for m in LAB.glob("test_*.py") if "pytest.mark.moves_clock" not in m.read_text()}
+    modules = {m.name for m in LAB.glob("test_*.py") if not marked_moves_clock(m)}
     assert sorted(LONGEST_FIRST) == sorted(modules)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (root)")
 def test_removing_a_stream_leaves_the_mounts_of_a_stream_whose_name_it_begins(tmp_path):
-    sys.path.insert(0, str(LAB))
     from tests.lab.hosts import remove_stream
     mine, other = tmp_path / ".work-kclabtest", tmp_path / ".work-kclabtest0"
     for work in (mine, other):

@@ -584,10 +584,15 @@ class Lab:
         self.hosts.clear()
 
 
+def stream_namespaces(prefix: str) -> list[str]:
+    """The network namespaces of the lab stream PREFIX (PREFIX-NAME)."""
+    return [ns.split()[0] for ns in run("ip", "netns", "list").stdout.splitlines() if ns.startswith(f"{prefix}-")]
+
+
 def remove_stream(prefix: str, work: Path) -> None:
     """The namespaces of the lab stream PREFIX with every process in them (also an earlier run's, another
     process's lab), the mounts under WORK, and WORK."""
-    namespaces = [ns.split()[0] for ns in run("ip", "netns", "list").stdout.splitlines() if ns.startswith(f"{prefix}-")]
+    namespaces = stream_namespaces(prefix)
     for ns in namespaces:
         for pid in run("ip", "netns", "pids", ns, check=False).stdout.split():
             with contextlib.suppress(ProcessLookupError):

@@ -18,7 +18,7 @@ import yaml
 
 from cluster import LabCluster
 from conftest import CONFIGS
-from hosts import CLIENT_NS, PREFIX
+from hosts import CLIENT_NS, PREFIX, stream_namespaces
 from pulumi_cli import REPO, Result, Stack
 from scenario import calls, journal_mark, lab_cluster, no_init_join_or_reset_since, replaced_or_deleted
 
@@ -95,11 +95,6 @@ def test_single_control_plane_on_cri_o_gets_a_bastion_then_upgrades_a_minor():
 RUN = Path(__file__).resolve().parent / "run"
 
 
-def lab_namespaces() -> list[str]:
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return [line.split()[0] for line in listed.splitlines() if line.startswith(f"{PREFIX}-")]
-
-
 def test_run_previews_add_ons_brings_up_without_them_and_keeps_the_state(tmp_path):
     state = tmp_path / "state"
     result = subprocess.run([str(RUN), "--state", str(state), str(CONFIGS / "external-lb-mixed.yaml")],
@@ -108,7 +103,7 @@ def test_run_previews_add_ons_brings_up_without_them_and_keeps_the_state(tmp_pat
     summary = result.stdout.splitlines()[-1]
     assert summary.startswith("lab: OK: 4/4 nodes as configured at v1.35.9")
     assert "brought up without them: cni.type none, ingress.controller none, no helmReleases" in summary
-    assert lab_namespaces() == []
+    assert stream_namespaces(PREFIX) == []
     # The kept backend opens with the kept passphrase: its state names every node's commands.
     stack = Stack("external-lb-mixed", state, passphrase=(state / "passphrase").read_text().strip())
     names = {r["urn"].rsplit("::", 1)[1] for r in stack.export()["deployment"]["resources"]}
@@ -129,7 +124,7 @@ def test_run_fails_when_a_machine_is_down_and_still_cleans_up(monkeypatch, capsy
     assert out.splitlines()[-1].startswith("lab: FAILED: 4/5 nodes")  # the others joined; w2 did not
     # The first step that reaches w2 is the scan that records its host key (SSH trust on first use).
     assert "pulumi up failed: w2-host-key-scan" in err and "w2: not in the cluster" in err
-    assert lab_namespaces() == []
+    assert stream_namespaces(PREFIX) == []
 
 
 def test_run_gives_hosts_the_interface_the_config_names(tmp_path):
