@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -103,3 +105,35 @@ def test_an_image_another_stream_built_meanwhile_is_taken_as_built(tmp_path, mon
     monkeypatch.setattr(images, "_crane", crane)
     assert images.build_image(image) == layout
     assert (layout / "index.json").read_text() == "theirs"
+
+
+def test_a_port_refused_for_a_test_stays_refused_whoever_else_binds_ports_meanwhile():
+    from tests.lab.test_command_provider import refused_port
+    with refused_port() as port:
+        for attempt in range(2):  # the second after another bind attempt
+            with socket.socket() as client:
+                assert client.connect_ex(("127.0.0.1", port)) == errno.ECONNREFUSED
+            with socket.socket() as other, pytest.raises(OSError) as taken:
+                other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                other.bind(("127.0.0.1", port))
+            assert taken.value.errno == errno.EADDRINUSE
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/sshd").exists() or os.geteuid() != 0, reason="needs root and OpenSSH's sshd")
+def test_a_private_sshd_whose_port_was_taken_meanwhile_listens_on_another(tmp_path, monkeypatch):
+    from tests.lab import test_command_provider
+    with socket.socket() as other_stream:
+        other_stream.bind(("127.0.0.1", 0))
+        other_stream.listen()
+        taken = other_stream.getsockname()[1]
+        found_free = iter([taken])
+        free_port = test_command_provider.free_port
+        monkeypatch.setattr(test_command_provider, "free_port", lambda: next(found_free, None) or free_port())
+        sshd = test_command_provider.Sshd(tmp_path)
+        try:
+            assert sshd.port != taken and sshd.process.poll() is None
+            scan = subprocess.run(["ssh-keyscan", "-p", str(sshd.port), "-t", "ed25519", "127.0.0.1"],
+                                  capture_output=True, text=True, timeout=30).stdout
+            assert sshd.host_key in scan  # our sshd answers there
+        finally:
+            sshd.stop()

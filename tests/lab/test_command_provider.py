@@ -5,6 +5,7 @@ own events. No lab namespaces: these run wherever sshd and the toolchain are."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 import grpc
 import pytest
@@ -170,30 +172,54 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs: bound but not listening, so a
+    connection gets a reset, and no other process (the other lab stream's, say) can take it meanwhile, as it could
+    take a port found free and let go."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
+
+
 class Sshd:
     def __init__(self, tmp: Path, host_key_type: str = "ed25519"):
         self.tmp = tmp
-        self.port = free_port()
         subprocess.run(["ssh-keygen", "-q", "-t", host_key_type, "-N", "", "-f", str(tmp / "host")], check=True)
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp / "user")], check=True)
         shutil.copy(tmp / "user.pub", tmp / "authorized_keys")
         self.key = (tmp / "user").read_text()
         self.host_key = " ".join((tmp / "host.pub").read_text().split()[:2])
+        Path("/run/sshd").mkdir(exist_ok=True)
+        # A port found free can be taken before sshd binds it (by the other lab stream's processes, say): sshd then
+        # exits, and another port is tried. Listening is known from sshd's own log line, not from a connection,
+        # which whoever took the port would accept too.
+        for _ in range(5):
+            self.port = free_port()
+            if self.start():
+                return
+        raise RuntimeError((tmp / "sshd.log").read_text())
+
+    def start(self) -> bool:
+        """Whether sshd listens on self.port (else it has exited)."""
+        tmp = self.tmp
         # Debian's AcceptEnv, the rest what a private server on a high port needs.
         (tmp / "sshd_config").write_text(
             f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {tmp / 'host'}\nPidFile {tmp / 'sshd.pid'}\n"
             f"AuthorizedKeysFile {tmp / 'authorized_keys'}\nStrictModes no\nUsePAM no\n"
             "PermitRootLogin prohibit-password\nPasswordAuthentication no\nAcceptEnv LANG LC_*\n")
-        Path("/run/sshd").mkdir(exist_ok=True)
         with (tmp / "sshd.log").open("w") as log:
             self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")],
                                             stdout=subprocess.DEVNULL, stderr=log)
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
+        listening = f"Server listening on 127.0.0.1 port {self.port}."  # sshd.c server_listen, at LogLevel INFO
+        for _ in range(200):
+            if listening in (tmp / "sshd.log").read_text():
+                return True
+            if self.process.poll() is not None:
+                return False
             time.sleep(0.05)
-        raise RuntimeError((tmp / "sshd.log").read_text())
+        self.stop()
+        return False
 
     def connection(self, **extra) -> dict:
         return {"host": "127.0.0.1", "port": self.port, "user": os.environ.get("USER", "root"),
@@ -290,9 +316,8 @@ def test_pinned_host_key_is_checked(sshd):
 
 @needs_sshd
 def test_dial_retries_up_to_the_limit_then_names_the_endpoint(sshd):
-    port = free_port()
-    started = time.monotonic()
-    with pytest.raises(cp.CommandError) as caught:
+    with refused_port() as port, pytest.raises(cp.CommandError) as caught:
+        started = time.monotonic()
         run(sshd, "true", connection={"port": port, "dialErrorLimit": 2})
     assert str(caught.value) == f"after 2 failed attempts: dial tcp 127.0.0.1:{port}: connect: connection refused"
     assert time.monotonic() - started >= 0.25  # 100 ms + 150 ms between the three dials
@@ -306,8 +331,8 @@ def test_a_proxy_connection_goes_through_the_bastion(sshd):
 
 @needs_sshd
 def test_a_bastion_that_is_down_fails_prefixed_proxy(sshd):
-    port = free_port()
-    with pytest.raises(cp.CommandError, match=rf"^proxy: after 0 failed attempts: dial tcp 127.0.0.1:{port}: "):
+    with refused_port() as port, \
+            pytest.raises(cp.CommandError, match=rf"^proxy: after 0 failed attempts: dial tcp 127.0.0.1:{port}: "):
         run(sshd, "true", connection={"proxy": {**sshd.connection(port=port), "dialErrorLimit": 0}})
 
 
@@ -327,26 +352,29 @@ def test_update_runs_update_else_create(plugin, sshd):
 
 @needs_sshd
 def test_delete_without_a_delete_command_connects_nowhere(plugin, sshd):
-    state = {**grpc_state(sshd, create="echo c", connection={"port": free_port(), "dialErrorLimit": 0}),
-             "stdout": "", "stderr": ""}
-    plugin.Delete(provider_pb2.DeleteRequest(urn=URN, id="node1", properties=cp.to_struct(state)))
-    with pytest.raises(grpc.RpcError, match="connection refused"):
-        plugin.Delete(provider_pb2.DeleteRequest(urn=URN, id="node1",
-                                                 properties=cp.to_struct({**state, "delete": "echo d"})))
+    with refused_port() as port:
+        state = {**grpc_state(sshd, create="echo c", connection={"port": port, "dialErrorLimit": 0}),
+                 "stdout": "", "stderr": ""}
+        plugin.Delete(provider_pb2.DeleteRequest(urn=URN, id="node1", properties=cp.to_struct(state)))
+        with pytest.raises(grpc.RpcError, match="connection refused"):
+            plugin.Delete(provider_pb2.DeleteRequest(urn=URN, id="node1",
+                                                     properties=cp.to_struct({**state, "delete": "echo d"})))
 
 
 def test_cancel_ends_the_dial_retries():
     process = subprocess.Popen([str(PLUGIN)], stdout=subprocess.PIPE, text=True)
     try:
-        stub = provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f"127.0.0.1:{int(process.stdout.readline())}"))
-        inputs = cp.check({"create": "true", "connection": {"host": "127.0.0.1", "port": free_port(),
-                                                              "privateKey": "k", "dialErrorLimit": -1}})[0]
-        call = stub.Create.future(provider_pb2.CreateRequest(urn=URN, properties=cp.to_struct(inputs)))
-        time.sleep(1)
-        assert not call.done()  # -1: unlimited retries
-        stub.Cancel(empty_pb2.Empty())
-        with pytest.raises(grpc.RpcError, match="context canceled"):
-            call.result(timeout=10)
+        plugin_port = int(process.stdout.readline())
+        with refused_port() as port:
+            stub = provider_pb2_grpc.ResourceProviderStub(grpc.insecure_channel(f"127.0.0.1:{plugin_port}"))
+            inputs = cp.check({"create": "true", "connection": {"host": "127.0.0.1", "port": port,
+                                                                  "privateKey": "k", "dialErrorLimit": -1}})[0]
+            call = stub.Create.future(provider_pb2.CreateRequest(urn=URN, properties=cp.to_struct(inputs)))
+            time.sleep(1)
+            assert not call.done()  # -1: unlimited retries
+            stub.Cancel(empty_pb2.Empty())
+            with pytest.raises(grpc.RpcError, match="context canceled"):
+                call.result(timeout=10)
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -466,12 +494,12 @@ def test_engine_runs_up_replace_with_delete_first_and_destroy_over_ssh(tmp_path,
 
 
 def test_engine_reports_a_host_that_is_down_by_its_address(tmp_path, engine_env):
-    port = free_port()
-    connection = {"host": "127.0.0.1", "port": port, "privateKey": "k", "dialErrorLimit": 1}
-    s = stack(tmp_path, engine_env, command_program(connection, ["v1"]))
-    events = Events()
-    with pytest.raises(Exception):
-        s.up(on_event=events)
+    with refused_port() as port:
+        connection = {"host": "127.0.0.1", "port": port, "privateKey": "k", "dialErrorLimit": 1}
+        s = stack(tmp_path, engine_env, command_program(connection, ["v1"]))
+        events = Events()
+        with pytest.raises(Exception):
+            s.up(on_event=events)
     errors = [e.diagnostic_event.message for e in events.all
               if e.diagnostic_event and e.diagnostic_event.severity == "error"]
     assert any(f"after 1 failed attempts: dial tcp 127.0.0.1:{port}: connect: connection refused" in m
