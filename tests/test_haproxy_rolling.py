@@ -60,8 +60,9 @@ kubelet() {
     seen=$(manifest_time)
     sleep 3
     kill "$(cat "$T/haproxy.pid")"; wait "$(cat "$T/haproxy.pid")" 2>/dev/null || true
-    haproxy_up
+    # Before the new one starts: the script may see it answer before haproxy_up has seen it listen.
     event restarted
+    haproxy_up
   done
 }
 PASS=AUTHPASS
