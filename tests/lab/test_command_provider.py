@@ -211,7 +211,7 @@ class Sshd:
         with (tmp / "sshd.log").open("w") as log:
             self.process = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(tmp / "sshd_config")],
                                             stdout=subprocess.DEVNULL, stderr=log)
-        listening = f"Server listening on 127.0.0.1 port {self.port}."  # sshd.c server_listen, at LogLevel INFO
+        listening = f"Server listening on 127.0.0.1 port {self.port}."  # sshd.c listen_on_addrs, logit (INFO)
         for _ in range(200):
             if listening in (tmp / "sshd.log").read_text():
                 return True
