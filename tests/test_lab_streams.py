@@ -110,7 +110,7 @@ def test_an_image_another_stream_built_meanwhile_is_taken_as_built(tmp_path, mon
 def test_a_port_refused_for_a_test_stays_refused_whoever_else_binds_ports_meanwhile():
     from tests.lab.test_command_provider import refused_port
     with refused_port() as port:
-        for attempt in range(2):  # the second after another bind attempt
+        for _ in range(2):  # the second after another bind attempt
             with socket.socket() as client:
                 assert client.connect_ex(("127.0.0.1", port)) == errno.ECONNREFUSED
             with socket.socket() as other, pytest.raises(OSError) as taken:

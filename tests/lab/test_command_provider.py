@@ -166,12 +166,6 @@ def test_lab_env_puts_the_stand_in_first_and_allows_ambient_plugins():
 
 # ---- a private sshd --------------------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def refused_port() -> Iterator[int]:
     """A loopback port that refuses connections for as long as the block runs: bound but not listening, so a
@@ -180,6 +174,12 @@ def refused_port() -> Iterator[int]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         yield s.getsockname()[1]
+
+
+def free_port() -> int:
+    """A loopback port free a moment ago (for a server of our own to bind: Sshd checks that it did)."""
+    with refused_port() as port:
+        return port
 
 
 class Sshd:
